@@ -1,0 +1,183 @@
+"""The one vectorised interface every gdmpo environment implements.
+
+A :class:`NetworkedVecEnv` runs ``B`` independent copies of a networked MDP with ``n`` agents on a
+fixed communication graph and steps them together:
+
+- ``reset(seed=None) -> obs`` with ``obs: [B, n, obs_dim]``;
+- ``step(actions) -> (obs, reward, terminated, truncated, info)`` with ``reward: [B, n]`` (per
+  agent) and ``terminated``/``truncated``: ``[B]``. Finished copies reset automatically: the
+  returned ``obs`` is already the first observation of the next episode, and ``info`` carries what
+  the finished episode ended with (see :meth:`NetworkedVecEnv.step`).
+
+Subclasses implement three hooks, :meth:`_reset_envs`, :meth:`_step` and (optionally)
+:meth:`close`; action checking, episode bookkeeping and auto-reset live here once.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch_geometric.data import Data
+
+Info = dict[str, torch.Tensor]
+StepResult = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, Info]
+
+
+class ActionError(ValueError):
+    """Actions passed to ``step`` do not match the environment's action space."""
+
+
+class NetworkedVecEnv(ABC):
+    """``B`` copies of an ``n``-agent networked environment, stepped as one batch of tensors.
+
+    Attributes:
+        num_envs: B, the number of copies.
+        num_agents: n, the number of agents of each copy.
+        graph: the communication graph (``Data`` with ``edge_index``, ``num_nodes = n``).
+        observation_space: gymnasium space of ONE agent's observation, shape ``(obs_dim,)``.
+        action_space: gymnasium space of ONE agent's action.
+        max_episode_steps: time limit after which an episode is truncated.
+    """
+
+    num_envs: int
+    num_agents: int
+    graph: Data
+    observation_space: gym.spaces.Box
+    action_space: gym.spaces.Space
+    max_episode_steps: int
+
+    def __init__(self, num_envs: int, seed: int | None, device: str | torch.device = "cpu") -> None:
+        if not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+        self.num_envs = num_envs
+        self.device = torch.device(device)
+        self._generator = torch.Generator(device=self.device)
+        self._generator.manual_seed(_fresh_seed() if seed is None else int(seed))
+        self._episode_return: torch.Tensor | None = None
+        self._episode_length: torch.Tensor | None = None
+        self._needs_reset = True
+
+    # ------------------------------------------------------------------ hooks for subclasses
+    @abstractmethod
+    def _reset_envs(self, mask: torch.Tensor) -> torch.Tensor:
+        """Start new episodes in the copies where ``mask: [B]`` is True; return ``obs: [B, n, d]``.
+
+        Copies where ``mask`` is False keep their state; their rows of the returned observation are
+        their current observation. Draw randomness from ``self._generator`` only.
+        """
+
+    @abstractmethod
+    def _step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Advance every copy by one step with validated ``actions``.
+
+        Returns ``(obs [B, n, d], reward [B, n], terminated [B], truncated [B])`` of the step, before
+        any auto-reset.
+        """
+
+    def close(self) -> None:
+        """Release external resources (simulator processes). Safe to call twice."""
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def obs_dim(self) -> int:
+        return int(self.observation_space.shape[0])
+
+    def reset(self, seed: int | None = None) -> torch.Tensor:
+        """Start a new episode in every copy; ``seed`` re-seeds the environment's generator."""
+        if seed is not None:
+            self._generator.manual_seed(int(seed))
+        all_envs = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
+        obs = self._reset_envs(all_envs)
+        self._episode_return = None  # created on the first step, in the rewards' dtype
+        self._episode_length = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
+        self._needs_reset = False
+        return obs
+
+    def step(self, actions: torch.Tensor | np.ndarray) -> StepResult:
+        """Apply ``actions`` and return ``(obs, reward, terminated, truncated, info)``.
+
+        ``info`` holds, for every copy (rows of unfinished copies are filled but meaningless where
+        noted):
+
+        - ``done [B]``: ``terminated | truncated``;
+        - ``final_obs [B, n, d]``: the observation the step reached, before any auto-reset;
+        - ``episode_return [B]``: team return (sum over agents and time) of finished copies, NaN elsewhere;
+        - ``episode_agent_return [B, n]``: per-agent return of finished copies, NaN elsewhere;
+        - ``episode_length [B]``: steps taken in the current (or just finished) episode.
+        """
+        if self._needs_reset:
+            raise RuntimeError(f"{type(self).__name__}.step() called before reset()")
+        actions = self.check_actions(actions)
+        obs, reward, terminated, truncated = self._step(actions)
+        if self._episode_return is None:
+            self._episode_return = torch.zeros_like(reward)
+        self._episode_return += reward
+        self._episode_length += 1
+        done = terminated | truncated
+        nan = torch.full_like(self._episode_return, float("nan"))
+        agent_return = torch.where(done[:, None], self._episode_return, nan)
+        info: Info = {
+            "done": done,
+            "final_obs": obs,
+            "episode_return": agent_return.sum(dim=1),
+            "episode_agent_return": agent_return,
+            "episode_length": self._episode_length.clone(),
+        }
+        if bool(done.any()):
+            obs = self._reset_envs(done)
+            self._episode_return[done] = 0.0
+            self._episode_length[done] = 0
+        return obs, reward, terminated, truncated, info
+
+    def check_actions(self, actions: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Return ``actions`` as a tensor on the env's device, or raise :class:`ActionError`.
+
+        Discrete spaces expect integers of shape ``[B, n]`` within ``[0, action_space.n)``; Box
+        spaces expect floats of shape ``[B, n, *action_space.shape]`` without NaN (``[B, n]`` is
+        accepted for one-dimensional actions).
+        """
+        actions = torch.as_tensor(actions, device=self.device)
+        batch = (self.num_envs, self.num_agents)
+        space = self.action_space
+        if isinstance(space, gym.spaces.Discrete):
+            if actions.dtype.is_floating_point or actions.dtype == torch.bool or actions.is_complex():
+                raise ActionError(f"expected integer actions (phase/option indices), got dtype {actions.dtype}")
+            if tuple(actions.shape) != batch:
+                raise ActionError(f"expected actions of shape [num_envs, num_agents] = {list(batch)}, "
+                                  f"got {list(actions.shape)}")
+            low, high = int(actions.min()), int(actions.max())
+            if low < 0 or high >= space.n:
+                raise ActionError(f"discrete actions must lie in [0, {space.n - 1}], got values in [{low}, {high}]")
+            return actions.long()
+        if isinstance(space, gym.spaces.Box):
+            expected = batch + tuple(space.shape)
+            if space.shape == (1,) and tuple(actions.shape) == batch:
+                actions = actions.unsqueeze(-1)
+            if not actions.dtype.is_floating_point:
+                raise ActionError(f"expected floating-point continuous actions, got dtype {actions.dtype}")
+            if tuple(actions.shape) != expected:
+                raise ActionError(f"expected actions of shape {list(expected)} "
+                                  f"([num_envs, num_agents, *action_shape]), got {list(actions.shape)}")
+            if bool(torch.isnan(actions).any()):
+                raise ActionError("actions contain NaN")
+            return actions
+        raise TypeError(f"unsupported action space {space!r}")
+
+    def __enter__(self) -> "NetworkedVecEnv":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(num_envs={self.num_envs}, num_agents={self.num_agents}, "
+                f"obs_dim={self.obs_dim}, action_space={self.action_space})")
+
+
+def _fresh_seed() -> int:
+    return int.from_bytes(os.urandom(4), "little")
