@@ -1,8 +1,10 @@
 """gdmpo: decentralized model-based multi-agent RL (DMPO) and its baselines on networked systems."""
 
-from gdmpo import graph
-from gdmpo.envs import make
-
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "graph", "make"]
+from gdmpo import graph  # noqa: E402 - the version is set first for modules that record it
+from gdmpo.envs import make
+from gdmpo.evaluation import evaluate_checkpoint as evaluate
+from gdmpo.trainer import Trainer, train
+
+__all__ = ["Trainer", "__version__", "evaluate", "graph", "make", "train"]

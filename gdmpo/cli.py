@@ -10,9 +10,10 @@ from typing import Any, Sequence
 import yaml
 
 import gdmpo
+from gdmpo import config as cfg
 from gdmpo.envs import registry
 from gdmpo.envs.controllers import reference_policy
-from gdmpo.evaluate import run_episodes
+from gdmpo.evaluation import evaluate_checkpoint, run_episodes
 
 
 def parse_assignments(pairs: Sequence[str], what: str = "--set") -> dict[str, Any]:
@@ -47,6 +48,53 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from gdmpo.trainer import Trainer, default_run_dir
+
+    if args.resume:
+        if args.config or args.set or args.seed is not None or args.out:
+            raise SystemExit("gdmpo: --resume continues a run as it was configured; drop CONFIG, --set, --seed, --out")
+        trainer = Trainer.resume(args.resume)
+    else:
+        overrides = parse_assignments(args.set)
+        if args.seed is not None:
+            overrides["seed"] = args.seed
+        if args.config:
+            config = cfg.load(args.config, overrides)
+        else:  # the embedded default: DPPO on CACC Catch-up
+            config = cfg.from_dict(cfg.apply_overrides({}, overrides), "--set")
+        trainer = Trainer(config, args.out or default_run_dir(config))
+    print(f"run directory: {trainer.run_dir}", flush=True)
+    try:
+        summary = trainer.train(args.steps, progress=not args.no_progress)
+    finally:
+        trainer.close()
+    print(f"done: {summary['env_steps']} env steps in {summary['wall_s']:.1f} s, "
+          f"last return {summary['last_return']:.1f}, best {summary['best_return']:.1f}; "
+          f"metrics in {trainer.run_dir / 'metrics.csv'}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    summary = evaluate_checkpoint(args.checkpoint, episodes=args.episodes, seed=args.seed,
+                                  deterministic=args.deterministic, env_id=args.env,
+                                  env_options=parse_assignments(args.option, "--option"))
+    if args.json:
+        summary.pop("agent_returns")
+        print(json.dumps(summary))
+    else:
+        print(f"{summary['env']}: team return {summary['mean_return']:.1f} ± {summary['std_return']:.1f} "
+              f"over {summary['episodes']} episode(s){' (deterministic)' if args.deterministic else ''}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from gdmpo.plot import plot_runs
+
+    print(f"wrote {plot_runs(args.run_dirs, args.output, args.title)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gdmpo", description=__doc__)
     parser.add_argument("--version", action="version", version=f"gdmpo {gdmpo.__version__}")
@@ -54,6 +102,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     envs = commands.add_parser("envs", help="list the registered environment ids")
     envs.set_defaults(func=cmd_envs)
+
+    train = commands.add_parser("train", help="train from a YAML config (default: DPPO on CACC Catch-up)")
+    train.add_argument("config", nargs="?", help="configs/<env>/<algo>.yaml; omitted: the embedded default")
+    train.add_argument("--steps", type=int, help="total real environment steps (overrides the config)")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--out", help="run directory (default: runs/<env>/<algo>-s<seed>-<time>)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config key, e.g. --set ppo.lr_policy=1e-3 (repeatable)")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its checkpoints/last.pt")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(func=cmd_train)
+
+    evaluate = commands.add_parser("eval", help="team return of a trained checkpoint")
+    evaluate.add_argument("checkpoint")
+    evaluate.add_argument("--episodes", type=int, default=10)
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--deterministic", action="store_true", help="take the most likely action")
+    evaluate.add_argument("--env", help="evaluate on another registered environment")
+    evaluate.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                          help="environment option override (repeatable)")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.set_defaults(func=cmd_eval)
+
+    plot = commands.add_parser("plot", help="return vs env steps of runs (mean and spread across seeds)")
+    plot.add_argument("run_dirs", nargs="+")
+    plot.add_argument("-o", "--output", required=True, help="PNG file to write")
+    plot.add_argument("--title")
+    plot.set_defaults(func=cmd_plot)
 
     rollout = commands.add_parser("rollout", help="play a reference policy (random, constant:K) and print returns")
     rollout.add_argument("env_id", nargs="?", default="cacc-catchup")
@@ -72,7 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (KeyError, ValueError, TypeError, FileNotFoundError) as err:
+    except KeyboardInterrupt:
+        print("gdmpo: interrupted", file=sys.stderr)
+        return 130
+    except (KeyError, ValueError, TypeError, FileNotFoundError, FileExistsError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"gdmpo: error: {message}", file=sys.stderr)
         return 2

@@ -120,6 +120,25 @@ def test_collision_penalty_until_episode_end():
     assert not env.collided.any()  # the new episode starts clean
 
 
+def test_terminate_on_collision_charges_the_same_return():
+    env = make(2, train_shaping=False, terminate_on_collision=True)
+    headway = full((2, 8), 20.0)
+    headway[0, 2] = 1.5
+    speed = full((2, 8), 15.0)
+    speed[0, 2] = 25.0
+    set_state(env, headway, speed)
+    zeros = torch.zeros(2, 8, dtype=torch.long)
+    env.step(zeros)  # step 1: no collision yet in copy 1; copy 0 collides at step 1
+    env.reset()
+    set_state(env, headway, speed)
+    env.t[:] = 10  # collide at the 11th step: 590 steps left, this one included
+    _, reward, terminated, truncated, info = env.step(zeros)
+    assert terminated.tolist() == [True, False] and not truncated.any()
+    assert torch.equal(reward[0], torch.full((8,), -1000.0 * 590, dtype=torch.float64))
+    assert env.t[0] == 0 and not env.collided[0]  # auto-reset
+    assert env.t[1] == 11
+
+
 def test_episode_is_600_steps_truncated_not_terminated():
     env = make(3)
     actions = torch.zeros(3, 8, dtype=torch.long)

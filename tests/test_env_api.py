@@ -1,35 +1,10 @@
 """The shared vector API: continuous-action checks and auto-reset bookkeeping on a tiny env."""
 
-import gymnasium as gym
-import numpy as np
 import pytest
 import torch
+from toy_envs import Drift
 
-from gdmpo.envs import ActionError, NetworkedVecEnv
-from gdmpo.graph import ring
-
-
-class Drift(NetworkedVecEnv):
-    """Each agent's state moves by its action; episodes last ``horizon`` steps; reward = state."""
-
-    def __init__(self, num_envs=2, seed=0, horizon=3):
-        super().__init__(num_envs, seed)
-        self.num_agents, self.max_episode_steps, self.graph = 3, horizon, ring(3)
-        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (1,))
-        self.action_space = gym.spaces.Box(-1.0, 1.0, (1,))
-        self.state = torch.zeros(num_envs, 3, 1)
-        self.t = torch.zeros(num_envs, dtype=torch.long)
-
-    def _reset_envs(self, mask):
-        self.state[mask] = torch.rand(int(mask.sum()), 3, 1, generator=self._generator)
-        self.t[mask] = 0
-        return self.state.clone()
-
-    def _step(self, actions):
-        self.state = self.state + actions
-        self.t += 1
-        truncated = self.t >= self.max_episode_steps
-        return self.state.clone(), self.state[..., 0].clone(), torch.zeros_like(truncated), truncated
+from gdmpo.envs import ActionError
 
 
 def test_box_actions_checked():

@@ -16,6 +16,12 @@ shaping ``−5 min(h' − 10, 0)²``. Once any headway falls below ``h_min`` the
 from that step to the end of the episode every agent's reward is ``−collision_penalty`` (the
 dynamics keep running; there is no terminal state, only the 600-step time limit, which truncates).
 
+With ``terminate_on_collision=True`` the collision step instead terminates the episode and charges
+each agent the whole remaining penalty at once, ``−collision_penalty × (steps left, this one
+included)``: every episode's return is exactly the same as under the rule above, but a learner sees
+the failure as the terminal state it is. (Without it, the collided platoon is an absorbing state the
+5-number observation cannot reveal, which misleads any critic.) Training configs turn it on.
+
 Choices the spec leaves open, written down here: the reward is computed on the post-step state and
 the applied acceleration; the observation's acceleration feature is the acceleration applied at the
 previous step (0 at reset); in Slow-down the leader starts at the platoon's initial speed and
@@ -78,6 +84,8 @@ class CACCEnv(NetworkedVecEnv):
         start: ``"random"`` (the benchmark's) or ``"nominal"`` (Catch-up: vehicle 1 at headway
             exactly 2 h*; Slow-down: initial speed exactly 2 v*).
         train_shaping: add the training-only small-headway penalty (switch off for evaluation).
+        terminate_on_collision: end the episode at a collision, charging the remaining penalty at once
+            (same episode return; see the module docstring).
         device, dtype: where and in which precision the state lives.
         **params: overrides of :class:`CACCParams` fields (``num_vehicles=16`` for transfer, ...).
     """
@@ -89,6 +97,7 @@ class CACCEnv(NetworkedVecEnv):
         scenario: Scenario = "catchup",
         start: Start = "random",
         train_shaping: bool = True,
+        terminate_on_collision: bool = False,
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
         **params: float | int,
@@ -104,6 +113,7 @@ class CACCEnv(NetworkedVecEnv):
             raise TypeError(f"unknown CACC parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         self.params = replace(CACCParams(), **params)
         self.scenario, self.start, self.train_shaping, self.dtype = scenario, start, train_shaping, dtype
+        self.terminate_on_collision = terminate_on_collision
         p = self.params
         self.num_agents = p.num_vehicles
         self.max_episode_steps = p.episode_steps
@@ -192,9 +202,13 @@ class CACCEnv(NetworkedVecEnv):
         if self.train_shaping:
             reward = reward - p.shaping_weight * (h_next - p.shaping_headway).clamp(max=0.0) ** 2
         self.collided |= (h_next < p.h_min).any(dim=1)
-        reward = torch.where(self.collided[:, None], torch.full_like(reward, -p.collision_penalty), reward)
+        penalty = torch.full_like(reward, -p.collision_penalty)
+        if self.terminate_on_collision:
+            steps_left = (p.episode_steps - self.t).to(reward.dtype)  # this step included
+            penalty = penalty * steps_left[:, None]
+        reward = torch.where(self.collided[:, None], penalty, reward)
 
         self.headway, self.speed, self.accel, self.t = h_next, v_next, accel, t_next
-        truncated = t_next >= p.episode_steps
-        terminated = torch.zeros_like(truncated)
+        terminated = self.collided.clone() if self.terminate_on_collision else torch.zeros_like(self.collided)
+        truncated = (t_next >= p.episode_steps) & ~terminated
         return self.observe(), reward, terminated, truncated

@@ -1,0 +1,217 @@
+"""Decentralized PPO with extended advantages: the policy step of DPPO, CPPO and DMPO.
+
+Reads top to bottom like the paper (sections IV-B): per-agent GAE with the critic V_i, the
+extended advantage Ã_i = Σ_{j ∈ N_i^κ} A_j (eq. 9, up to the 1/n scale that normalisation removes),
+then the PPO clipped surrogate (eq. 10 with the ratio π/π_old) and the value regression (eq. 8).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from gdmpo.algos.buffers import Rollout
+from gdmpo.config import PPOConfig
+from gdmpo.graph import batch_edge_index, khop_adjacency
+from gdmpo.nn import GraphPolicy
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor, dones: torch.Tensor,
+        gamma: float, lam: float) -> torch.Tensor:
+    """Generalised advantage estimation per agent, vectorised over copies and agents.
+
+    ``δ_t = r_t + γ V'(t) − V(s_t)`` with ``V'(t) = next_values[t]`` (which already holds 0 after
+    termination and the bootstrap value after truncation); ``A_t = δ_t + γλ (1 − done_t) A_{t+1}``.
+
+    Shapes: ``rewards, values, next_values: [T, B, n]``, ``dones: [T, B]`` → ``[T, B, n]``.
+    """
+    deltas = rewards + gamma * next_values - values
+    carry = (gamma * lam) * (~dones).to(values.dtype).unsqueeze(-1)
+    advantages = torch.zeros_like(values)
+    running = torch.zeros_like(values[0])
+    for t in range(rewards.size(0) - 1, -1, -1):
+        running = deltas[t] + carry[t] * running
+        advantages[t] = running
+    return advantages
+
+
+def extended_advantage(advantages: torch.Tensor, reach: torch.Tensor | None) -> torch.Tensor:
+    """Ã_i = Σ_{j ∈ N_i^κ} A_j for every agent at once, as one sparse product.
+
+    Args:
+        advantages: ``[..., n]`` per-agent advantages.
+        reach: sparse ``[n, n]`` 0/1 κ-hop matrix with self loops (``gdmpo.graph.khop_adjacency``),
+            or None to sum over all agents (the team advantage of a centralised critic).
+    """
+    n = advantages.size(-1)
+    flat = advantages.reshape(-1, n)
+    if reach is None:
+        summed = flat.sum(-1, keepdim=True).expand(-1, n)
+    else:
+        summed = torch.sparse.mm(reach, flat.t()).t()
+    return summed.reshape(advantages.shape)
+
+
+class RunningMeanStd(nn.Module):
+    """Running mean and variance of a scalar stream (parallel-variance merge), kept in buffers."""
+
+    def __init__(self, epsilon: float = 1e-4) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(()))
+        self.register_buffer("var", torch.ones(()))
+        self.register_buffer("count", torch.tensor(epsilon))
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> None:
+        batch_mean, batch_var, batch_count = x.mean(), x.var(unbiased=False), x.numel()
+        delta = batch_mean - self.mean
+        total = self.count + batch_count
+        self.mean += delta * batch_count / total
+        self.var.copy_((self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total) / total)
+        self.count.copy_(total)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / (self.var.sqrt() + 1e-8)
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        return x * (self.var.sqrt() + 1e-8) + self.mean
+
+
+@dataclass
+class UpdateStats:
+    policy_loss: float
+    value_loss: float
+    entropy: float
+    approx_kl: float
+    clip_fraction: float
+    policy_epochs: int
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(self.__dict__)
+
+
+class PPO(nn.Module):
+    """Policy, critic, their optimisers and the PPO update, for one communication graph.
+
+    Args:
+        policy: the shared policy network.
+        critic: ``GraphCritic`` (DPPO/DMPO) or ``CentralCritic`` (CPPO).
+        config: PPO knobs.
+        edge_index, num_agents: the communication graph of one copy.
+        advantage_hops: radius of the extended advantage; None sums over all agents.
+        action_mask: optional ``[n, num_actions]`` bool mask of each agent's allowed actions.
+    """
+
+    def __init__(self, policy: GraphPolicy, critic: nn.Module, config: PPOConfig, edge_index: torch.Tensor,
+                 num_agents: int, advantage_hops: int | None, action_mask: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.policy, self.critic, self.config = policy, critic, config
+        self.num_agents = num_agents
+        self.register_buffer("edge_index", edge_index)
+        self.reach = None if advantage_hops is None else khop_adjacency(edge_index, num_agents, advantage_hops)
+        self.action_mask = action_mask
+        self.value_norm = RunningMeanStd()
+        self.policy_optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr_policy)
+        self.value_optimizer = torch.optim.Adam(critic.parameters(), lr=config.lr_value)
+        self._graph_cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    # ------------------------------------------------------------------ batched graph plumbing
+    def graph_of(self, num_copies: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(edge_index, batch)`` of ``num_copies`` copies of the graph (cached per size)."""
+        if num_copies not in self._graph_cache:
+            if len(self._graph_cache) > 16:
+                self._graph_cache.clear()
+            edge_index = batch_edge_index(self.edge_index, self.num_agents, num_copies)
+            batch = torch.arange(num_copies, device=edge_index.device).repeat_interleave(self.num_agents)
+            self._graph_cache[num_copies] = (edge_index, batch)
+        return self._graph_cache[num_copies]
+
+    def _mask(self, num_copies: int) -> torch.Tensor | None:
+        return None if self.action_mask is None else self.action_mask.repeat(num_copies, 1)
+
+    # ------------------------------------------------------------------ acting
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """``obs: [B, n, d]`` → ``(actions [B, n, ...] as sampled, log_probs [B, n])``."""
+        b, n = obs.shape[:2]
+        edge_index, _ = self.graph_of(b)
+        actions, logp = self.policy.act(obs.reshape(b * n, -1), edge_index, deterministic, self._mask(b))
+        return actions.reshape(b, n, *actions.shape[1:]), logp.reshape(b, n)
+
+    @torch.no_grad()
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        """``obs: [B, n, d]`` → ``V_i [B, n]`` in learning units (denormalised)."""
+        b, n = obs.shape[:2]
+        edge_index, batch = self.graph_of(b)
+        raw = self.critic(obs.reshape(b * n, -1), edge_index, batch).reshape(b, n)
+        return self.value_norm.denormalize(raw) if self.config.value_norm else raw
+
+    # ------------------------------------------------------------------ learning
+    def advantages(self, rollout: Rollout) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(extended advantages, returns)``, both ``[T, B, n]``; returns = A_i + V_i (eq. 7)."""
+        cfg = self.config
+        rewards = rollout.rewards * cfg.reward_scale
+        adv = gae(rewards, rollout.values, rollout.next_values, rollout.dones, cfg.gamma, cfg.gae_lambda)
+        return extended_advantage(adv, self.reach), adv + rollout.values
+
+    def update(self, rollout: Rollout, generator: torch.Generator | None = None) -> UpdateStats:
+        """Clipped-surrogate policy steps (with KL early stop) and value regression on ``rollout``."""
+        cfg = self.config
+        ext_adv, returns = self.advantages(rollout)
+        if cfg.value_norm:
+            self.value_norm.update(returns)
+            returns = self.value_norm.normalize(returns)
+        if cfg.normalize_advantage:
+            ext_adv = (ext_adv - ext_adv.mean()) / (ext_adv.std() + 1e-8)
+        data = rollout.flat()
+        ext_adv, returns = ext_adv.flatten(0, 1), returns.flatten(0, 1)
+        samples = data.obs.size(0)
+        minibatch = max(1, samples // max(1, cfg.minibatches))
+        n = self.num_agents
+        sums = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "approx_kl": 0.0, "clip_fraction": 0.0}
+        policy_steps = value_steps = policy_epochs = 0
+        policy_active = True
+        for _ in range(cfg.epochs):
+            policy_epochs += int(policy_active)
+            order = torch.randperm(samples, generator=generator, device=data.obs.device)
+            for start in range(0, samples, minibatch):
+                idx = order[start:start + minibatch]
+                m = idx.numel()
+                edge_index, batch = self.graph_of(m)
+                obs = data.obs[idx].reshape(m * n, -1)
+                if policy_active:
+                    dist = self.policy.distribution(obs, edge_index, self._mask(m))
+                    actions = data.actions[idx].reshape(m * n, *data.actions.shape[3:])
+                    logp = self.policy.log_prob(dist, actions)
+                    log_ratio = logp - data.log_probs[idx].reshape(-1)
+                    ratio = log_ratio.exp()
+                    adv = ext_adv[idx].reshape(-1)
+                    surrogate = torch.min(ratio * adv, ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * adv)
+                    entropy = self.policy.entropy(dist).mean()
+                    loss = -surrogate.mean() - cfg.entropy_coef * entropy
+                    self.policy_optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
+                    self.policy_optimizer.step()
+                    with torch.no_grad():
+                        approx_kl = ((ratio - 1) - log_ratio).mean().item()
+                        sums["policy_loss"] += -surrogate.mean().item()
+                        sums["entropy"] += entropy.item()
+                        sums["approx_kl"] += approx_kl
+                        sums["clip_fraction"] += ((ratio - 1).abs() > cfg.clip).float().mean().item()
+                    policy_steps += 1
+                    if cfg.target_kl is not None and approx_kl > cfg.kl_stop_factor * cfg.target_kl:
+                        policy_active = False  # the critic keeps learning for the remaining epochs
+                values = self.critic(obs, edge_index, batch)
+                value_loss = cfg.value_coef * 0.5 * (values - returns[idx].reshape(-1)).pow(2).mean()
+                self.value_optimizer.zero_grad(set_to_none=True)
+                value_loss.backward()
+                nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.max_grad_norm)
+                self.value_optimizer.step()
+                sums["value_loss"] += value_loss.item()
+                value_steps += 1
+        p = max(policy_steps, 1)
+        return UpdateStats(sums["policy_loss"] / p, sums["value_loss"] / max(value_steps, 1), sums["entropy"] / p,
+                           sums["approx_kl"] / p, sums["clip_fraction"] / p, policy_epochs)

@@ -1,0 +1,92 @@
+"""Run a policy for whole episodes and summarise team returns."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Callable
+
+import torch
+
+import gdmpo
+from gdmpo.envs.base import NetworkedVecEnv
+
+Policy = Callable[[torch.Tensor], torch.Tensor]
+
+
+def run_episodes(env: NetworkedVecEnv, policy: Policy, episodes: int, seed: int | None = None) -> dict:
+    """Play ``policy`` until ``episodes`` episodes have finished across the env's copies.
+
+    Returns a summary with the team return of each episode (``returns``), their ``mean_return`` and
+    ``std_return`` (population std), the per-step mean (team return / episode length), and the
+    per-agent returns ``[episodes, n]``.
+    """
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    obs = env.reset(seed=seed)
+    returns: list[float] = []
+    lengths: list[int] = []
+    agent_returns: list[torch.Tensor] = []
+    with torch.no_grad():
+        while len(returns) < episodes:
+            obs, _, _, _, info = env.step(policy(obs))
+            done = info["done"]
+            if bool(done.any()):
+                returns += info["episode_return"][done].tolist()
+                lengths += info["episode_length"][done].tolist()
+                agent_returns.append(info["episode_agent_return"][done].cpu())
+    returns, lengths = returns[:episodes], lengths[:episodes]
+    mean = sum(returns) / episodes
+    std = math.sqrt(sum((r - mean) ** 2 for r in returns) / episodes)
+    return {
+        "episodes": episodes,
+        "mean_return": mean,
+        "std_return": std,
+        "mean_step_return": sum(r / n for r, n in zip(returns, lengths)) / episodes,
+        "returns": returns,
+        "agent_returns": torch.cat(agent_returns)[:episodes].tolist(),
+    }
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a checkpoint written by the trainer, with a clear error when it is not one."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such checkpoint") from None
+    except Exception as err:  # a truncated or foreign file
+        raise ValueError(f"{path}: not a readable gdmpo checkpoint ({err})") from None
+    if not isinstance(state, dict) or "agent" not in state or "config" not in state:
+        raise ValueError(f"{path}: not a gdmpo checkpoint (missing 'agent' or 'config')")
+    return state
+
+
+def evaluate_checkpoint(path: str | os.PathLike[str], episodes: int = 10, seed: int = 0, deterministic: bool = False,
+                        env_id: str | None = None, num_envs: int | None = None,
+                        env_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Play a trained policy and summarise its team return (see :func:`run_episodes`).
+
+    The environment is the checkpoint's own with its ``eval_options`` (e.g. no training-only reward
+    shaping) unless ``env_id`` names another; ``env_options`` override either.
+    """
+    from gdmpo import config as cfg
+    from gdmpo.algos import build_agent
+
+    state = load_checkpoint(path)
+    config = cfg.from_dict(state["config"], str(path))
+    if env_id is None or env_id == config.env.id:
+        env_id, options = config.env.id, {**config.env.options, **config.env.eval_options}
+    else:
+        options = {}
+    options.update(env_options or {})
+    num_envs = num_envs or min(episodes, config.env.num_envs)
+    with gdmpo.make(env_id, num_envs=num_envs, seed=seed, **options) as env:
+        agent = build_agent(config, env)
+        agent.load_state_dict(state["agent"])
+        agent.eval()
+
+        def policy(obs: torch.Tensor) -> torch.Tensor:
+            return agent.policy.to_env(agent.act(obs, deterministic)[0])
+
+        summary = run_episodes(env, policy, episodes, seed=seed)
+    return {"checkpoint": str(path), "env": env_id, "deterministic": deterministic, **summary}

@@ -1,0 +1,84 @@
+"""Learning curves from run directories: return vs env steps, mean and spread across seeds."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import yaml
+
+
+def read_curve(run_dir: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``(env_steps, episode_return)`` of the iterations that finished episodes."""
+    path = Path(run_dir) / "metrics.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not a run directory (no metrics.csv)")
+    steps, returns = [], []
+    with path.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row["episode_return"]:
+                steps.append(float(row["env_steps"]))
+                returns.append(float(row["episode_return"]))
+    return np.asarray(steps), np.asarray(returns)
+
+
+def run_label(run_dir: str | os.PathLike[str]) -> str:
+    """Runs that differ only by seed share a label: ``algo on env`` (+ the config file's name)."""
+    config = yaml.safe_load((Path(run_dir) / "config.yaml").read_text())
+    return f"{config['algo']} on {config['env']['id']}"
+
+
+def group_runs(run_dirs: Sequence[str | os.PathLike[str]]) -> dict[str, list[Path]]:
+    groups: dict[str, list[Path]] = defaultdict(list)
+    for run_dir in run_dirs:
+        groups[run_label(run_dir)].append(Path(run_dir))
+    return dict(groups)
+
+
+def aggregate(curves: list[tuple[np.ndarray, np.ndarray]], points: int = 100) -> tuple[np.ndarray, ...]:
+    """Interpolate each curve on a common grid of env steps; return ``(grid, mean, low, high)``.
+
+    The spread is min-max across runs; with a single run it is empty (low = high = mean).
+    """
+    curves = [(s, r) for s, r in curves if len(s) > 0]
+    if not curves:
+        raise ValueError("no run has a finished episode to plot")
+    start = max(s[0] for s, _ in curves)
+    stop = min(s[-1] for s, _ in curves)
+    if stop <= start:
+        grid = curves[0][0]
+        return grid, curves[0][1], curves[0][1], curves[0][1]
+    grid = np.linspace(start, stop, points)
+    values = np.stack([np.interp(grid, s, r) for s, r in curves])
+    return grid, values.mean(0), values.min(0), values.max(0)
+
+
+def plot_runs(run_dirs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str],
+              title: str | None = None) -> Path:
+    """Draw one curve per group of runs (mean across seeds, min-max band) and save it as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, dirs in sorted(group_runs(run_dirs).items()):
+        grid, mean, low, high = aggregate([read_curve(d) for d in dirs])
+        line, = ax.plot(grid, mean, label=f"{label} ({len(dirs)} run{'s' * (len(dirs) > 1)})")
+        if len(dirs) > 1:
+            ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("team return per episode")
+    ax.set_title(title or "training curves")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(output, dpi=120)
+    plt.close(fig)
+    return output

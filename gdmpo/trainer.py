@@ -1,0 +1,232 @@
+"""One training loop that every algorithm plugs into, with a self-describing run directory.
+
+A run directory holds:
+
+- ``config.yaml``: the resolved configuration;
+- ``metrics.csv``: one row per iteration (``iteration, env_steps, episode_return, episodes, wall_s,``
+  losses ...); ``episode_return`` is the mean team return of the episodes that finished during the
+  iteration (empty when none did);
+- ``tb/``: TensorBoard event files of the same figures;
+- ``checkpoints/last.pt`` and ``checkpoints/best.pt``, written atomically (write, then rename), so a
+  run killed at any moment resumes from its last finished iteration (:meth:`Trainer.resume`).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import gdmpo
+from gdmpo import config as cfg
+from gdmpo.algos import PPO, build_agent, collect
+from gdmpo.config import RunConfig
+from gdmpo.envs.base import NetworkedVecEnv
+
+METRIC_COLUMNS = [
+    "iteration", "env_steps", "episode_return", "episodes", "wall_s", "steps_per_s",
+    "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "policy_epochs",
+]
+
+
+@dataclass
+class Counters:
+    iteration: int = 0
+    env_steps: int = 0
+    wall_s: float = 0.0
+    best_return: float = -math.inf
+
+
+class Trainer:
+    """Train ``config`` into ``run_dir`` (created if needed). Use :meth:`resume` to continue a run."""
+
+    def __init__(self, config: RunConfig, run_dir: str | os.PathLike[str], *, _resuming: bool = False) -> None:
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.checkpoint_dir = self.run_dir / "checkpoints"
+        if not _resuming and (self.run_dir / "metrics.csv").exists():
+            raise FileExistsError(f"{self.run_dir} already holds a run; use --resume to continue it or pick --out")
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        seed_everything(config.seed)
+        self.env: NetworkedVecEnv = gdmpo.make(config.env.id, num_envs=config.env.num_envs, seed=config.seed,
+                                               device=config.device, **config.env.options)
+        self.agent: PPO = build_agent(config, self.env)
+        self.counters = Counters()
+        self._writer = None
+        if not _resuming:
+            cfg.save(config, self.run_dir / "config.yaml")
+
+    # ------------------------------------------------------------------ resume
+    @classmethod
+    def resume(cls, run_dir: str | os.PathLike[str]) -> "Trainer":
+        """Continue the run in ``run_dir`` from ``checkpoints/last.pt``.
+
+        Restores weights, optimiser states, value normaliser, RNG states and counters, and drops the
+        rows of ``metrics.csv`` written after that checkpoint, so no row is missing or repeated.
+        Episodes that were in flight at the checkpoint start afresh.
+        """
+        run_dir = Path(run_dir)
+        last = run_dir / "checkpoints" / "last.pt"
+        if not last.is_file():
+            raise FileNotFoundError(f"{last}: no checkpoint to resume from")
+        state = torch.load(last, map_location="cpu", weights_only=False)
+        trainer = cls(cfg.from_dict(state["config"], str(last)), run_dir, _resuming=True)
+        trainer.agent.load_state_dict(state["agent"])
+        trainer.agent.policy_optimizer.load_state_dict(state["policy_optimizer"])
+        trainer.agent.value_optimizer.load_state_dict(state["value_optimizer"])
+        trainer.counters = Counters(**state["counters"])
+        restore_rng(state["rng"], trainer.env)
+        _truncate_metrics(run_dir / "metrics.csv", trainer.counters.iteration)
+        return trainer
+
+    # ------------------------------------------------------------------ the loop
+    def train(self, total_env_steps: int | None = None, progress: bool = True) -> dict[str, Any]:
+        """Iterate collect → update until ``total_env_steps`` real environment steps (default: config)."""
+        total = self.config.total_env_steps if total_env_steps is None else total_env_steps
+        steps_per_iteration = self.config.rollout_steps * self.env.num_envs
+        bar = _progress_bar(total, self.counters.env_steps, progress)
+        obs = self.env.reset()
+        last_return = math.nan
+        try:
+            while self.counters.env_steps < total:
+                start = time.perf_counter()
+                rollout, obs, episodes = collect(self.env, self.agent, obs, self.config.rollout_steps)
+                stats = self.agent.update(rollout)
+                elapsed = time.perf_counter() - start
+                self.counters.iteration += 1
+                self.counters.env_steps += steps_per_iteration
+                self.counters.wall_s += elapsed
+                mean_return = float(np.mean(episodes.returns)) if episodes.returns else math.nan
+                if episodes.returns:
+                    last_return = mean_return
+                row = {
+                    "iteration": self.counters.iteration,
+                    "env_steps": self.counters.env_steps,
+                    "episode_return": "" if math.isnan(mean_return) else mean_return,
+                    "episodes": len(episodes.returns),
+                    "wall_s": round(self.counters.wall_s, 3),
+                    "steps_per_s": round(steps_per_iteration / elapsed, 1),
+                    **stats.as_dict(),
+                }
+                self._log(row)
+                improved = not math.isnan(mean_return) and mean_return > self.counters.best_return
+                if improved:
+                    self.counters.best_return = mean_return
+                self.save_checkpoint(self.checkpoint_dir / "last.pt")
+                if improved:
+                    self.save_checkpoint(self.checkpoint_dir / "best.pt")
+                if bar is not None:
+                    bar.update(steps_per_iteration)
+                    bar.set_postfix(ret=f"{last_return:.4g}", sps=f"{row['steps_per_s']:.0f}")
+        finally:
+            if bar is not None:
+                bar.close()
+            if self._writer is not None:
+                self._writer.close()
+        return {"run_dir": str(self.run_dir), "iterations": self.counters.iteration,
+                "env_steps": self.counters.env_steps, "last_return": last_return,
+                "best_return": self.counters.best_return, "wall_s": self.counters.wall_s}
+
+    def close(self) -> None:
+        self.env.close()
+
+    # ------------------------------------------------------------------ output
+    def _log(self, row: dict[str, Any]) -> None:
+        path = self.run_dir / "metrics.csv"
+        new = not path.exists()
+        with path.open("a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=METRIC_COLUMNS)
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter  # slow import, only when logging
+
+            self._writer = SummaryWriter(str(self.run_dir / "tb"))
+        for key, value in row.items():
+            if key not in ("iteration", "env_steps") and value != "":
+                self._writer.add_scalar(key, float(value), row["env_steps"])
+
+    def save_checkpoint(self, path: Path) -> None:
+        """Everything needed to resume or evaluate, written to a temporary file then renamed."""
+        state = {
+            "format": 1,
+            "gdmpo_version": gdmpo.__version__,
+            "config": cfg.to_dict(self.config),
+            "agent": self.agent.state_dict(),
+            "policy_optimizer": self.agent.policy_optimizer.state_dict(),
+            "value_optimizer": self.agent.value_optimizer.state_dict(),
+            "counters": self.counters.__dict__.copy(),
+            "rng": capture_rng(self.env),
+            "spaces": {"obs_dim": self.env.obs_dim, "action_space": repr(self.env.action_space)},
+        }
+        tmp = path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+
+
+def train(config: RunConfig, run_dir: str | os.PathLike[str], total_env_steps: int | None = None,
+          progress: bool = True) -> dict[str, Any]:
+    """Train ``config`` into ``run_dir`` and return a summary (see :meth:`Trainer.train`)."""
+    trainer = Trainer(config, run_dir)
+    try:
+        return trainer.train(total_env_steps, progress)
+    finally:
+        trainer.close()
+
+
+def default_run_dir(config: RunConfig, root: str | os.PathLike[str] = "runs") -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path(root) / config.env.id / f"{config.algo}-s{config.seed}-{stamp}"
+
+
+# ---------------------------------------------------------------------------- RNG plumbing
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def capture_rng(env: NetworkedVecEnv) -> dict[str, Any]:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "env": env._generator.get_state()}
+
+
+def restore_rng(state: dict[str, Any], env: NetworkedVecEnv) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    env._generator.set_state(state["env"])
+
+
+def _truncate_metrics(path: Path, iteration: int) -> None:
+    """Keep the header and the rows of iterations ``<= iteration`` (atomically)."""
+    if not path.exists():
+        return
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    kept = [row for row in rows if int(row["iteration"]) <= iteration]
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=METRIC_COLUMNS)
+        writer.writeheader()
+        writer.writerows(kept)
+    os.replace(tmp, path)
+
+
+def _progress_bar(total: int, done: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=done, unit="step", desc="env steps", dynamic_ncols=True, mininterval=0.5)

@@ -1,0 +1,57 @@
+import pickle
+
+import pytest
+
+from gdmpo import config as cfg
+from gdmpo.config import ConfigError
+
+
+def write(tmp_path, text):
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_configs_load():
+    for name in ("cacc-catchup/dppo", "cacc-catchup/cppo", "cacc-slowdown/dppo", "cacc-slowdown/cppo"):
+        config = cfg.load(f"configs/{name}.yaml")
+        assert config.env.id == "cacc-" + name.split("/")[0].split("-")[1]
+        assert config.ppo.value_hops == 2 and config.ppo.policy_hops == 1
+
+
+def test_unknown_key_names_key_and_file(tmp_path):
+    path = write(tmp_path, "ppo:\n  lr_polcy: 0.1\n")
+    with pytest.raises(ConfigError, match=r"run.yaml: unknown key ppo.'lr_polcy'"):
+        cfg.load(path)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("ppo:\n  epochs: many\n", "ppo.epochs must be int"),
+    ("algo: ppo2\n", "algo must be one of 'dppo', 'cppo'"),
+    ("policy_net:\n  hidden: [64, x]\n", r"policy_net.hidden\[1\] must be int"),
+    ("ppo:\n  target_kl: yes\n", "ppo.target_kl must be float or null"),
+    ("env: 3\n", "env must be a mapping"),
+    ("- 1\n- 2\n", "top level must be a mapping"),
+    ("ppo: {epochs: [\n", "not valid YAML"),
+])
+def test_type_errors(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message):
+        cfg.load(write(tmp_path, text))
+
+
+def test_overrides_and_round_trip(tmp_path):
+    path = write(tmp_path, "ppo:\n  lr_policy: 0.001\n")
+    config = cfg.load(path, {"ppo.epochs": 3, "env.options.start": "nominal", "seed": 7})
+    assert config.ppo.lr_policy == 0.001 and config.ppo.epochs == 3 and config.seed == 7
+    assert config.env.options == {"start": "nominal"}
+    assert config.ppo.target_kl == 0.0075  # untouched defaults stay
+    cfg.save(config, tmp_path / "back.yaml")
+    assert cfg.load(tmp_path / "back.yaml") == config
+    assert pickle.loads(pickle.dumps(config)) == config
+    with pytest.raises(ConfigError, match="'seed' is not a section"):
+        cfg.apply_overrides({"seed": 1}, {"seed.x": 2})
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="no such config file"):
+        cfg.load(tmp_path / "absent.yaml")

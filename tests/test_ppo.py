@@ -1,0 +1,99 @@
+"""GAE, extended advantages, bootstrapping and the PPO update, against values worked out by hand."""
+
+import pytest
+import torch
+from toy_envs import Drift
+
+import gdmpo
+from gdmpo import graph as G
+from gdmpo.algos import build_agent, collect, extended_advantage, gae
+from gdmpo.config import RunConfig, from_dict
+
+
+def test_gae_by_hand():
+    gamma, lam = 0.9, 0.5
+    rewards = torch.tensor([1.0, 2.0, 3.0]).reshape(3, 1, 1)
+    values = torch.full((3, 1, 1), 0.5)
+    next_values = torch.tensor([0.5, 0.5, 0.0]).reshape(3, 1, 1)  # terminated at t = 2
+    dones = torch.tensor([False, False, True]).reshape(3, 1)
+    adv = gae(rewards, values, next_values, dones, gamma, lam).flatten().tolist()
+    # δ = [1 + .45 - .5, 2 + .45 - .5, 3 - .5] = [.95, 1.95, 2.5]; A2 = 2.5, A1 = 1.95 + .45 A2, A0 = .95 + .45 A1
+    assert adv == pytest.approx([0.95 + 0.45 * 3.075, 3.075, 2.5])
+    # An episode ends at t = 1 (truncated, bootstrapped with 0.7): no credit flows back across it.
+    next_values = torch.tensor([0.5, 0.7, 0.0]).reshape(3, 1, 1)
+    dones = torch.tensor([False, True, True]).reshape(3, 1)
+    adv = gae(rewards, values, next_values, dones, gamma, lam).flatten().tolist()
+    assert adv == pytest.approx([0.95 + 0.45 * 2.13, 2 + 0.63 - 0.5, 2.5])
+
+
+def test_extended_advantage_sums_khop_neighbourhood():
+    data = G.chain(4)
+    adv = torch.tensor([[1.0, 2.0, 3.0, 4.0], [1.0, 0.0, 0.0, 0.0]])
+    one_hop = G.khop_adjacency(data.edge_index, 4, 1)
+    assert extended_advantage(adv, one_hop).tolist() == [[3, 6, 9, 7], [1, 1, 0, 0]]
+    two_hop = G.khop_adjacency(data.edge_index, 4, 2)
+    assert extended_advantage(adv, two_hop).tolist() == [[6, 10, 10, 9], [1, 1, 1, 0]]  # node 2 reaches all four
+    assert extended_advantage(adv, None).tolist() == [[10] * 4, [1] * 4]
+    batched = extended_advantage(adv.reshape(2, 1, 4).expand(2, 3, 4), one_hop)
+    assert batched.shape == (2, 3, 4) and batched[0, 2].tolist() == [3, 6, 9, 7]
+
+
+def drift_agent(env):
+    config = from_dict({"env": {"id": "cacc-catchup"}, "ppo": {"value_norm": False, "reward_scale": 1.0}})
+    return build_agent(config, env)
+
+
+def test_collect_bootstraps_truncation_but_not_termination():
+    torch.manual_seed(0)
+    env = Drift(num_envs=4, horizon=3)
+    agent = drift_agent(env)
+    obs = env.reset()
+    rollout, _, log = collect(env, agent, obs, 7)
+    assert rollout.obs.shape == (7, 4, 3, 1) and rollout.rewards.shape == (7, 4, 3)
+    assert rollout.dones[:, 0].tolist() == [False, False, True, False, False, True, False]
+    assert len(log.returns) == 8 and len(log.lengths) == 8 and set(log.lengths) == {3}
+    # At the time limit the successor value is V(final obs), not V(first obs of the next episode).
+    final_obs = rollout.obs[2] + agent.policy.to_env(rollout.actions[2])
+    assert torch.allclose(rollout.next_values[2], agent.value(final_obs), atol=1e-6)
+    assert not torch.allclose(rollout.next_values[2], rollout.values[3])
+    assert torch.allclose(rollout.next_values[0], rollout.values[1])
+    # Termination: no bootstrap at all.
+    env = Drift(num_envs=64, horizon=50, terminate_above=1.2)
+    rollout, _, _ = collect(env, agent, env.reset(), 10)
+    terminated_steps = rollout.dones & (rollout.obs + agent.policy.to_env(rollout.actions) > 1.2).flatten(2).any(2)
+    assert terminated_steps.any()
+    assert torch.all(rollout.next_values[terminated_steps] == 0)
+
+
+def test_ppo_update_moves_policy_towards_advantageous_actions():
+    torch.manual_seed(0)
+    env = gdmpo.make("cacc-catchup", num_envs=4, seed=0)
+    config = RunConfig()
+    agent = build_agent(config, env)
+    rollout, _, _ = collect(env, agent, env.reset(), 20)
+    # Rewrite the rewards: action 3 is worth +1, every other action -1 (per agent, immediate).
+    rollout.rewards = torch.where(rollout.actions == 3, 1.0, -1.0) / config.ppo.reward_scale
+    before = agent.policy.distribution(rollout.obs[0].reshape(-1, 5), agent.graph_of(4)[0]).probs[:, 3].mean()
+    stats = agent.update(rollout)
+    after = agent.policy.distribution(rollout.obs[0].reshape(-1, 5), agent.graph_of(4)[0]).probs[:, 3].mean()
+    assert after > before + 0.02
+    assert stats.policy_epochs >= 1 and stats.value_loss > 0
+
+
+def test_kl_early_stop_halts_policy_epochs():
+    torch.manual_seed(0)
+    env = gdmpo.make("cacc-catchup", num_envs=4, seed=0)
+    config = from_dict({"ppo": {"lr_policy": 0.05, "target_kl": 0.0001, "epochs": 10}})
+    agent = build_agent(config, env)
+    rollout, _, _ = collect(env, agent, env.reset(), 20)
+    stats = agent.update(rollout)
+    assert stats.policy_epochs < 10
+
+
+def test_cppo_and_dppo_are_one_code_path():
+    env = gdmpo.make("cacc-catchup", num_envs=2, seed=0)
+    dppo = build_agent(from_dict({"algo": "dppo"}), env)
+    cppo = build_agent(from_dict({"algo": "cppo"}), env)
+    assert type(dppo) is type(cppo)
+    assert type(dppo.critic).__name__ == "GraphCritic" and type(cppo.critic).__name__ == "CentralCritic"
+    assert dppo.reach is not None and cppo.reach is None  # κ_v-hop vs team advantage

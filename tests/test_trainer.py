@@ -1,0 +1,111 @@
+"""Run directories, checkpoints, resume after a kill, and the CLI contract."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import gdmpo
+from gdmpo import config as cfg
+from gdmpo.cli import main
+
+SMALL = {"env.num_envs": 4, "rollout_steps": 25, "ppo.epochs": 2, "policy_net.hidden": [16, 16],
+         "value_net.hidden": [16, 16]}
+
+
+def small_config(**extra):
+    return cfg.from_dict(cfg.apply_overrides({}, {**SMALL, **extra}))
+
+
+def rows(run_dir):
+    with open(run_dir / "metrics.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_run_directory_contents(tmp_path):
+    summary = gdmpo.train(small_config(), tmp_path / "run", total_env_steps=700, progress=False)
+    run = tmp_path / "run"
+    assert summary["env_steps"] == 700 and summary["iterations"] == 7
+    assert cfg.load(run / "config.yaml") == small_config()
+    table = rows(run)
+    assert [int(r["iteration"]) for r in table] == list(range(1, 8))
+    assert [int(r["env_steps"]) for r in table] == [100 * i for i in range(1, 8)]
+    assert {"episode_return", "wall_s", "policy_loss", "value_loss", "approx_kl"} <= set(table[0])
+    assert float(table[-1]["wall_s"]) > float(table[0]["wall_s"])
+    assert (run / "checkpoints" / "last.pt").is_file() and any((run / "tb").iterdir())
+    assert not list((run / "checkpoints").glob("*.tmp"))
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        gdmpo.Trainer(small_config(), run)
+
+
+def test_same_seed_same_run(tmp_path):
+    a = gdmpo.train(small_config(), tmp_path / "a", total_env_steps=300, progress=False)
+    b = gdmpo.train(small_config(), tmp_path / "b", total_env_steps=300, progress=False)
+    assert a["env_steps"] == b["env_steps"]
+    losses = [[r["policy_loss"] for r in rows(tmp_path / d)] for d in ("a", "b")]
+    assert losses[0] == losses[1]
+    wa = torch.load(tmp_path / "a/checkpoints/last.pt", weights_only=False)["agent"]
+    wb = torch.load(tmp_path / "b/checkpoints/last.pt", weights_only=False)["agent"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_resume_after_kill_has_no_duplicate_or_missing_rows(tmp_path):
+    run = tmp_path / "killed"
+    sets = [arg for key, value in SMALL.items() for arg in ("--set", f"{key}={json.dumps(value)}")]
+    command = [sys.executable, "-m", "gdmpo.cli", "train", "--out", str(run), "--steps", "100000",
+               "--no-progress", *sets]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if (run / "metrics.csv").exists() and len(rows(run)) >= 4:
+            break
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    killed_at = len(rows(run))
+    assert killed_at >= 4
+    target = (killed_at + 3) * 100
+    assert main(["train", "--resume", str(run), "--steps", str(target), "--no-progress"]) == 0
+    table = rows(run)
+    assert [int(r["iteration"]) for r in table] == list(range(1, len(table) + 1))
+    assert int(table[-1]["env_steps"]) == target
+    state = torch.load(run / "checkpoints/last.pt", weights_only=False)
+    assert state["counters"]["iteration"] == len(table)
+
+
+def test_cli_train_eval_plot_envs(tmp_path, capsys):
+    run = tmp_path / "cli"
+    sets = [arg for key, value in SMALL.items() for arg in ("--set", f"{key}={json.dumps(value)}")]
+    assert main(["train", "configs/cacc-catchup/cppo.yaml", "--steps", "1200", "--seed", "3", "--out", str(run),
+                 "--no-progress", *sets]) == 0
+    assert cfg.load(run / "config.yaml").seed == 3
+    capsys.readouterr()
+    assert main(["eval", str(run / "checkpoints/last.pt"), "--episodes", "2", "--json", "--deterministic"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["episodes"] == 2 and len(result["returns"]) == 2
+    assert result["mean_return"] == pytest.approx(sum(result["returns"]) / 2)
+    assert {"mean_return", "std_return", "episodes"} <= set(result)
+    assert main(["eval", str(run / "checkpoints/last.pt"), "--episodes", "1", "--env", "cacc-slowdown"]) == 0
+    assert main(["plot", str(run), "-o", str(tmp_path / "curve.png")]) == 0
+    assert (tmp_path / "curve.png").stat().st_size > 1000
+    assert main(["envs"]) == 0
+    assert "cacc-slowdown" in capsys.readouterr().out
+
+
+def test_cli_errors_are_specific(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("ppo:\n  clip_ratio: 0.2\n")
+    assert main(["train", str(bad), "--out", str(tmp_path / "x")]) == 2
+    assert "unknown key ppo.'clip_ratio'" in capsys.readouterr().err
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    assert main(["eval", str(garbage)]) == 2
+    assert "not a readable gdmpo checkpoint" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path / "nothing")]) == 2
+    assert "no checkpoint to resume from" in capsys.readouterr().err
