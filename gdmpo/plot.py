@@ -26,17 +26,43 @@ def read_curve(run_dir: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]
     return np.asarray(steps), np.asarray(returns)
 
 
-def run_label(run_dir: str | os.PathLike[str]) -> str:
-    """Runs that differ only by seed share a label: ``algo on env`` (+ the config file's name)."""
-    config = yaml.safe_load((Path(run_dir) / "config.yaml").read_text())
-    return f"{config['algo']} on {config['env']['id']}"
+def _flat(tree: dict, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def group_runs(run_dirs: Sequence[str | os.PathLike[str]]) -> dict[str, list[Path]]:
-    groups: dict[str, list[Path]] = defaultdict(list)
+    """Group runs whose resolved configs differ only by seed; label each group readably.
+
+    A label is ``algo on env``, followed by the settings that tell it apart from other groups of the
+    same algorithm and environment (``ppo.value_hops=3``).
+    """
+    configs = {}
     for run_dir in run_dirs:
-        groups[run_label(run_dir)].append(Path(run_dir))
-    return dict(groups)
+        path = Path(run_dir) / "config.yaml"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: not a run directory (no config.yaml)")
+        flat = _flat(yaml.safe_load(path.read_text()))
+        flat.pop("seed", None)
+        configs[Path(run_dir)] = flat
+    groups: dict[str, list[Path]] = defaultdict(list)
+    for run_dir, flat in configs.items():
+        groups[repr(sorted(flat.items(), key=lambda kv: kv[0]))].append(run_dir)
+    labelled: dict[str, list[Path]] = {}
+    for dirs in groups.values():
+        flat = configs[dirs[0]]
+        base = f"{flat['algo']} on {flat['env.id']}"
+        rivals = [configs[d[0]] for d in groups.values()
+                  if d is not dirs and configs[d[0]]["algo"] == flat["algo"] and configs[d[0]]["env.id"] == flat["env.id"]]
+        differing = sorted({k for other in rivals for k in flat if other.get(k) != flat[k]})
+        label = base + (" (" + ", ".join(f"{k}={flat[k]}" for k in differing) + ")" if differing else "")
+        labelled[label] = dirs
+    return labelled
 
 
 def aggregate(curves: list[tuple[np.ndarray, np.ndarray]], points: int = 100) -> tuple[np.ndarray, ...]:

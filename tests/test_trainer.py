@@ -109,3 +109,16 @@ def test_cli_errors_are_specific(tmp_path, capsys):
     assert "not a readable gdmpo checkpoint" in capsys.readouterr().err
     assert main(["train", "--resume", str(tmp_path / "nothing")]) == 2
     assert "no checkpoint to resume from" in capsys.readouterr().err
+
+
+def test_plot_groups_runs_that_differ_only_by_seed(tmp_path):
+    from gdmpo.plot import group_runs
+
+    for name, extra in (("a0", {"seed": 0}), ("a1", {"seed": 1}), ("k3", {"ppo.value_hops": 3})):
+        run = tmp_path / name
+        run.mkdir()
+        cfg.save(small_config(**extra), run / "config.yaml")
+    groups = group_runs([tmp_path / "a0", tmp_path / "a1", tmp_path / "k3"])
+    assert sorted(len(d) for d in groups.values()) == [1, 2]
+    assert "dppo on cacc-catchup (ppo.value_hops=3)" in groups
+    assert sorted(p.name for p in groups["dppo on cacc-catchup (ppo.value_hops=2)"]) == ["a0", "a1"]

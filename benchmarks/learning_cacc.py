@@ -1,0 +1,101 @@
+"""DPPO and CPPO on CACC Catch-up and Slow-down, 3 seeds each, next to the constant-action policies.
+
+Run: ``python benchmarks/learning_cacc.py [--steps 60000] [--seeds 0 1 2] [--jobs 2] [--out DIR]``.
+
+Trains every (env, algo, seed) with ``configs/<env>/<algo>.yaml`` for ``--steps`` real env steps,
+evaluates each final policy for ``--episodes`` episodes without the training-only shaping term, and
+writes into ``--out`` (default ``benchmarks/results/learning_cacc``):
+
+- ``runs/<env>/<algo>-s<seed>/``: the run directories (metrics.csv, checkpoints, TensorBoard);
+- ``curves.csv``: env, algo, seed, env_steps, episode_return of every run;
+- ``<env>.png``: return vs env steps, mean and min-max band across seeds (``gdmpo plot``);
+- ``summary.md``: the table printed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import multiprocessing as mp
+import time
+from pathlib import Path
+
+import numpy as np
+
+import gdmpo
+from gdmpo import config as cfg
+from gdmpo.envs.controllers import ConstantPolicy
+from gdmpo.evaluation import run_episodes
+from gdmpo.plot import plot_runs, read_curve
+
+ENVS = ("cacc-catchup", "cacc-slowdown")
+ALGOS = ("dppo", "cppo")
+
+
+def train_one(job: tuple[str, str, int, int, int, str]) -> dict:
+    env_id, algo, seed, steps, episodes, out = job
+    import torch
+
+    torch.set_num_threads(1)
+    run_dir = Path(out) / "runs" / env_id / f"{algo}-s{seed}"
+    config = cfg.load(f"configs/{env_id}/{algo}.yaml", {"seed": seed})
+    start = time.perf_counter()
+    gdmpo.train(config, run_dir, total_env_steps=steps, progress=False)
+    result = gdmpo.evaluate(run_dir / "checkpoints/last.pt", episodes=episodes, seed=1000 + seed)
+    return {"env": env_id, "algo": algo, "seed": seed, "run_dir": str(run_dir),
+            "final_return": result["mean_return"], "train_s": time.perf_counter() - start}
+
+
+def constant_returns(env_id: str, episodes: int) -> dict[int, float]:
+    out = {}
+    for action in range(4):
+        env = gdmpo.make(env_id, num_envs=8, seed=1000, train_shaping=False)
+        out[action] = run_episodes(env, ConstantPolicy(env, action), episodes, seed=1000)["mean_return"]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=60_000)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--episodes", type=int, default=16)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--envs", nargs="+", default=list(ENVS))
+    parser.add_argument("--out", default="benchmarks/results/learning_cacc")
+    args = parser.parse_args()
+    out = Path(args.out)
+    jobs = [(e, a, s, args.steps, args.episodes, str(out)) for e in args.envs for a in ALGOS for s in args.seeds]
+    start = time.perf_counter()
+    with mp.get_context("spawn").Pool(args.jobs) as pool:
+        results = []
+        for result in pool.imap_unordered(train_one, jobs):
+            results.append(result)
+            print(f"[{time.perf_counter() - start:6.0f} s] {result['env']} {result['algo']} seed {result['seed']}: "
+                  f"final return {result['final_return']:.4g} ({result['train_s']:.0f} s)", flush=True)
+
+    with (out / "curves.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["env", "algo", "seed", "env_steps", "episode_return"])
+        for r in sorted(results, key=lambda r: (r["env"], r["algo"], r["seed"])):
+            for step, value in zip(*read_curve(r["run_dir"])):
+                writer.writerow([r["env"], r["algo"], r["seed"], int(step), value])
+
+    lines = [f"Team return (no training shaping), mean ± std over seeds {args.seeds}, {args.steps} env steps, "
+             f"{args.episodes} evaluation episodes per policy.", "",
+             "| env | policy | return |", "| --- | --- | --- |"]
+    for env_id in args.envs:
+        dirs = [r["run_dir"] for r in results if r["env"] == env_id]
+        plot_runs(dirs, out / f"{env_id}.png", title=f"{env_id}: DPPO vs CPPO")
+        for algo in ALGOS:
+            finals = np.array([r["final_return"] for r in results if r["env"] == env_id and r["algo"] == algo])
+            lines.append(f"| {env_id} | {algo} | {finals.mean():.4g} ± {finals.std():.2g} |")
+        for action, value in constant_returns(env_id, args.episodes).items():
+            lines.append(f"| {env_id} | constant action {action} | {value:.4g} |")
+    table = "\n".join(lines)
+    (out / "summary.md").write_text(table + "\n")
+    print(table)
+    print(f"curves: {out / 'curves.csv'}, plots: {', '.join(str(out / f'{e}.png') for e in args.envs)}")
+
+
+if __name__ == "__main__":
+    main()
