@@ -12,7 +12,7 @@ import torch
 
 from gdmpo.algos.buffers import Rollout
 from gdmpo.algos.collect import EpisodeLog, collect
-from gdmpo.algos.ppo import PPO, RunningMeanStd, extended_advantage, gae
+from gdmpo.algos.ppo import PPO, extended_advantage, gae
 from gdmpo.config import RunConfig
 from gdmpo.envs.base import NetworkedVecEnv
 from gdmpo.nn import CentralCritic, GraphCritic, GraphPolicy
@@ -39,5 +39,5 @@ def build_agent(config: RunConfig, env: NetworkedVecEnv) -> PPO:
     return agent.to(config.device)
 
 
-__all__ = ["ALGORITHMS", "EpisodeLog", "PPO", "Rollout", "RunningMeanStd", "build_agent", "collect",
+__all__ = ["ALGORITHMS", "EpisodeLog", "PPO", "Rollout", "build_agent", "collect",
            "extended_advantage", "gae"]

@@ -16,6 +16,7 @@ from gdmpo.algos.buffers import Rollout
 from gdmpo.config import PPOConfig
 from gdmpo.graph import batch_edge_index, khop_adjacency
 from gdmpo.nn import GraphPolicy
+from gdmpo.nn.normalization import RunningMeanStd
 
 
 def gae(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor, dones: torch.Tensor,
@@ -52,31 +53,6 @@ def extended_advantage(advantages: torch.Tensor, reach: torch.Tensor | None) -> 
     else:
         summed = torch.sparse.mm(reach, flat.t()).t()
     return summed.reshape(advantages.shape)
-
-
-class RunningMeanStd(nn.Module):
-    """Running mean and variance of a scalar stream (parallel-variance merge), kept in buffers."""
-
-    def __init__(self, epsilon: float = 1e-4) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(()))
-        self.register_buffer("var", torch.ones(()))
-        self.register_buffer("count", torch.tensor(epsilon))
-
-    @torch.no_grad()
-    def update(self, x: torch.Tensor) -> None:
-        batch_mean, batch_var, batch_count = x.mean(), x.var(unbiased=False), x.numel()
-        delta = batch_mean - self.mean
-        total = self.count + batch_count
-        self.mean += delta * batch_count / total
-        self.var.copy_((self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total) / total)
-        self.count.copy_(total)
-
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / (self.var.sqrt() + 1e-8)
-
-    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
-        return x * (self.var.sqrt() + 1e-8) + self.mean
 
 
 @dataclass
