@@ -9,6 +9,8 @@ from typing import Any, Callable
 import torch
 
 import gdmpo
+from gdmpo import config as cfg
+from gdmpo.algos import build_agent
 from gdmpo.envs.base import NetworkedVecEnv
 
 Policy = Callable[[torch.Tensor], torch.Tensor]
@@ -69,9 +71,6 @@ def evaluate_checkpoint(path: str | os.PathLike[str], episodes: int = 10, seed: 
     The environment is the checkpoint's own with its ``eval_options`` (e.g. no training-only reward
     shaping) unless ``env_id`` names another; ``env_options`` override either.
     """
-    from gdmpo import config as cfg
-    from gdmpo.algos import build_agent
-
     state = load_checkpoint(path)
     config = cfg.from_dict(state["config"], str(path))
     if env_id is None or env_id == config.env.id:
