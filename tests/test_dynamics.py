@@ -72,3 +72,12 @@ def test_model_learns_cacc_one_step_dynamics():
     rewards = test["rewards"].reshape(-1)
     reward_mse = (pred.reward - rewards).pow(2).mean()
     assert reward_mse < 0.1 * rewards.var(), (float(reward_mse), float(rewards.var()))
+
+
+def test_continuous_actions_are_scaled_and_unbounded_spaces_refused():
+    import pytest
+
+    model = LocalDynamicsModel(2, gym.spaces.Box(-3.0, 1.0, (1,)), 1, NetworkConfig(hidden=[8, 8]))
+    assert model.encode_action(torch.tensor([[-3.0], [-1.0], [1.0]])).flatten().tolist() == [-1.0, 0.0, 1.0]
+    with pytest.raises(ValueError, match="finite bounds"):
+        LocalDynamicsModel(2, gym.spaces.Box(-float("inf"), 1.0, (1,)), 1, NetworkConfig())

@@ -18,6 +18,7 @@ from torch import nn
 from gdmpo.config import NetworkConfig
 from gdmpo.nn.message_passing import ACTIVATIONS, KHopNetwork
 from gdmpo.nn.normalization import RunningMeanStd
+from gdmpo.nn.spaces import action_layout
 
 
 @dataclass
@@ -44,17 +45,11 @@ class LocalDynamicsModel(nn.Module):
                  predict_done: bool = False) -> None:
         super().__init__()
         self.obs_dim, self.predict_done = obs_dim, predict_done
-        self.discrete = isinstance(action_space, gym.spaces.Discrete)
-        if self.discrete:
-            self.action_dim = int(action_space.n)
-        elif isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1:
-            self.action_dim = int(action_space.shape[0])
-            low = torch.as_tensor(action_space.low, dtype=torch.float32)
-            high = torch.as_tensor(action_space.high, dtype=torch.float32)
-            self.register_buffer("action_centre", (high + low) / 2)
-            self.register_buffer("action_half_range", (high - low) / 2)
-        else:
-            raise ValueError(f"unsupported action space {action_space}")
+        layout = action_layout(action_space)
+        self.discrete, self.action_dim = layout.discrete, layout.dim
+        if not self.discrete:
+            self.register_buffer("action_centre", layout.centre)
+            self.register_buffer("action_half_range", layout.half_range)
         width = net.hidden[0]
         act = ACTIVATIONS[net.activation]
         self.state_net = KHopNetwork(obs_dim, width, hops, net.hidden[:1], net.activation, net.aggr,

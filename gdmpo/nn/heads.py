@@ -17,6 +17,7 @@ from torch_geometric.nn import global_mean_pool
 
 from gdmpo.config import NetworkConfig
 from gdmpo.nn.message_passing import ACTIVATIONS, KHopNetwork, degree_feature
+from gdmpo.nn.spaces import action_layout
 
 MASKED_LOGIT = -1e9
 
@@ -53,20 +54,12 @@ class GraphPolicy(_GraphInput):
     def __init__(self, obs_dim: int, action_space: gym.spaces.Space, hops: int, net: NetworkConfig) -> None:
         super().__init__(net)
         self.action_space = action_space
-        self.discrete = isinstance(action_space, gym.spaces.Discrete)
-        if self.discrete:
-            out_dim = int(action_space.n)
-        elif isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1:
-            out_dim = int(action_space.shape[0])
-            low = torch.as_tensor(action_space.low, dtype=torch.float32)
-            high = torch.as_tensor(action_space.high, dtype=torch.float32)
-            if not (torch.isfinite(low).all() and torch.isfinite(high).all()):
-                raise ValueError(f"continuous actions need finite bounds, got {action_space}")
-            self.register_buffer("centre", (high + low) / 2)
-            self.register_buffer("half_range", (high - low) / 2)
+        layout = action_layout(action_space)
+        self.discrete, out_dim = layout.discrete, layout.dim
+        if not self.discrete:
+            self.register_buffer("centre", layout.centre)
+            self.register_buffer("half_range", layout.half_range)
             self.log_std = nn.Parameter(torch.full((out_dim,), math.log(0.5)))
-        else:
-            raise ValueError(f"unsupported action space {action_space}")
         self.net = _network(obs_dim + self.extra_dim, out_dim, hops, net)
         if self.discrete:  # near-uniform initial policy
             nn.init.orthogonal_(self.net.head[-1].weight, gain=0.01)
