@@ -82,15 +82,49 @@ class PPOConfig:
     value_norm: bool = True  # critic regresses running-normalised returns
 
 
+def _model_net() -> NetworkConfig:
+    return NetworkConfig(hidden=[16, 16])
+
+
+@dataclass
+class ModelConfig:
+    """The local dynamics model p(s'_i, r_i | s_{N_i^{κ_p}}, a_i) of DMPO and how it is fitted."""
+
+    hops: int = 1  # κ_p
+    net: NetworkConfig = field(default_factory=_model_net)  # paper Table I: [16, 16] for CACC and Flow
+    lr: float = 3e-4
+    batch_size: int = 256  # real time steps (whole graphs of n agents) per gradient step
+    reward_weight: float = 10.0  # loss = state MSE + reward_weight * reward MSE (+ termination BCE)
+    ensemble_size: int = 1  # K members, each fitted on its own minibatches
+    elites: int | None = None  # members used in rollouts, best by held-out error; None: all
+    holdout_fraction: float = 0.1  # share of real trajectories kept out of fitting to measure the error
+
+
+@dataclass
+class DMPOConfig:
+    """The outer loop of Algorithm 1 (spec/algorithms.md): real data, model fitting, branched rollouts."""
+
+    buffer_size: int = 9000  # real time steps kept in D^E (the authors keep 15 episodes of 600)
+    warmup_env_steps: int = 30000  # real steps collected before the first policy update (authors: 50 episodes)
+    warmup_model_steps: int = 20000  # model gradient steps once warm-up data are in
+    model_steps: int = 250  # model gradient steps per iteration after warm-up
+    rollouts: int = 2048  # M branched rollouts per model-data update
+    horizon: int = 25  # T steps per branched rollout
+    model_data_prob: float = 0.5  # chance that an inner update uses model data (else the latest real data)
+    inner_updates: int = 10  # PPO updates per iteration
+
+
 @dataclass
 class RunConfig:
     """Everything that defines a training run."""
 
-    algo: Literal["dppo", "cppo"] = "dppo"
+    algo: Literal["dppo", "cppo", "dmpo"] = "dppo"
     env: EnvConfig = field(default_factory=default_env)  # a config's `env` section replaces it whole
     policy_net: NetworkConfig = field(default_factory=NetworkConfig)
     value_net: NetworkConfig = field(default_factory=NetworkConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)  # dmpo only
+    dmpo: DMPOConfig = field(default_factory=DMPOConfig)  # dmpo only
     total_env_steps: int = 100_000
     rollout_steps: int = 75  # vector steps per iteration; env steps per iteration = rollout_steps * num_envs
     seed: int = 0

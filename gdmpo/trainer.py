@@ -3,9 +3,10 @@
 A run directory holds:
 
 - ``config.yaml``: the resolved configuration;
-- ``metrics.csv``: one row per iteration (``iteration, env_steps, episode_return, episodes, wall_s,``
-  losses ...); ``episode_return`` is the mean team return of the episodes that finished during the
-  iteration (empty when none did);
+- ``metrics.csv``: one row per iteration (``iteration, env_steps, episode_return, episodes, wall_s,
+  steps_per_s``, then the algorithm's own figures: losses, and for DMPO model steps, model errors and
+  the time spent in each phase); ``env_steps`` counts real transitions only; ``episode_return`` is the
+  mean team return of the episodes that finished during the iteration (empty when none did);
 - ``tb/``: TensorBoard event files of the same figures;
 - ``checkpoints/last.pt`` and ``checkpoints/best.pt``, written atomically (write, then rename), so a
   run killed at any moment resumes from its last finished iteration (:meth:`Trainer.resume`).
@@ -27,14 +28,12 @@ import torch
 
 import gdmpo
 from gdmpo import config as cfg
-from gdmpo.algos import PPO, build_agent, collect
+from gdmpo.algos import PPO, Algorithm, build_algorithm
 from gdmpo.config import RunConfig
 from gdmpo.envs.base import NetworkedVecEnv
 
-METRIC_COLUMNS = [
-    "iteration", "env_steps", "episode_return", "episodes", "wall_s", "steps_per_s",
-    "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "policy_epochs",
-]
+#: columns every run writes; the algorithm appends its own (``Algorithm.metric_names``)
+BASE_COLUMNS = ("iteration", "env_steps", "episode_return", "episodes", "wall_s", "steps_per_s")
 
 
 @dataclass
@@ -58,7 +57,9 @@ class Trainer:
         seed_everything(config.seed)
         self.env: NetworkedVecEnv = gdmpo.make(config.env.id, num_envs=config.env.num_envs, seed=config.seed,
                                                device=config.device, **config.env.options)
-        self.agent: PPO = build_agent(config, self.env)
+        self.algorithm: Algorithm = build_algorithm(config, self.env)
+        self.agent: PPO = self.algorithm.agent
+        self.columns = [*BASE_COLUMNS, *self.algorithm.metric_names]
         self.counters = Counters()
         self._writer = None
         if not _resuming:
@@ -80,29 +81,27 @@ class Trainer:
         state = torch.load(last, map_location="cpu", weights_only=False)
         trainer = cls(cfg.from_dict(state["config"], str(last)), run_dir, _resuming=True)
         trainer.agent.load_state_dict(state["agent"])
-        trainer.agent.policy_optimizer.load_state_dict(state["policy_optimizer"])
-        trainer.agent.value_optimizer.load_state_dict(state["value_optimizer"])
+        trainer.algorithm.load_state_dict(state["algorithm"])
         trainer.counters = Counters(**state["counters"])
         restore_rng(state["rng"], trainer.env)
-        _truncate_metrics(run_dir / "metrics.csv", trainer.counters.iteration)
+        _truncate_metrics(run_dir / "metrics.csv", trainer.counters.iteration, trainer.columns)
         return trainer
 
     # ------------------------------------------------------------------ the loop
     def train(self, total_env_steps: int | None = None, progress: bool = True) -> dict[str, Any]:
         """Iterate collect → update until ``total_env_steps`` real environment steps (default: config)."""
         total = self.config.total_env_steps if total_env_steps is None else total_env_steps
-        steps_per_iteration = self.config.rollout_steps * self.env.num_envs
         bar = _progress_bar(total, self.counters.env_steps, progress)
         obs = self.env.reset()
         last_return = math.nan
         try:
             while self.counters.env_steps < total:
                 start = time.perf_counter()
-                rollout, obs, episodes = collect(self.env, self.agent, obs, self.config.rollout_steps)
-                stats = self.agent.update(rollout)
+                result = self.algorithm.iteration(self.env, obs)
+                obs, episodes = result.obs, result.episodes
                 elapsed = time.perf_counter() - start
                 self.counters.iteration += 1
-                self.counters.env_steps += steps_per_iteration
+                self.counters.env_steps += result.env_steps
                 self.counters.wall_s += elapsed
                 mean_return = float(np.mean(episodes.returns)) if episodes.returns else math.nan
                 if episodes.returns:
@@ -113,8 +112,8 @@ class Trainer:
                     "episode_return": "" if math.isnan(mean_return) else mean_return,
                     "episodes": len(episodes.returns),
                     "wall_s": round(self.counters.wall_s, 3),
-                    "steps_per_s": round(steps_per_iteration / elapsed, 1),
-                    **stats.as_dict(),
+                    "steps_per_s": round(result.env_steps / elapsed, 1),
+                    **{key: _rounded(value) for key, value in result.metrics.items()},
                 }
                 self._log(row)
                 improved = not math.isnan(mean_return) and mean_return > self.counters.best_return
@@ -124,7 +123,7 @@ class Trainer:
                 if improved:
                     self.save_checkpoint(self.checkpoint_dir / "best.pt")
                 if bar is not None:
-                    bar.update(steps_per_iteration)
+                    bar.update(result.env_steps)
                     bar.set_postfix(ret=f"{last_return:.4g}", sps=f"{row['steps_per_s']:.0f}")
         finally:
             if bar is not None:
@@ -143,7 +142,7 @@ class Trainer:
         path = self.run_dir / "metrics.csv"
         new = not path.exists()
         with path.open("a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=METRIC_COLUMNS)
+            writer = csv.DictWriter(handle, fieldnames=self.columns, restval="")
             if new:
                 writer.writeheader()
             writer.writerow(row)
@@ -164,8 +163,7 @@ class Trainer:
             "gdmpo_version": gdmpo.__version__,
             "config": cfg.to_dict(self.config),
             "agent": self.agent.state_dict(),
-            "policy_optimizer": self.agent.policy_optimizer.state_dict(),
-            "value_optimizer": self.agent.value_optimizer.state_dict(),
+            "algorithm": self.algorithm.state_dict(),
             "counters": self.counters.__dict__.copy(),
             "rng": capture_rng(self.env),
             "spaces": {"obs_dim": self.env.obs_dim, "action_space": repr(self.env.action_space)},
@@ -209,7 +207,11 @@ def restore_rng(state: dict[str, Any], env: NetworkedVecEnv) -> None:
     env._generator.set_state(state["env"])
 
 
-def _truncate_metrics(path: Path, iteration: int) -> None:
+def _rounded(value: Any) -> Any:
+    return round(value, 6) if isinstance(value, float) else value
+
+
+def _truncate_metrics(path: Path, iteration: int, columns: list[str]) -> None:
     """Keep the header and the rows of iterations ``<= iteration`` (atomically)."""
     if not path.exists():
         return
@@ -218,7 +220,7 @@ def _truncate_metrics(path: Path, iteration: int) -> None:
     kept = [row for row in rows if int(row["iteration"]) <= iteration]
     tmp = path.with_suffix(".tmp")
     with tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=METRIC_COLUMNS)
+        writer = csv.DictWriter(handle, fieldnames=columns, restval="")
         writer.writeheader()
         writer.writerows(kept)
     os.replace(tmp, path)

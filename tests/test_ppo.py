@@ -97,3 +97,16 @@ def test_cppo_and_dppo_are_one_code_path():
     assert type(dppo) is type(cppo)
     assert type(dppo.critic).__name__ == "GraphCritic" and type(cppo.critic).__name__ == "CentralCritic"
     assert dppo.reach is not None and cppo.reach is None  # κ_v-hop vs team advantage
+
+
+@pytest.mark.parametrize("continuous", [False, True])
+def test_first_minibatch_ratio_is_one_for_both_action_kinds(continuous):
+    """Log-probabilities recomputed in the update match those at collection (ratio 1, KL 0, no clipping)."""
+    torch.manual_seed(0)
+    env = Drift(num_envs=4, horizon=5) if continuous else gdmpo.make("cacc-catchup", num_envs=4, seed=0)
+    agent = build_agent(from_dict({"ppo": {"epochs": 1, "minibatches": 1, "lr_policy": 0.0}}), env)
+    rollout, _, _ = collect(env, agent, env.reset(), 6)
+    stats = agent.update(rollout)
+    assert abs(stats.approx_kl) < 1e-6 and stats.clip_fraction == 0.0
+    same = agent.reevaluate(rollout)
+    assert torch.allclose(same.log_probs, rollout.log_probs, atol=1e-5)

@@ -1,23 +1,31 @@
-"""Learning algorithms. DPPO and CPPO are one PPO with different critics and advantage radii.
+"""Learning algorithms around one decentralized PPO agent.
 
 ``build_agent(config, env)`` turns a :class:`~gdmpo.config.RunConfig` into a :class:`PPO` agent:
 
-- ``dppo``: extended critic V_i(s_{N_i^{κ_v}}) and extended advantage over N_i^{κ_v};
+- ``dppo`` and ``dmpo``: extended critic V_i(s_{N_i^{κ_v}}) and extended advantage over N_i^{κ_v};
 - ``cppo``: centralised critic V_i(s) (κ_v = ∞) and the team advantage Σ_j A_j.
+
+``build_algorithm(config, env)`` wraps it in the learner the trainer drives: :class:`OnPolicy`
+(DPPO, CPPO) or :class:`DMPO` (the agent trained on branched model rollouts).
 """
 
 from __future__ import annotations
 
 import torch
 
-from gdmpo.algos.buffers import Rollout
+from gdmpo.algos.base import Algorithm, IterationResult
+from gdmpo.algos.buffers import RealBuffer, Rollout
 from gdmpo.algos.collect import EpisodeLog, collect
+from gdmpo.algos.dmpo import DMPO
+from gdmpo.algos.model_learning import DynamicsEnsemble
+from gdmpo.algos.model_rollout import branched_rollout
+from gdmpo.algos.on_policy import OnPolicy
 from gdmpo.algos.ppo import PPO, extended_advantage, gae
 from gdmpo.config import RunConfig
 from gdmpo.envs.base import NetworkedVecEnv
 from gdmpo.nn import CentralCritic, GraphCritic, GraphPolicy
 
-ALGORITHMS = ("dppo", "cppo")
+ALGORITHMS = ("dppo", "cppo", "dmpo")
 
 
 def build_agent(config: RunConfig, env: NetworkedVecEnv) -> PPO:
@@ -39,5 +47,14 @@ def build_agent(config: RunConfig, env: NetworkedVecEnv) -> PPO:
     return agent.to(config.device)
 
 
-__all__ = ["ALGORITHMS", "EpisodeLog", "PPO", "Rollout", "build_agent", "collect",
+def build_algorithm(config: RunConfig, env: NetworkedVecEnv) -> Algorithm:
+    """The learner for ``config.algo`` around a fresh agent (see :func:`build_agent`)."""
+    agent = build_agent(config, env)
+    if config.algo == "dmpo":
+        return DMPO(agent, env, config.rollout_steps, config.model, config.dmpo)
+    return OnPolicy(agent, config.rollout_steps)
+
+
+__all__ = ["ALGORITHMS", "DMPO", "Algorithm", "DynamicsEnsemble", "EpisodeLog", "IterationResult", "OnPolicy",
+           "PPO", "RealBuffer", "Rollout", "branched_rollout", "build_agent", "build_algorithm", "collect",
            "extended_advantage", "gae"]

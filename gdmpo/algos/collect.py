@@ -29,6 +29,7 @@ def collect(env: NetworkedVecEnv, agent: PPO, obs: torch.Tensor, steps: int) -> 
     """
     b, n = env.num_envs, env.num_agents
     obs_buf, act_buf, logp_buf, rew_buf, val_buf, next_buf, done_buf = [], [], [], [], [], [], []
+    reached_buf, term_buf = [], []
     log = EpisodeLog()
     values = agent.value(obs)
     for _ in range(steps):
@@ -49,8 +50,11 @@ def collect(env: NetworkedVecEnv, agent: PPO, obs: torch.Tensor, steps: int) -> 
         val_buf.append(values)
         next_buf.append(bootstrap)
         done_buf.append(done)
+        reached_buf.append(info["final_obs"])
+        term_buf.append(terminated)
         obs, values = next_obs, next_values
     rollout = Rollout(torch.stack(obs_buf), torch.stack(act_buf), torch.stack(logp_buf), torch.stack(rew_buf),
-                      torch.stack(val_buf), torch.stack(next_buf), torch.stack(done_buf))
+                      torch.stack(val_buf), torch.stack(next_buf), torch.stack(done_buf),
+                      torch.stack(reached_buf), torch.stack(term_buf))
     assert rollout.obs.shape[:3] == (steps, b, n)
     return rollout, obs, log

@@ -7,14 +7,14 @@ then the PPO clipped surrogate (eq. 10 with the ratio π/π_old) and the value r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
 from gdmpo.algos.buffers import Rollout
 from gdmpo.config import PPOConfig
-from gdmpo.graph import batch_edge_index, khop_adjacency
+from gdmpo.graph import batch_adjacency_t, khop_adjacency
 from gdmpo.nn import GraphPolicy
 from gdmpo.nn.normalization import RunningMeanStd
 
@@ -95,11 +95,15 @@ class PPO(nn.Module):
 
     # ------------------------------------------------------------------ batched graph plumbing
     def graph_of(self, num_copies: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(edge_index, batch)`` of ``num_copies`` copies of the graph (cached per size)."""
+        """``(adj_t, batch)`` of ``num_copies`` copies of the graph (cached per size).
+
+        ``adj_t`` is the sparse transposed adjacency (``gdmpo.graph.batch_adjacency_t``): the networks
+        take it in place of an ``edge_index`` and aggregate with one sparse product.
+        """
         if num_copies not in self._graph_cache:
             if len(self._graph_cache) > 16:
                 self._graph_cache.clear()
-            edge_index = batch_edge_index(self.edge_index, self.num_agents, num_copies)
+            edge_index = batch_adjacency_t(self.edge_index, self.num_agents, num_copies)
             batch = torch.arange(num_copies, device=edge_index.device).repeat_interleave(self.num_agents)
             self._graph_cache[num_copies] = (edge_index, batch)
         return self._graph_cache[num_copies]
@@ -123,6 +127,26 @@ class PPO(nn.Module):
         edge_index, batch = self.graph_of(b)
         raw = self.critic(obs.reshape(b * n, -1), edge_index, batch).reshape(b, n)
         return self.value_norm.denormalize(raw) if self.config.value_norm else raw
+
+    @torch.no_grad()
+    def reevaluate(self, rollout: Rollout) -> Rollout:
+        """``rollout`` with log-probabilities and values of the current networks.
+
+        Lets an earlier real segment serve another PPO update (DMPO's real-data inner updates): the
+        trust region is then taken around the current policy, and the advantages use the current
+        critic. Needs ``next_obs`` and ``terminated`` (real collections carry them).
+        """
+        if rollout.next_obs is None or rollout.terminated is None:
+            raise ValueError("reevaluate needs a rollout with next_obs and terminated")
+        t, b, n = rollout.rewards.shape
+        flat = rollout.flat()
+        edge_index, _ = self.graph_of(t * b)
+        dist = self.policy.distribution(flat.obs.reshape(t * b * n, -1), edge_index, self._mask(t * b))
+        log_probs = self.policy.log_prob(dist, flat.actions.reshape(t * b * n, *flat.actions.shape[2:]))
+        values = self.value(flat.obs).reshape(t, b, n)
+        alive = (~rollout.terminated).to(values.dtype)[..., None]
+        next_values = self.value(flat.next_obs).reshape(t, b, n) * alive
+        return replace(rollout, log_probs=log_probs.reshape(t, b, n), values=values, next_values=next_values)
 
     # ------------------------------------------------------------------ learning
     def advantages(self, rollout: Rollout) -> tuple[torch.Tensor, torch.Tensor]:
@@ -159,7 +183,7 @@ class PPO(nn.Module):
                 obs = data.obs[idx].reshape(m * n, -1)
                 if policy_active:
                     dist = self.policy.distribution(obs, edge_index, self._mask(m))
-                    actions = data.actions[idx].reshape(m * n, *data.actions.shape[3:])
+                    actions = data.actions[idx].reshape(m * n, *data.actions.shape[2:])
                     logp = self.policy.log_prob(dist, actions)
                     log_ratio = logp - data.log_probs[idx].reshape(-1)
                     ratio = log_ratio.exp()

@@ -42,6 +42,8 @@ class NetworkedVecEnv(ABC):
         observation_space: gymnasium space of ONE agent's observation, shape ``(obs_dim,)``.
         action_space: gymnasium space of ONE agent's action.
         max_episode_steps: time limit after which an episode is truncated.
+        has_terminal_states: whether episodes can end before the time limit (a learned dynamics
+            model then also predicts termination).
     """
 
     num_envs: int
@@ -50,6 +52,7 @@ class NetworkedVecEnv(ABC):
     observation_space: gym.spaces.Box
     action_space: gym.spaces.Space
     max_episode_steps: int
+    has_terminal_states: bool = True
 
     def __init__(self, num_envs: int, seed: int | None, device: str | torch.device = "cpu") -> None:
         if not isinstance(num_envs, int) or num_envs < 1:

@@ -114,6 +114,7 @@ class CACCEnv(NetworkedVecEnv):
         self.params = replace(CACCParams(), **params)
         self.scenario, self.start, self.train_shaping, self.dtype = scenario, start, train_shaping, dtype
         self.terminate_on_collision = terminate_on_collision
+        self.has_terminal_states = terminate_on_collision
         p = self.params
         self.num_agents = p.num_vehicles
         self.max_episode_steps = p.episode_steps

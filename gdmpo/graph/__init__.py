@@ -6,6 +6,8 @@ directions, no self loops), ``num_nodes``, and optionally ``pos`` ``[n, 2]`` and
 
 from gdmpo.graph.builders import chain, from_edge_list, from_edges, from_networkx, grid, ring, to_networkx
 from gdmpo.graph.ops import (
+    adjacency_t,
+    batch_adjacency_t,
     batch_edge_index,
     batch_graph,
     hop_distances,
@@ -17,6 +19,8 @@ from gdmpo.graph.validation import GraphError, validate_graph
 
 __all__ = [
     "GraphError",
+    "adjacency_t",
+    "batch_adjacency_t",
     "batch_edge_index",
     "batch_graph",
     "chain",

@@ -52,10 +52,10 @@ class LocalDynamicsModel(nn.Module):
             self.register_buffer("action_half_range", layout.half_range)
         width = net.hidden[0]
         act = ACTIVATIONS[net.activation]
-        self.state_net = KHopNetwork(obs_dim, width, hops, net.hidden[:1], net.activation, net.aggr,
+        self.state_net = KHopNetwork(obs_dim, None, hops, net.hidden[:1], net.activation, net.aggr,
                                      net.residual, net.layer_norm)
         layers: list[nn.Module] = []
-        widths = [width + self.action_dim, *net.hidden]
+        widths = [width + self.action_dim, *net.hidden[1:]]
         for w_in, w_out in zip(widths[:-1], widths[1:]):
             layers += [nn.Linear(w_in, w_out), act()]
         layers.append(nn.Linear(widths[-1], obs_dim + 1 + int(predict_done)))

@@ -62,8 +62,8 @@ class GraphPolicy(_GraphInput):
             self.log_std = nn.Parameter(torch.full((out_dim,), math.log(0.5)))
         self.net = _network(obs_dim + self.extra_dim, out_dim, hops, net)
         if self.discrete:  # near-uniform initial policy
-            nn.init.orthogonal_(self.net.head[-1].weight, gain=0.01)
-            nn.init.zeros_(self.net.head[-1].bias)
+            nn.init.orthogonal_(self.net.out.weight, gain=0.01)
+            nn.init.zeros_(self.net.out.bias)
 
     def distribution(self, obs: torch.Tensor, edge_index: torch.Tensor,
                      action_mask: torch.Tensor | None = None) -> Distribution:
@@ -72,9 +72,9 @@ class GraphPolicy(_GraphInput):
         if self.discrete:
             if action_mask is not None:
                 out = out.masked_fill(~action_mask, MASKED_LOGIT)
-            return Categorical(logits=out)
+            return Categorical(logits=out, validate_args=False)
         mean = self.centre + self.half_range * torch.tanh(out)
-        return Normal(mean, self.half_range * self.log_std.exp())
+        return Normal(mean, self.half_range * self.log_std.exp(), validate_args=False)
 
     def log_prob(self, dist: Distribution, actions: torch.Tensor) -> torch.Tensor:
         """``[N]`` log-probabilities (summed over action dimensions for Gaussians)."""

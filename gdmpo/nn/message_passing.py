@@ -14,6 +14,7 @@ from typing import Sequence
 import torch
 from torch import nn
 from torch_geometric.nn import MessagePassing
+from torch_geometric.utils import spmm
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "silu": nn.SiLU}
 
@@ -22,6 +23,8 @@ class NeighbourLayer(MessagePassing):
     """One hop: ``x_i' = W_self x_i + W_nbr · aggr_{j ∈ N(i)} x_j``.
 
     Shapes: ``x: [num_nodes, in_dim]``, ``edge_index: [2, num_edges]`` → ``[num_nodes, out_dim]``.
+    ``edge_index`` may also be the sparse transposed adjacency of ``gdmpo.graph.adjacency_t``, which
+    aggregates with one sparse matrix product (the fast path for large batches).
     """
 
     def __init__(self, in_dim: int, out_dim: int, aggr: str = "mean") -> None:
@@ -35,28 +38,38 @@ class NeighbourLayer(MessagePassing):
     def message(self, x_j: torch.Tensor) -> torch.Tensor:
         return x_j
 
+    def message_and_aggregate(self, adj_t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if self.aggr == "max":  # no sparse-product max with gradients: fall back to gather/scatter
+            index = adj_t.to_sparse_coo().indices()
+            return self.aggr_module(x[index[1]], index[0], dim_size=x.size(0))
+        return spmm(adj_t, x, reduce=self.aggr)
+
 
 class KHopNetwork(nn.Module):
-    """``hops`` neighbour layers followed by an MLP; output of node i depends on ``N_i^hops`` only.
+    """A per-node MLP whose first ``hops`` layers are neighbour layers: output i depends on ``N_i^hops`` only.
 
-    Layout: ``x → Linear(in, hidden[0]) → act → [NeighbourLayer(hidden[0]) → act] × hops →
-    MLP(hidden[1:]) → Linear(out)``. With ``hops = 0`` it is a per-node MLP.
+    Layout for ``hidden = [h_1, ..., h_L]``: ``max(L, hops)`` hidden layers, the first ``hops`` of them
+    :class:`NeighbourLayer` s and the rest ``Linear``, each followed by the activation, then
+    ``Linear(out_dim)``. So ``hidden = [64, 64]`` with ``hops = 1`` is the paper's three-layer
+    [64, 64] MLP whose first layer also reads the neighbours; extra hops repeat the last width.
+    With ``hops = 0`` it is a plain per-node MLP; with ``out_dim = None`` it returns the last
+    hidden layer (an embedding).
 
     Args:
         in_dim: input features per node.
-        out_dim: output features per node.
+        out_dim: output features per node, or None for the embedding.
         hops: κ, the receptive field in hops.
-        hidden: hidden widths; the graph layers use ``hidden[0]``.
+        hidden: hidden widths.
         activation: ``tanh``, ``relu``, ``elu`` or ``silu``.
         aggr: neighbour aggregation, ``mean`` (degree-independent scale), ``sum`` or ``max``.
-        residual: add each graph layer's input to its output.
-        layer_norm: normalise after each graph layer.
+        residual: add a layer's input to its output where the widths match.
+        layer_norm: normalise after each neighbour layer.
     """
 
     def __init__(
         self,
         in_dim: int,
-        out_dim: int,
+        out_dim: int | None,
         hops: int,
         hidden: Sequence[int] = (64, 64),
         activation: str = "tanh",
@@ -71,30 +84,35 @@ class KHopNetwork(nn.Module):
             raise ValueError("hidden must name at least one width")
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-        act = ACTIVATIONS[activation]
-        width = hidden[0]
+        widths = list(hidden) + [hidden[-1]] * max(0, hops - len(hidden))
         self.hops, self.residual = hops, residual
-        self.encoder = nn.Sequential(nn.Linear(in_dim, width), act())
-        self.layers = nn.ModuleList(NeighbourLayer(width, width, aggr) for _ in range(hops))
-        self.norms = nn.ModuleList((nn.LayerNorm(width) if layer_norm else nn.Identity()) for _ in range(hops))
-        self.act = act()
-        head: list[nn.Module] = []
-        for w_in, w_out in zip(hidden[:-1], hidden[1:]):
-            head += [nn.Linear(w_in, w_out), act()]
-        head.append(nn.Linear(hidden[-1], out_dim))
-        self.head = nn.Sequential(*head)
+        self.layers = nn.ModuleList()
+        self.norms = nn.ModuleList()
+        w_in = in_dim
+        for k, w_out in enumerate(widths):
+            graph_layer = k < hops
+            self.layers.append(NeighbourLayer(w_in, w_out, aggr) if graph_layer else nn.Linear(w_in, w_out))
+            self.norms.append(nn.LayerNorm(w_out) if graph_layer and layer_norm else nn.Identity())
+            w_in = w_out
+        self.act = ACTIVATIONS[activation]()
+        self.out = nn.Linear(w_in, out_dim) if out_dim is not None else nn.Identity()
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         """``x: [num_nodes, in_dim]``, ``edge_index: [2, num_edges]`` → ``[num_nodes, out_dim]``."""
-        h = self.encoder(x)
-        for layer, norm in zip(self.layers, self.norms):
-            out = self.act(norm(layer(h, edge_index)))
-            h = h + out if self.residual else out
-        return self.head(h)
+        h = x
+        for k, (layer, norm) in enumerate(zip(self.layers, self.norms)):
+            out = self.act(norm(layer(h, edge_index) if k < self.hops else layer(h)))
+            h = h + out if self.residual and out.shape == h.shape else out
+        return self.out(h)
 
 
 def degree_feature(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
-    """``[num_nodes, 1]`` node degree / 4: a per-node feature that does not tie a network to one graph."""
+    """``[num_nodes, 1]`` node degree / 4: a per-node feature that does not tie a network to one graph.
+
+    ``edge_index`` is ``[2, E]`` or a sparse CSR transposed adjacency (:func:`gdmpo.graph.adjacency_t`).
+    """
+    if edge_index.layout == torch.sparse_csr:
+        return (edge_index.crow_indices().diff().float() / 4.0).unsqueeze(-1)
     degree = torch.zeros(num_nodes, device=edge_index.device)
     degree.index_add_(0, edge_index[0], torch.ones(edge_index.size(1), device=edge_index.device))
     return (degree / 4.0).unsqueeze(-1)

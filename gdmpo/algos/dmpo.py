@@ -1,0 +1,150 @@
+"""DMPO: decentralized model-based policy optimization (the paper's Algorithm 1).
+
+One iteration, top to bottom:
+
+1. act in the real environment with the current policy; add the segment to D^E (line 4);
+2. fit the local dynamics models on D^E and measure their held-out errors (line 5);
+3. unless still warming up, ``inner_updates`` PPO updates (lines 7-13), each on ``M`` branched
+   rollouts of ``T`` steps from real states with probability ``model_data_prob`` (model data,
+   bootstrapped with V at the end, eq. 7), else on the latest real segment re-evaluated with the
+   current networks.
+
+Only real transitions count as ``env_steps``; imagined ones are counted as ``model_steps``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from gdmpo.algos.base import UPDATE_METRICS, Algorithm, IterationResult
+from gdmpo.algos.buffers import RealBuffer
+from gdmpo.algos.collect import collect
+from gdmpo.algos.model_learning import DynamicsEnsemble
+from gdmpo.algos.model_rollout import branched_rollout
+from gdmpo.algos.ppo import PPO, UpdateStats
+from gdmpo.config import DMPOConfig, ModelConfig
+from gdmpo.envs.base import NetworkedVecEnv
+
+MODEL_METRICS = ("model_loss", "model_state_mse", "model_reward_mse", "model_error_1", "model_error_5",
+                 "model_error_T")
+TIME_METRICS = ("time_env", "time_model", "time_rollout", "time_policy")
+
+
+class DMPO(Algorithm):
+    """Model-based decentralized PPO: a :class:`PPO` agent trained mostly on branched model rollouts.
+
+    Args:
+        agent: the decentralized PPO agent (extended critic, κ_v-hop advantages).
+        env: the environment (its graph, spaces, and whether it has terminal states).
+        rollout_steps: real vector steps per iteration.
+        model: dynamics-model knobs; dmpo: outer-loop knobs.
+    """
+
+    metric_names = ("model_steps", "model_updates", *UPDATE_METRICS, *MODEL_METRICS, *TIME_METRICS)
+
+    def __init__(self, agent: PPO, env: NetworkedVecEnv, rollout_steps: int, model: ModelConfig,
+                 dmpo: DMPOConfig) -> None:
+        super().__init__(agent, rollout_steps)
+        _check(dmpo)
+        self.config = dmpo
+        predict_done = env.has_terminal_states
+        self.model = DynamicsEnsemble(env.obs_dim, env.action_space, model, env.graph.edge_index, env.num_agents,
+                                      predict_done).to(agent.edge_index.device)
+        self.buffer = RealBuffer(dmpo.buffer_size, rollout_steps, model.holdout_fraction)
+        self.env_steps = 0
+        self.model_steps = 0
+        self.model_fitted = False
+
+    # ------------------------------------------------------------------ Algorithm 1
+    def iteration(self, env: NetworkedVecEnv, obs: torch.Tensor) -> IterationResult:
+        cfg = self.config
+        timer = Timer()
+        with timer("time_env"):  # line 4
+            rollout, obs, episodes = collect(env, self.agent, obs, self.rollout_steps)
+            real_steps = rollout.num_steps * rollout.num_envs
+            self.env_steps += real_steps
+            env_actions = self.agent.policy.to_env(rollout.actions)
+            self.buffer.add(rollout, env_actions)
+            self.model.update_normalizers(rollout.obs, rollout.next_obs, rollout.rewards)
+        metrics: dict[str, Any] = {}
+        warming_up = self.env_steps < cfg.warmup_env_steps
+        with timer("time_model"):  # line 5
+            # the long warm-up fit runs once, when the warm-up data are in; otherwise a few steps
+            first_fit = not warming_up and not self.model_fitted
+            steps = cfg.warmup_model_steps if first_fit else cfg.model_steps
+            metrics["model_loss"] = self.model.fit(self.buffer, steps)
+            self.model_fitted = self.model_fitted or not warming_up
+            metrics.update(self.model.evaluate(self.buffer, cfg.horizon))
+        stats: list[UpdateStats] = []
+        model_updates = 0
+        if not warming_up:
+            for _ in range(cfg.inner_updates):  # lines 7-13
+                if float(torch.rand(())) < cfg.model_data_prob:
+                    with timer("time_rollout"):
+                        start = self.buffer.start_states(cfg.rollouts)
+                        data = branched_rollout(self.agent, self.model, start, cfg.horizon, self.buffer)
+                    self.model_steps += cfg.rollouts * cfg.horizon
+                    model_updates += 1
+                else:
+                    with timer("time_policy"):
+                        data = self.agent.reevaluate(rollout)
+                with timer("time_policy"):
+                    stats.append(self.agent.update(data))
+        metrics.update(_mean_stats(stats))
+        metrics.update(timer.totals)
+        metrics["model_steps"] = self.model_steps
+        metrics["model_updates"] = model_updates
+        return IterationResult(obs, episodes, real_steps, metrics)
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "model": self.model.state_dict(),
+                "model_optimizer": self.model.optimizer.state_dict(), "buffer": self.buffer.state_dict(),
+                "counters": {"env_steps": self.env_steps, "model_steps": self.model_steps,
+                             "model_fitted": self.model_fitted}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.model.load_state_dict(state["model"])
+        self.model.optimizer.load_state_dict(state["model_optimizer"])
+        self.buffer.load_state_dict(state["buffer"])
+        counters = state["counters"]
+        self.env_steps, self.model_steps = counters["env_steps"], counters["model_steps"]
+        self.model_fitted = counters["model_fitted"]
+
+
+class Timer:
+    """Accumulates wall-clock seconds per named phase: ``with timer("time_env"): ...``."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = {name: 0.0 for name in TIME_METRICS}
+        self._name = ""
+        self._start = 0.0
+
+    def __call__(self, name: str) -> "Timer":
+        self._name = name
+        return self
+
+    def __enter__(self) -> None:
+        self._start = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.totals[self._name] = self.totals.get(self._name, 0.0) + time.perf_counter() - self._start
+
+
+def _mean_stats(stats: list[UpdateStats]) -> dict[str, float]:
+    if not stats:
+        return {}
+    rows = [s.as_dict() for s in stats]
+    return {key: sum(row[key] for row in rows) / len(rows) for key in rows[0]}
+
+
+def _check(dmpo: DMPOConfig) -> None:
+    for key in ("rollouts", "horizon", "inner_updates", "buffer_size"):
+        if getattr(dmpo, key) < 1:
+            raise ValueError(f"dmpo.{key} must be >= 1, got {getattr(dmpo, key)}")
+    if not 0.0 <= dmpo.model_data_prob <= 1.0:
+        raise ValueError(f"dmpo.model_data_prob must be in [0, 1], got {dmpo.model_data_prob}")

@@ -1,0 +1,59 @@
+"""Branched model rollouts (Algorithm 1, lines 8-11): short imagined trajectories from real states.
+
+All ``M`` rollouts of ``n`` agents advance together as one batched graph of ``M n`` nodes: at each
+step the policy acts on every node at once, the model predicts every agent's next local state from
+its κ_p-hop neighbourhood, and those predictions are what the neighbours see at the next step — the
+exchange of predicted states of the paper, done by the message passing itself.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from gdmpo.algos.buffers import RealBuffer, Rollout
+from gdmpo.algos.model_learning import DynamicsEnsemble
+from gdmpo.algos.ppo import PPO
+
+DONE_THRESHOLD = 0.5
+
+
+@torch.no_grad()
+def branched_rollout(agent: PPO, model: DynamicsEnsemble, start_obs: torch.Tensor, horizon: int,
+                     buffer: RealBuffer | None = None, generator: torch.Generator | None = None) -> Rollout:
+    """Roll ``horizon`` steps of the current policy in the model from ``start_obs: [M, n, d]``.
+
+    Each rollout follows one randomly drawn elite. A rollout whose state the model judges terminal
+    (any agent's termination probability above 0.5) ends there, is not bootstrapped, and restarts
+    from a fresh real state drawn from ``buffer``, so the batch stays rectangular. The last step is
+    bootstrapped with the critic (paper eq. 7). Returns a time-major :class:`Rollout` ``[T, M, n]``
+    whose rewards are the model's predictions, ready for :meth:`PPO.update`.
+    """
+    m, n, _ = start_obs.shape
+    members = model.assign_members(m, generator)
+    obs = start_obs
+    obs_buf, act_buf, logp_buf, rew_buf, reached_buf, term_buf = [], [], [], [], [], []
+    for _ in range(horizon):
+        actions, logp = agent.act(obs)
+        pred = model.step(obs, agent.policy.to_env(actions), members)
+        terminated = torch.zeros(m, dtype=torch.bool, device=obs.device)
+        if pred.done_prob is not None:
+            terminated = pred.done_prob.amax(-1) > DONE_THRESHOLD
+        obs_buf.append(obs)
+        act_buf.append(actions)
+        logp_buf.append(logp)
+        rew_buf.append(pred.reward)
+        reached_buf.append(pred.next_obs)
+        term_buf.append(terminated)
+        obs = pred.next_obs
+        if buffer is not None and bool(terminated.any()):
+            restart = terminated.nonzero(as_tuple=True)[0]
+            obs = obs.clone()
+            obs[restart] = buffer.start_states(restart.numel(), generator).to(obs)
+    t = horizon
+    obs_all, reached = torch.stack(obs_buf), torch.stack(reached_buf)
+    terminated = torch.stack(term_buf)
+    values = agent.value(obs_all.reshape(t * m, n, -1)).reshape(t, m, n)
+    final_values = agent.value(reached[-1])
+    next_values = torch.cat([values[1:], final_values[None]]) * (~terminated).to(values.dtype)[..., None]
+    return Rollout(obs_all, torch.stack(act_buf), torch.stack(logp_buf), torch.stack(rew_buf), values, next_values,
+                   terminated, reached, terminated)

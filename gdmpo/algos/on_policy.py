@@ -1,0 +1,16 @@
+"""DPPO and CPPO: model-free, on-policy. Each iteration collects a segment and runs one PPO update."""
+
+from __future__ import annotations
+
+from gdmpo.algos.base import Algorithm, IterationResult
+from gdmpo.algos.collect import collect
+from gdmpo.envs.base import NetworkedVecEnv
+
+
+class OnPolicy(Algorithm):
+    """``rollout_steps`` vector steps of real experience, then :meth:`PPO.update` on them."""
+
+    def iteration(self, env: NetworkedVecEnv, obs) -> IterationResult:
+        rollout, obs, episodes = collect(env, self.agent, obs, self.rollout_steps)
+        stats = self.agent.update(rollout)
+        return IterationResult(obs, episodes, rollout.num_steps * rollout.num_envs, stats.as_dict())

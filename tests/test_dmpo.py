@@ -1,0 +1,195 @@
+"""DMPO: the real-data buffer, model fitting and errors, branched rollouts, and the outer loop."""
+
+import pytest
+import torch
+from toy_envs import Drift
+
+import gdmpo
+from gdmpo import graph as G
+from gdmpo.algos import DMPO, RealBuffer, Rollout, branched_rollout, build_agent, collect
+from gdmpo.algos.model_learning import DynamicsEnsemble
+from gdmpo.config import DMPOConfig, ModelConfig, NetworkConfig, from_dict
+from gdmpo.evaluation import run_episodes
+
+
+def segment(steps, copies, n=2, d=1, done_at=(), start=0.0):
+    """A real segment whose obs count up from ``start`` along time, so positions are easy to check."""
+    obs = start + torch.arange(steps, dtype=torch.float32)[:, None, None, None].expand(steps, copies, n, d).clone()
+    dones = torch.zeros(steps, copies, dtype=torch.bool)
+    for t, b in done_at:
+        dones[t, b] = True
+    zeros = torch.zeros(steps, copies, n)
+    return Rollout(obs, torch.zeros(steps, copies, n, dtype=torch.long), zeros, zeros, zeros, zeros, dones,
+                   obs + 1, dones.clone())
+
+
+def test_buffer_is_fifo_and_holds_out_every_kth_column():
+    buffer = RealBuffer(capacity_steps=40, segment_steps=10, holdout_fraction=0.25)
+    assert buffer.capacity == 4 and buffer.holdout_every == 4
+    for k in range(3):  # 6 columns into 4 slots: the first two are overwritten
+        part = segment(10, 2, start=100.0 * k)
+        buffer.add(part, part.actions)
+    assert len(buffer) == 4 and buffer.num_steps == 40 and buffer.added == 6
+    starts = sorted(buffer.data["obs"][:, 0, 0, 0].tolist())
+    assert starts == [100.0, 100.0, 200.0, 200.0]
+    # every 4th column ever added is held out: column 3, which sits in slot 3
+    assert buffer.held_out.tolist() == [False, False, False, True]
+    held = buffer.sample(50, held_out=True)
+    fit = buffer.sample(50)
+    assert held["obs"].shape == (50, 2, 1) and held["actions"].shape == (50, 2)
+    assert torch.all(held["next_obs"] == held["obs"] + 1)
+    assert set(held["obs"][:, 0, 0].div(100).floor().tolist()) == {1.0}  # slot 3 holds the second segment
+    assert fit["obs"].max() >= 200  # the fitting slots hold the newest segment
+
+
+def test_windows_never_cross_an_episode_end():
+    buffer = RealBuffer(capacity_steps=10, segment_steps=10, holdout_fraction=0.0)
+    part = segment(10, 1, done_at=[(3, 0)])
+    buffer.add(part, part.actions)
+    windows = buffer.windows(4, held_out=False)
+    # starts 0..6; a window starting at t uses transitions t..t+3 and may end AT step 3 but not span it
+    assert windows["obs"][:, 0, 0].tolist() == [0.0, 4.0, 5.0, 6.0]
+    assert windows["actions"].shape == (4, 4, 2) and windows["next_obs"].shape == (4, 4, 2, 1)
+    assert torch.equal(windows["next_obs"][:, -1, 0, 0], windows["obs"][:, 0, 0] + 4)
+
+
+def test_buffer_refuses_segments_without_next_states():
+    buffer = RealBuffer(20, 10)
+    part = segment(10, 1)
+    with pytest.raises(ValueError, match="next_obs"):
+        buffer.add(Rollout(*[getattr(part, f) for f in ("obs", "actions", "log_probs", "rewards", "values",
+                                                         "next_values", "dones")]), part.actions)
+    with pytest.raises(ValueError, match="5-step"):
+        RealBuffer(20, 5).add(part, part.actions)
+
+
+def cacc_algorithm(**dmpo):
+    config = from_dict({"algo": "dmpo", "env": {"num_envs": 4, "options": {"terminate_on_collision": True}},
+                        "rollout_steps": 50, "dmpo": {"rollouts": 32, "horizon": 6, **dmpo}})
+    env = gdmpo.make("cacc-catchup", num_envs=4, seed=0, terminate_on_collision=True)
+    return DMPO(build_agent(config, env), env, 50, config.model, config.dmpo), env
+
+
+def test_branched_rollout_shapes_bootstrap_and_restarts():
+    torch.manual_seed(0)
+    algo, env = cacc_algorithm()
+    rollout, _, _ = collect(env, algo.agent, env.reset(), 50)
+    algo.buffer.add(rollout, rollout.actions)
+    algo.model.update_normalizers(rollout.obs, rollout.next_obs, rollout.rewards)
+    start = algo.buffer.start_states(32)
+    data = branched_rollout(algo.agent, algo.model, start, 6, algo.buffer)
+    assert data.obs.shape == (6, 32, 8, 5) and data.actions.shape == (6, 32, 8) and data.rewards.shape == (6, 32, 8)
+    assert data.dones.shape == (6, 32) and data.next_obs.shape == (6, 32, 8, 5)
+    assert torch.equal(data.obs[0], start)
+    alive = ~data.dones[:-1, :, None, None]
+    assert torch.equal(torch.where(alive, data.obs[1:], 0), torch.where(alive, data.next_obs[:-1], 0))
+    # the last step is bootstrapped with V of the state it reached (eq. 7), unless terminal
+    final = algo.agent.value(data.next_obs[-1]) * (~data.dones[-1])[:, None]
+    assert torch.allclose(data.next_values[-1], final, atol=1e-5)
+    # force every rollout to look terminal: each restarts from a real state, none is bootstrapped
+    for member in algo.model.members:
+        member.head[-1].bias.data[-1] = 50.0
+    data = branched_rollout(algo.agent, algo.model, start, 3, algo.buffer)
+    assert data.dones.all() and torch.all(data.next_values == 0)
+    real = {tuple(s.flatten().tolist()) for s in algo.buffer.data["obs"].flatten(0, 1)}
+    assert all(tuple(s.flatten().tolist()) in real for s in data.obs[1].unbind(0))
+
+
+def test_rollout_step_of_an_agent_ignores_agents_beyond_its_receptive_field():
+    """Agent 0 of an 8-chain acts on 1 hop (κ_π) and is predicted from 1 hop (κ_p): agent 5 cannot matter."""
+    algo, env = cacc_algorithm()
+    rollout, _, _ = collect(env, algo.agent, env.reset(), 50)
+    algo.model.update_normalizers(rollout.obs, rollout.next_obs, rollout.rewards)
+    start = rollout.obs[10]
+    moved = start.clone()
+    moved[:, 5] += 1.0
+    outs = []
+    for s in (start, moved):
+        torch.manual_seed(3)
+        outs.append(branched_rollout(algo.agent, algo.model, s, 2))
+    assert torch.equal(outs[0].next_obs[0, :, 0], outs[1].next_obs[0, :, 0])
+    assert torch.equal(outs[0].rewards[0, :, :3], outs[1].rewards[0, :, :3])
+    assert not torch.equal(outs[0].next_obs[0, :, 5], outs[1].next_obs[0, :, 5])
+    # two steps later the change has travelled: agent 3 (two hops from 5) sees it through its neighbour
+    assert not torch.equal(outs[0].next_obs[1, :, 3], outs[1].next_obs[1, :, 3])
+
+
+def test_ensemble_elites_are_the_members_with_lowest_held_out_error():
+    torch.manual_seed(0)
+    env = Drift(num_envs=4, horizon=20)
+    config = ModelConfig(net=NetworkConfig(hidden=[8, 8]), ensemble_size=3, elites=2, holdout_fraction=0.25,
+                         batch_size=16, lr=1e-2)
+    model = DynamicsEnsemble(1, env.action_space, config, env.graph.edge_index, 3)
+    buffer = RealBuffer(400, 20, 0.25)
+    obs = env.reset()
+    for _ in range(5):
+        actions = torch.rand(20, 4, 3, 1) * 2 - 1
+        seg_obs, seg_next, rewards = [], [], []
+        for t in range(20):
+            nxt, rew, _, _, info = env.step(actions[t])
+            seg_obs.append(obs), seg_next.append(info["final_obs"]), rewards.append(rew)
+            obs = nxt
+        zeros = torch.zeros(20, 4, 3)
+        dones = torch.zeros(20, 4, dtype=torch.bool)
+        dones[-1] = True
+        part = Rollout(torch.stack(seg_obs), actions, zeros, torch.stack(rewards), zeros, zeros, dones,
+                       torch.stack(seg_next), torch.zeros(20, 4, dtype=torch.bool))
+        buffer.add(part, actions)
+        model.update_normalizers(part.obs, part.next_obs, part.rewards)
+    model.fit(buffer, 300)
+    with torch.no_grad():  # spoil member 0: it must drop out of the elites
+        model.members[0].head[-1].bias.add_(5.0)
+    errors = model.evaluate(buffer, horizon=10)
+    assert set(model.elites.tolist()) == {1, 2}
+    assert {"model_state_mse", "model_reward_mse", "model_error_1", "model_error_5", "model_error_T"} <= set(errors)
+    assert errors["model_error_1"] < 0.01  # s' = s + a is easy
+    assert errors["model_error_1"] <= errors["model_error_T"]
+    assert set(model.assign_members(100).tolist()) == {1, 2}
+
+
+def test_short_dmpo_run_beats_random_on_drift():
+    """Drift rewards moving up; 12 short DMPO iterations on mostly model data learn to push +1."""
+    torch.manual_seed(0)
+    env = Drift(num_envs=8, horizon=10)
+    config = from_dict({"algo": "dmpo", "policy_net": {"hidden": [16, 16]}, "value_net": {"hidden": [16, 16]},
+                        "ppo": {"reward_scale": 1.0, "gae_lambda": 0.95, "lr_policy": 3e-3, "lr_value": 3e-3},
+                        "model": {"net": {"hidden": [16, 16]}, "lr": 3e-3, "batch_size": 32},
+                        "dmpo": {"warmup_env_steps": 160, "warmup_model_steps": 300, "model_steps": 50,
+                                 "rollouts": 64, "horizon": 5, "inner_updates": 4, "model_data_prob": 1.0}})
+    agent = build_agent(config, env)
+    algo = DMPO(agent, env, 20, config.model, config.dmpo)
+    random = run_episodes(env, lambda o: torch.rand(o.shape[0], 3, 1) * 2 - 1, 16, seed=1)["mean_return"]
+    obs = env.reset()
+    for _ in range(12):
+        result = algo.iteration(env, obs)
+        obs = result.obs
+    assert result.metrics["model_updates"] == 4 and result.metrics["model_steps"] > 0
+    assert algo.env_steps == 12 * 160
+    trained = run_episodes(env, lambda o: agent.policy.to_env(agent.act(o, deterministic=True)[0]), 16,
+                           seed=1)["mean_return"]
+    # random play is worth about 3 agents x (10 x 0.5 start) = 15; always +1 is worth 15 + 3 x 55 = 180
+    assert trained > random + 60, (trained, random)
+
+
+def test_dmpo_run_directory_and_resume(tmp_path):
+    """metrics.csv counts real and model steps apart, logs model errors and timings; resume restores D^E."""
+    overrides = {"algo": "dmpo", "env.num_envs": 2, "rollout_steps": 30, "ppo.epochs": 1,
+                 "policy_net.hidden": [8, 8], "value_net.hidden": [8, 8],
+                 "dmpo.warmup_env_steps": 60, "dmpo.warmup_model_steps": 20, "dmpo.model_steps": 5,
+                 "dmpo.rollouts": 8, "dmpo.horizon": 4, "dmpo.inner_updates": 2, "dmpo.model_data_prob": 1.0,
+                 "model.holdout_fraction": 0.25}
+    config = from_dict(gdmpo.config.apply_overrides({}, overrides))
+    run = tmp_path / "run"
+    gdmpo.train(config, run, total_env_steps=300, progress=False)
+    import csv
+
+    with open(run / "metrics.csv", newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert [int(r["env_steps"]) for r in table] == [60, 120, 180, 240, 300]
+    assert [int(r["model_steps"]) for r in table] == [2 * 8 * 4 * k for k in range(1, 6)]
+    assert all(float(r["time_env"]) > 0 and float(r["time_rollout"]) > 0 for r in table)
+    assert table[-1]["model_error_T"] != "" and table[-1]["model_state_mse"] != ""
+    trainer = gdmpo.Trainer.resume(run)
+    assert trainer.algorithm.buffer.added == 10 and trainer.algorithm.model_steps == 320
+    summary = trainer.train(total_env_steps=360, progress=False)
+    assert summary["env_steps"] == 360
