@@ -15,35 +15,20 @@ writes into ``--out`` (default ``benchmarks/results/learning_cacc``):
 from __future__ import annotations
 
 import argparse
-import csv
 import multiprocessing as mp
 import time
 from pathlib import Path
 
 import numpy as np
+from common import train_one, write_curves
 
 import gdmpo
-from gdmpo import config as cfg
 from gdmpo.envs.controllers import ConstantPolicy
 from gdmpo.evaluation import run_episodes
-from gdmpo.plot import plot_runs, read_curve
+from gdmpo.plot import plot_runs
 
 ENVS = ("cacc-catchup", "cacc-slowdown")
 ALGOS = ("dppo", "cppo")
-
-
-def train_one(job: tuple[str, str, int, int, int, str]) -> dict:
-    env_id, algo, seed, steps, episodes, out = job
-    import torch
-
-    torch.set_num_threads(1)
-    run_dir = Path(out) / "runs" / env_id / f"{algo}-s{seed}"
-    config = cfg.load(f"configs/{env_id}/{algo}.yaml", {"seed": seed})
-    start = time.perf_counter()
-    gdmpo.train(config, run_dir, total_env_steps=steps, progress=False)
-    result = gdmpo.evaluate(run_dir / "checkpoints/last.pt", episodes=episodes, seed=1000 + seed)
-    return {"env": env_id, "algo": algo, "seed": seed, "run_dir": str(run_dir),
-            "final_return": result["mean_return"], "train_s": time.perf_counter() - start}
 
 
 def constant_returns(env_id: str, episodes: int) -> dict[int, float]:
@@ -64,7 +49,8 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/learning_cacc")
     args = parser.parse_args()
     out = Path(args.out)
-    jobs = [(e, a, s, args.steps, args.episodes, str(out)) for e in args.envs for a in ALGOS for s in args.seeds]
+    jobs = [{"env": e, "algo": a, "name": a, "seed": s, "steps": args.steps, "episodes": args.episodes,
+             "out": str(out)} for e in args.envs for a in ALGOS for s in args.seeds]
     start = time.perf_counter()
     with mp.get_context("spawn").Pool(args.jobs) as pool:
         results = []
@@ -73,12 +59,7 @@ def main() -> None:
             print(f"[{time.perf_counter() - start:6.0f} s] {result['env']} {result['algo']} seed {result['seed']}: "
                   f"final return {result['final_return']:.4g} ({result['train_s']:.0f} s)", flush=True)
 
-    with (out / "curves.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["env", "algo", "seed", "env_steps", "episode_return"])
-        for r in sorted(results, key=lambda r: (r["env"], r["algo"], r["seed"])):
-            for step, value in zip(*read_curve(r["run_dir"])):
-                writer.writerow([r["env"], r["algo"], r["seed"], int(step), value])
+    write_curves(results, out / "curves.csv")
 
     lines = [f"Team return (no training shaping), mean ± std over seeds {args.seeds}, {args.steps} env steps, "
              f"{args.episodes} evaluation episodes per policy.", "",

@@ -80,6 +80,7 @@ class PPOConfig:
     normalize_advantage: bool = True
     reward_scale: float = 0.01  # rewards are multiplied by this for learning; metrics stay raw
     value_norm: bool = True  # critic regresses running-normalised returns
+    chunk_nodes: int = 16384  # nodes per forward/backward pass within a minibatch (speed only; 0: whole minibatch)
 
 
 def _model_net() -> NetworkConfig:

@@ -1,0 +1,39 @@
+"""Shared by the learning benchmarks: train one (env, algo, seed) job in a worker, gather curves."""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+from typing import Any
+
+import gdmpo
+from gdmpo import config as cfg
+from gdmpo.plot import read_curve
+
+
+def train_one(job: dict[str, Any]) -> dict[str, Any]:
+    """Train ``configs/<env>/<algo>.yaml`` with ``job['overrides']`` for ``job['steps']`` real steps, then evaluate.
+
+    Runs in a worker process with one torch thread, so ``--jobs`` workers share the cores evenly.
+    """
+    import torch
+
+    torch.set_num_threads(job.get("threads", 1))
+    run_dir = Path(job["out"]) / "runs" / job["env"] / f"{job['name']}-s{job['seed']}"
+    config = cfg.load(f"configs/{job['env']}/{job['algo']}.yaml", {"seed": job["seed"], **job.get("overrides", {})})
+    start = time.perf_counter()
+    gdmpo.train(config, run_dir, total_env_steps=job["steps"], progress=False)
+    train_s = time.perf_counter() - start
+    result = gdmpo.evaluate(run_dir / "checkpoints/last.pt", episodes=job["episodes"], seed=1000 + job["seed"])
+    return {**job, "run_dir": str(run_dir), "final_return": result["mean_return"], "train_s": train_s}
+
+
+def write_curves(results: list[dict[str, Any]], path: Path) -> None:
+    """One CSV of every run's learning curve: env, algo, seed, env_steps, episode_return."""
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["env", "algo", "seed", "env_steps", "episode_return"])
+        for r in sorted(results, key=lambda r: (r["env"], r["name"], r["seed"])):
+            for step, value in zip(*read_curve(r["run_dir"])):
+                writer.writerow([r["env"], r["name"], r["seed"], int(step), value])

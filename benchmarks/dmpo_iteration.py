@@ -1,0 +1,99 @@
+"""Wall-clock of one DMPO iteration and of each of its parts, at the paper's Catch-up settings.
+
+Parts: one 600-step real episode, the model fit of one iteration, one branched rollout of
+M x T from real states, one PPO update on those model data (with the KL early stop of the config,
+and with all epochs as the authors' code runs), one PPO update on the real episode. The iteration
+is then timed for real (``--iterations`` of them, averaged). Reference figures are the authors'
+public implementation measured on this 2-core machine (issue 4)::
+
+    python benchmarks/dmpo_iteration.py [--config configs/cacc-catchup/dmpo.yaml] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+
+import torch
+
+import gdmpo
+from gdmpo import config as cfg
+from gdmpo.algos import DMPO, branched_rollout, build_agent, collect
+
+REFERENCE = {"real episode (600 steps)": 0.53, "branched rollout": 0.55, "PPO update, model data": 6.35,
+             "DMPO iteration": 35.0}
+
+
+def timed(fn, repeats: int = 1) -> tuple[float, object]:
+    out, start = None, time.perf_counter()
+    for _ in range(repeats):
+        out = fn()
+    return (time.perf_counter() - start) / repeats, out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="configs/cacc-catchup/dmpo.yaml")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--iterations", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    config = cfg.load(args.config)
+    config = dataclasses.replace(config, rollout_steps=600)  # one real episode per iteration, as the authors
+    d = config.dmpo
+    env = gdmpo.make(config.env.id, num_envs=1, seed=0, **config.env.options)
+    algo = DMPO(build_agent(config, env), env, 600, config.model, d)
+    agent = algo.agent
+    obs = env.reset()
+    rows: dict[str, float] = {}
+    for episode in range(12):  # a buffer with held-out columns, as after warm-up
+        elapsed, (rollout, obs, _) = timed(lambda: collect(env, agent, obs, 600))
+        algo.buffer.add(rollout, agent.policy.to_env(rollout.actions))
+        algo.model.update_normalizers(rollout.obs, rollout.next_obs, rollout.rewards)
+        if episode == 1:
+            rows["real episode (600 steps)"] = elapsed
+    rows[f"model fit ({d.model_steps} steps) + errors"] = timed(
+        lambda: (algo.model.fit(algo.buffer, d.model_steps), algo.model.evaluate(algo.buffer, d.horizon)))[0]
+    start = algo.buffer.start_states(d.rollouts)
+    branched_rollout(agent, algo.model, start, d.horizon, algo.buffer)  # warm the graph caches
+    rows["branched rollout"], model_data = timed(
+        lambda: branched_rollout(agent, algo.model, start, d.horizon, algo.buffer), repeats=3)
+    state = {k: v.clone() for k, v in agent.state_dict().items()}
+    rows["PPO update, model data"], stats = timed(lambda: agent.update(model_data))
+    policy_epochs = stats.policy_epochs
+    agent.load_state_dict(state)
+    target_kl = agent.config.target_kl
+    agent.config = dataclasses.replace(agent.config, target_kl=None)
+    rows[f"PPO update, model data, all {config.ppo.epochs} epochs"] = timed(lambda: agent.update(model_data))[0]
+    agent.config = dataclasses.replace(agent.config, target_kl=target_kl)
+    rows["PPO update, real episode"] = timed(lambda: agent.update(agent.reevaluate(rollout)))[0]
+    algo.model_fitted = True
+    algo.env_steps = d.warmup_env_steps
+    times = []
+    for _ in range(args.iterations):
+        elapsed, result = timed(lambda: algo.iteration(env, obs))
+        obs = result.obs
+        times.append(elapsed)
+        print(f"  iteration: {elapsed:.2f} s with {result.metrics['model_updates']} model-data updates "
+              f"(env {result.metrics['time_env']:.2f}, model {result.metrics['time_model']:.2f}, rollouts "
+              f"{result.metrics['time_rollout']:.2f}, policy {result.metrics['time_policy']:.2f})", flush=True)
+    rows["DMPO iteration"] = sum(times) / len(times)
+    n = env.num_agents
+    print(f"\n{config.env.id}, n = {n}, M = {d.rollouts}, T = {d.horizon}, {config.ppo.epochs} epochs, "
+          f"{config.ppo.minibatches} minibatches, policy/value {config.policy_net.hidden}/{config.value_net.hidden}, "
+          f"model {config.model.net.hidden}, {args.threads} threads; KL stop ran {policy_epochs} policy epochs")
+    print(f"{'part':<44}{'seconds':>10}{'authors':>10}{'speed-up':>10}")
+    for name, seconds in rows.items():
+        ref = REFERENCE.get(name)
+        extra = f"{ref:>10.2f}{ref / seconds:>9.1f}x" if ref else ""
+        print(f"{name:<44}{seconds:>10.3f}{extra}")
+    samples = d.rollouts * d.horizon * n
+    print(f"\nmodel data per update: {samples} agent-steps; rollout {samples / rows['branched rollout']:.3g} "
+          f"agent-steps/s")
+    env.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Sample efficiency, the paper's claim: DMPO, DPPO and CPPO with the same real env-step budget.
+
+Run: ``python benchmarks/sample_efficiency.py --env cacc-catchup [--steps 100000] [--seeds 0 1 2]
+[--threshold -1e5] [--set dmpo:dmpo.rollouts=512 ...] [--jobs 2] [--out DIR]``.
+
+Each algorithm trains with ``configs/<env>/<algo>.yaml`` (plus ``--set algo:key=value`` overrides,
+printed with the results) for ``--steps`` real environment steps. Model transitions are not counted.
+Writes into ``--out`` (default ``benchmarks/results/sample_efficiency/<env>``):
+
+- ``runs/<env>/<algo>-s<seed>/``: run directories (metrics.csv with model errors and timings for DMPO);
+- ``curves.csv``: return vs real env steps of every run; ``<env>.png``: mean and band over seeds;
+- ``summary.md``: per algorithm, the final evaluated return and the real env steps its smoothed
+  training curve needs to reach ``--threshold`` (mean over the seeds that reach it), with the ratio
+  DPPO / DMPO.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import time
+from pathlib import Path
+
+import numpy as np
+from common import train_one, write_curves
+
+from gdmpo.plot import plot_runs, read_curve
+
+ALGOS = ("dmpo", "dppo", "cppo")
+THRESHOLDS = {"cacc-catchup": -1.0e5, "cacc-slowdown": -3.0e5}
+
+
+def steps_to_threshold(run_dir: str, threshold: float, window: int = 3) -> float:
+    """First real env step at which the mean of the last ``window`` logged returns reaches ``threshold``."""
+    steps, returns = read_curve(run_dir)
+    for i in range(len(returns)):
+        if i + 1 >= window and np.mean(returns[i + 1 - window:i + 1]) >= threshold:
+            return float(steps[i])
+    return float("nan")
+
+
+def parse_sets(items: list[str]) -> dict[str, dict]:
+    """``["dmpo:dmpo.rollouts=512"]`` → ``{"dmpo": {"dmpo.rollouts": 512}}`` (values parsed as JSON)."""
+    out: dict[str, dict] = {}
+    for item in items:
+        algo, _, assignment = item.partition(":")
+        key, _, value = assignment.partition("=")
+        if not key or not value:
+            raise SystemExit(f"--set {item!r}: expected ALGO:KEY=VALUE")
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        out.setdefault(algo, {})[key] = parsed
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", default="cacc-catchup")
+    parser.add_argument("--algos", nargs="+", default=list(ALGOS))
+    parser.add_argument("--steps", type=int, default=100_000)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--threshold", type=float, default=None)
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="ALGO:KEY=VALUE")
+    parser.add_argument("--episodes", type=int, default=16)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    out = Path(args.out or f"benchmarks/results/sample_efficiency/{args.env}")
+    threshold = THRESHOLDS.get(args.env, 0.0) if args.threshold is None else args.threshold
+    sets = parse_sets(args.sets)
+    jobs = [{"env": args.env, "algo": a, "name": a, "seed": s, "steps": args.steps, "episodes": args.episodes,
+             "out": str(out), "overrides": sets.get(a, {})} for a in args.algos for s in args.seeds]
+    start = time.perf_counter()
+    results = []
+    with mp.get_context("spawn").Pool(args.jobs) as pool:
+        for result in pool.imap_unordered(train_one, jobs):
+            results.append(result)
+            print(f"[{time.perf_counter() - start:6.0f} s] {result['algo']} seed {result['seed']}: final return "
+                  f"{result['final_return']:.4g} ({result['train_s']:.0f} s)", flush=True)
+    write_curves(results, out / "curves.csv")
+    plot_runs([r["run_dir"] for r in results], out / f"{args.env}.png", title=f"{args.env}: return vs real env steps")
+
+    lines = [f"{args.env}: {args.steps} real env steps, seeds {args.seeds}, threshold {threshold:g} "
+             f"(mean of 3 consecutive logged training returns); final return = {args.episodes} evaluation "
+             f"episodes without training shaping.", ""]
+    for algo, overrides in sets.items():
+        lines.append(f"overrides for {algo}: {overrides}")
+    lines += ["", "| algo | final return | env steps to threshold | seeds reaching it | train time (s) |",
+              "| --- | --- | --- | --- | --- |"]
+    reach: dict[str, float] = {}
+    for algo in args.algos:
+        mine = [r for r in results if r["algo"] == algo]
+        finals = np.array([r["final_return"] for r in mine])
+        hits = [steps_to_threshold(r["run_dir"], threshold) for r in mine]
+        reached = [h for h in hits if not np.isnan(h)]
+        reach[algo] = float(np.mean(reached)) if reached else float("nan")
+        lines.append(f"| {algo} | {finals.mean():.4g} ± {finals.std():.2g} | {reach[algo]:.4g} | "
+                     f"{len(reached)}/{len(mine)} | {np.mean([r['train_s'] for r in mine]):.0f} |")
+    if "dmpo" in reach and "dppo" in reach:
+        ratio = reach["dppo"] / reach["dmpo"]
+        lines += ["", f"env steps to threshold, DPPO / DMPO: {ratio:.2f}"
+                  + (" (a side never reached it)" if np.isnan(ratio) else "")]
+    table = "\n".join(lines)
+    (out / "summary.md").write_text(table + "\n")
+    print(table)
+    print(f"curves: {out / 'curves.csv'}, plot: {out / (args.env + '.png')}")
+
+
+if __name__ == "__main__":
+    main()
