@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import json
+import multiprocessing as mp
 import time
 from pathlib import Path
 from typing import Any
@@ -37,3 +39,39 @@ def write_curves(results: list[dict[str, Any]], path: Path) -> None:
         for r in sorted(results, key=lambda r: (r["env"], r["name"], r["seed"])):
             for step, value in zip(*read_curve(r["run_dir"])):
                 writer.writerow([r["env"], r["name"], r["seed"], int(step), value])
+
+
+def add_run_arguments(parser, steps: int = 100_000) -> None:
+    """The options every learning benchmark shares: budget, seeds, evaluation, parallel jobs, output."""
+    parser.add_argument("--steps", type=int, default=steps, help="real env steps per run")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--episodes", type=int, default=16, help="evaluation episodes per final policy")
+    parser.add_argument("--jobs", type=int, default=2, help="runs trained in parallel (one thread each)")
+    parser.add_argument("--out", default=None)
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value: JSON where it parses (numbers, lists, booleans), else the plain string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def run_jobs(jobs: list[dict[str, Any]], workers: int) -> list[dict[str, Any]]:
+    """Train every job in a pool of ``workers`` processes, printing each as it finishes."""
+    start = time.perf_counter()
+    results = []
+    with mp.get_context("spawn").Pool(workers) as pool:
+        for result in pool.imap_unordered(train_one, jobs):
+            results.append(result)
+            print(f"[{time.perf_counter() - start:6.0f} s] {result['env']} {result['name']} seed {result['seed']}: "
+                  f"final return {result['final_return']:.4g} ({result['train_s']:.0f} s)", flush=True)
+    return results
+
+
+def write_summary(lines: list[str], out: Path) -> None:
+    """Print the summary table and keep it as ``summary.md``."""
+    table = "\n".join(lines)
+    (out / "summary.md").write_text(table + "\n")
+    print(table)

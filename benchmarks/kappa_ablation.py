@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
-import multiprocessing as mp
-import time
 from pathlib import Path
 
 import numpy as np
-from common import train_one, write_curves
+from common import add_run_arguments, parse_value, run_jobs, write_curves, write_summary
 from sample_efficiency import THRESHOLDS, steps_to_threshold
 
 from gdmpo.plot import plot_runs
@@ -41,33 +38,17 @@ def main() -> None:
     parser.add_argument("--env", default="cacc-catchup")
     parser.add_argument("--kappas", type=int, nargs="+", default=[1, 2, 3, 4])
     parser.add_argument("--vary", choices=sorted(KEYS), default="both")
-    parser.add_argument("--steps", type=int, default=100_000)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threshold", type=float, default=None)
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--episodes", type=int, default=16)
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--out", default=None)
+    add_run_arguments(parser)
     args = parser.parse_args()
     out = Path(args.out or f"benchmarks/results/kappa_ablation/{args.env}")
     threshold = THRESHOLDS.get(args.env, 0.0) if args.threshold is None else args.threshold
-    common = {}
-    for item in args.sets:
-        key, _, value = item.partition("=")
-        try:
-            common[key] = json.loads(value)
-        except json.JSONDecodeError:
-            common[key] = value
+    common = {key: parse_value(value) for key, _, value in (item.partition("=") for item in args.sets)}
     jobs = [{"env": args.env, "algo": "dmpo", "name": f"dmpo-kappa{k}", "kappa": k, "seed": s, "steps": args.steps,
              "episodes": args.episodes, "out": str(out), "overrides": {**common, **{key: k for key in KEYS[args.vary]}}}
             for k in args.kappas for s in args.seeds]
-    start = time.perf_counter()
-    results = []
-    with mp.get_context("spawn").Pool(args.jobs) as pool:
-        for result in pool.imap_unordered(train_one, jobs):
-            results.append(result)
-            print(f"[{time.perf_counter() - start:6.0f} s] κ = {result['kappa']} seed {result['seed']}: "
-                  f"final return {result['final_return']:.4g}", flush=True)
+    results = run_jobs(jobs, args.jobs)
     write_curves(results, out / "curves.csv")
     plot_runs([r["run_dir"] for r in results], out / f"{args.env}.png", title=f"{args.env}: DMPO, κ ({args.vary})")
     lines = [f"{args.env}: DMPO, κ varies {', '.join(KEYS[args.vary])}; {args.steps} real env steps, seeds "
@@ -82,9 +63,7 @@ def main() -> None:
         lines.append(f"| {k} | {finals.mean():.4g} ± {finals.std():.2g} | "
                      f"{np.mean(hits) if hits else float('nan'):.4g} ({len(hits)}/{len(mine)}) | "
                      f"{np.nanmean(errors[:, 0]):.4g} | {np.nanmean(errors[:, 1]):.4g} |")
-    table = "\n".join(lines)
-    (out / "summary.md").write_text(table + "\n")
-    print(table)
+    write_summary(lines, out)
 
 
 if __name__ == "__main__":

@@ -15,12 +15,10 @@ writes into ``--out`` (default ``benchmarks/results/learning_cacc``):
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
-import time
 from pathlib import Path
 
 import numpy as np
-from common import train_one, write_curves
+from common import add_run_arguments, run_jobs, write_curves, write_summary
 
 import gdmpo
 from gdmpo.envs.controllers import ConstantPolicy
@@ -41,23 +39,13 @@ def constant_returns(env_id: str, episodes: int) -> dict[int, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=60_000)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--episodes", type=int, default=16)
-    parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--envs", nargs="+", default=list(ENVS))
-    parser.add_argument("--out", default="benchmarks/results/learning_cacc")
+    add_run_arguments(parser, steps=60_000)
     args = parser.parse_args()
-    out = Path(args.out)
+    out = Path(args.out or "benchmarks/results/learning_cacc")
     jobs = [{"env": e, "algo": a, "name": a, "seed": s, "steps": args.steps, "episodes": args.episodes,
              "out": str(out)} for e in args.envs for a in ALGOS for s in args.seeds]
-    start = time.perf_counter()
-    with mp.get_context("spawn").Pool(args.jobs) as pool:
-        results = []
-        for result in pool.imap_unordered(train_one, jobs):
-            results.append(result)
-            print(f"[{time.perf_counter() - start:6.0f} s] {result['env']} {result['algo']} seed {result['seed']}: "
-                  f"final return {result['final_return']:.4g} ({result['train_s']:.0f} s)", flush=True)
+    results = run_jobs(jobs, args.jobs)
 
     write_curves(results, out / "curves.csv")
 
@@ -72,9 +60,7 @@ def main() -> None:
             lines.append(f"| {env_id} | {algo} | {finals.mean():.4g} ± {finals.std():.2g} |")
         for action, value in constant_returns(env_id, args.episodes).items():
             lines.append(f"| {env_id} | constant action {action} | {value:.4g} |")
-    table = "\n".join(lines)
-    (out / "summary.md").write_text(table + "\n")
-    print(table)
+    write_summary(lines, out)
     print(f"curves: {out / 'curves.csv'}, plots: {', '.join(str(out / f'{e}.png') for e in args.envs)}")
 
 

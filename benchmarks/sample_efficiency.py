@@ -17,13 +17,10 @@ Writes into ``--out`` (default ``benchmarks/results/sample_efficiency/<env>``):
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing as mp
-import time
 from pathlib import Path
 
 import numpy as np
-from common import train_one, write_curves
+from common import add_run_arguments, parse_value, run_jobs, write_curves, write_summary
 
 from gdmpo.plot import plot_runs, read_curve
 
@@ -48,11 +45,7 @@ def parse_sets(items: list[str]) -> dict[str, dict]:
         key, _, value = assignment.partition("=")
         if not key or not value:
             raise SystemExit(f"--set {item!r}: expected ALGO:KEY=VALUE")
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            parsed = value
-        out.setdefault(algo, {})[key] = parsed
+        out.setdefault(algo, {})[key] = parse_value(value)
     return out
 
 
@@ -60,26 +53,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="cacc-catchup")
     parser.add_argument("--algos", nargs="+", default=list(ALGOS))
-    parser.add_argument("--steps", type=int, default=100_000)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threshold", type=float, default=None)
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="ALGO:KEY=VALUE")
-    parser.add_argument("--episodes", type=int, default=16)
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--out", default=None)
+    add_run_arguments(parser)
     args = parser.parse_args()
     out = Path(args.out or f"benchmarks/results/sample_efficiency/{args.env}")
     threshold = THRESHOLDS.get(args.env, 0.0) if args.threshold is None else args.threshold
     sets = parse_sets(args.sets)
     jobs = [{"env": args.env, "algo": a, "name": a, "seed": s, "steps": args.steps, "episodes": args.episodes,
              "out": str(out), "overrides": sets.get(a, {})} for a in args.algos for s in args.seeds]
-    start = time.perf_counter()
-    results = []
-    with mp.get_context("spawn").Pool(args.jobs) as pool:
-        for result in pool.imap_unordered(train_one, jobs):
-            results.append(result)
-            print(f"[{time.perf_counter() - start:6.0f} s] {result['algo']} seed {result['seed']}: final return "
-                  f"{result['final_return']:.4g} ({result['train_s']:.0f} s)", flush=True)
+    results = run_jobs(jobs, args.jobs)
     write_curves(results, out / "curves.csv")
     plot_runs([r["run_dir"] for r in results], out / f"{args.env}.png", title=f"{args.env}: return vs real env steps")
 
@@ -103,9 +86,7 @@ def main() -> None:
         ratio = reach["dppo"] / reach["dmpo"]
         lines += ["", f"env steps to threshold, DPPO / DMPO: {ratio:.2f}"
                   + (" (a side never reached it)" if np.isnan(ratio) else "")]
-    table = "\n".join(lines)
-    (out / "summary.md").write_text(table + "\n")
-    print(table)
+    write_summary(lines, out)
     print(f"curves: {out / 'curves.csv'}, plot: {out / (args.env + '.png')}")
 
 
