@@ -48,6 +48,24 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_graph(args: argparse.Namespace) -> int:
+    from gdmpo.graph import from_sumo
+
+    graph = from_sumo(args.net_file)
+    neighbours = [[] for _ in range(graph.num_nodes)]
+    for u, v in graph.edge_index.t().tolist():
+        neighbours[u].append(graph.names[v])
+    print(f"{args.net_file}: {graph.num_nodes} signal agents, {graph.edge_index.size(1) // 2} links")
+    for i, name in enumerate(graph.names):
+        print(f"{name}: neighbours {', '.join(neighbours[i]) or '-'}; {len(graph.lanes[i])} incoming lanes "
+              f"({' '.join(graph.lanes[i])}); {len(graph.phases[i])} green phases ({' '.join(graph.phases[i])})")
+    if args.png:
+        from gdmpo.plot import plot_road_network
+
+        print(f"wrote {plot_road_network(args.net_file, args.png, graph)}")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from gdmpo.trainer import Trainer, default_run_dir
 
@@ -130,6 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("-o", "--output", required=True, help="PNG file to write")
     plot.add_argument("--title")
     plot.set_defaults(func=cmd_plot)
+
+    graph = commands.add_parser("graph", help="the signal agents of a SUMO network, their neighbours, lanes, phases")
+    graph.add_argument("net_file", help="a SUMO .net.xml")
+    graph.add_argument("--png", help="also draw the roads with the communication graph over them")
+    graph.set_defaults(func=cmd_graph)
 
     rollout = commands.add_parser("rollout", help="play a reference policy (random, constant:K) and print returns")
     rollout.add_argument("env_id", nargs="?", default="cacc-catchup")

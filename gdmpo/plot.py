@@ -1,4 +1,4 @@
-"""Learning curves from run directories: return vs env steps, mean and spread across seeds."""
+"""Figures a person reads: learning curves across runs and seeds, and road networks with their agents."""
 
 from __future__ import annotations
 
@@ -102,6 +102,41 @@ def plot_runs(run_dirs: Sequence[str | os.PathLike[str]], output: str | os.PathL
     ax.set_title(title or "training curves")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(output, dpi=120)
+    plt.close(fig)
+    return output
+
+
+def plot_road_network(net_file: str | os.PathLike[str], output: str | os.PathLike[str], graph=None) -> Path:
+    """Draw a SUMO network's roads (grey) with its signal agents and communication links over them."""
+    import matplotlib
+    import sumolib
+
+    from gdmpo.graph import from_sumo
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    graph = from_sumo(net_file) if graph is None else graph
+    net = sumolib.net.readNet(str(net_file))
+    fig, ax = plt.subplots(figsize=(7, 7))
+    for edge in net.getEdges():
+        shape = np.asarray(edge.getShape())
+        ax.plot(shape[:, 0], shape[:, 1], color="0.75", linewidth=0.6 + 0.6 * edge.getLaneNumber(), zorder=1)
+    pos = graph.pos.numpy()
+    for u, v in graph.edge_index.t().tolist():
+        if u < v:
+            ax.plot(pos[[u, v], 0], pos[[u, v], 1], color="tab:blue", linewidth=1.2, zorder=2)
+    ax.scatter(pos[:, 0], pos[:, 1], s=40, color="tab:red", zorder=3, label="signal agents")
+    if graph.num_nodes <= 100:
+        for (x, y), name in zip(pos, graph.names):
+            ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_aspect("equal")
+    ax.set_title(f"{Path(net_file).name}: {graph.num_nodes} agents, {graph.edge_index.size(1) // 2} links")
+    ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from gdmpo.graph.ops import (
     khop_adjacency,
     khop_edge_index,
 )
+from gdmpo.graph.sumo import from_sumo
 from gdmpo.graph.validation import GraphError, validate_graph
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "from_edge_list",
     "from_edges",
     "from_networkx",
+    "from_sumo",
     "grid",
     "hop_distances",
     "khop",

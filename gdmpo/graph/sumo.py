@@ -1,0 +1,121 @@
+"""Communication graphs of traffic-signal agents read from a SUMO road network (``.net.xml``).
+
+Every traffic light (a ``tlLogic``, which may drive several joined junctions) is one agent. Two agents
+are neighbours when a road links them, directly or through junctions without lights: a walk along
+edges (either direction) from one light's junctions reaches the other's before any third light.
+Each node keeps what a signal controller needs to know about itself:
+
+- ``names``: the traffic-light ids, in agent order (sorted, so the order is reproducible);
+- ``junctions``: the junction ids each light drives; ``pos: [n, 2]`` their mean position (m);
+- ``lanes``: the incoming lanes each light controls, ordered by their first link index;
+- ``phases``: the green phases of its programme (state strings without yellow), and ``programs``
+  the programme id used.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import xml.etree.ElementTree as ET
+from collections import deque
+from pathlib import Path
+
+import torch
+from torch_geometric.data import Data
+
+from gdmpo.graph.builders import from_edges
+from gdmpo.graph.validation import GraphError
+
+
+def sumo_binary(name: str) -> str:
+    """Path of a SUMO program (``sumo``, ``netgenerate``, ``netconvert``...) from the eclipse-sumo wheel or PATH."""
+    try:
+        import sumo
+
+        candidate = Path(sumo.SUMO_HOME) / "bin" / name
+        if candidate.is_file():
+            return str(candidate)
+    except ImportError:
+        pass
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f"SUMO program {name!r} not found: install the eclipse-sumo wheel (pip install eclipse-sumo)")
+    return found
+
+
+def is_green_phase(state: str) -> bool:
+    """A phase that gives some link right of way and is not a transition (no yellow, no red-yellow)."""
+    return any(c in "Gg" for c in state) and not any(c in "yYu" for c in state)
+
+
+def from_sumo(net_file: str | os.PathLike[str]) -> Data:
+    """Read the signal agents of a SUMO network and link those a road joins (see the module doc).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        GraphError: the file is not a readable SUMO network, has no traffic lights, or has a light
+            that controls no lane or has no green phase; the message names the file and the light.
+    """
+    import sumolib
+
+    path = Path(net_file)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such SUMO network file")
+    try:
+        net = sumolib.net.readNet(str(path), withPrograms=True)
+    except (ET.ParseError, ValueError, KeyError, AttributeError, IndexError) as err:
+        raise GraphError(f"{path}: not a readable SUMO network ({type(err).__name__}: {err})") from None
+    lights = sorted(net.getTrafficLights(), key=lambda tls: tls.getID())
+    if not lights:
+        raise GraphError(f"{path}: the network has no traffic lights, so there are no signal agents")
+    names, junctions, lanes, phases, programs, positions = [], [], [], [], [], []
+    owner: dict[str, int] = {}  # junction id -> agent index
+    for index, tls in enumerate(lights):
+        tls_id = tls.getID()
+        links = sorted(tls.getConnections(), key=lambda link: link[2])
+        if not links:
+            raise GraphError(f"{path}: traffic light {tls_id!r} controls no lane")
+        incoming: list[str] = []
+        for in_lane, _, _ in links:
+            if in_lane.getID() not in incoming:
+                incoming.append(in_lane.getID())
+        nodes = sorted({in_lane.getEdge().getToNode().getID() for in_lane, _, _ in links})
+        program_id, program = sorted(tls.getPrograms().items())[0] if tls.getPrograms() else (None, None)
+        greens = [] if program is None else [p.state for p in program.getPhases() if is_green_phase(p.state)]
+        if not greens:
+            raise GraphError(f"{path}: traffic light {tls_id!r} has no programme with a green phase")
+        for node in nodes:
+            owner[node] = index
+        coords = torch.tensor([net.getNode(node).getCoord()[:2] for node in nodes], dtype=torch.float32)
+        names.append(tls_id)
+        junctions.append(nodes)
+        lanes.append(incoming)
+        phases.append(greens)
+        programs.append(program_id)
+        positions.append(coords.mean(0))
+    edges = sorted(_road_neighbours(net, junctions, owner))
+    graph = from_edges(edges, len(names), pos=torch.stack(positions), names=names)
+    graph.junctions, graph.lanes, graph.phases, graph.programs = junctions, lanes, phases, programs
+    graph.source = str(path)
+    return graph
+
+
+def _road_neighbours(net, junctions: list[list[str]], owner: dict[str, int]) -> set[tuple[int, int]]:
+    """Pairs of agents joined by roads whose inner junctions carry no light (breadth-first per agent)."""
+    pairs: set[tuple[int, int]] = set()
+    for agent, nodes in enumerate(junctions):
+        seen = set(nodes)
+        queue = deque(nodes)
+        while queue:
+            node = net.getNode(queue.popleft())
+            for edge in [*node.getOutgoing(), *node.getIncoming()]:
+                for other in (edge.getFromNode().getID(), edge.getToNode().getID()):
+                    if other in seen:
+                        continue
+                    seen.add(other)
+                    if other in owner:
+                        if owner[other] != agent:
+                            pairs.add((min(agent, owner[other]), max(agent, owner[other])))
+                    else:
+                        queue.append(other)
+    return pairs

@@ -1,0 +1,94 @@
+"""Signal agents and their road neighbours read from SUMO networks built by SUMO's own tools."""
+
+import subprocess
+
+import pytest
+import torch
+
+from gdmpo import graph as G
+from gdmpo.graph.sumo import sumo_binary
+
+
+def netgenerate_grid(tmp_path, number):
+    out = tmp_path / f"grid{number}.net.xml"
+    subprocess.run([sumo_binary("netgenerate"), "--grid", "--grid.number", str(number), "--grid.length", "200",
+                    "--grid.attach-length", "0", "--default-junction-type", "traffic_light", "-o", str(out)],
+                   check=True, capture_output=True)
+    return out
+
+
+def netconvert(tmp_path, nodes, edges):
+    """Build a network from plain nodes ``(id, x, y, type)`` and edges ``(from, to)`` (both directions)."""
+    nod = tmp_path / "plain.nod.xml"
+    edg = tmp_path / "plain.edg.xml"
+    nod.write_text("<nodes>" + "".join(f'<node id="{i}" x="{x}" y="{y}" type="{t}"/>' for i, x, y, t in nodes)
+                   + "</nodes>")
+    edg.write_text("<edges>" + "".join(f'<edge id="{a}_{b}" from="{a}" to="{b}" numLanes="1" speed="13.9"/>'
+                                       f'<edge id="{b}_{a}" from="{b}" to="{a}" numLanes="1" speed="13.9"/>'
+                                       for a, b in edges) + "</edges>")
+    out = tmp_path / "plain.net.xml"
+    subprocess.run([sumo_binary("netconvert"), "-n", str(nod), "-e", str(edg), "-o", str(out)], check=True,
+                   capture_output=True)
+    return out
+
+
+@pytest.mark.parametrize("number", [2, 3])
+def test_all_lit_grid_gives_the_grid_graph(tmp_path, number):
+    graph = G.from_sumo(netgenerate_grid(tmp_path, number))
+    assert graph.num_nodes == number * number
+    # netgenerate names columns A, B, C and rows 0, 1, 2: neighbours differ by one step in one of them
+    expected = set()
+    for i, a in enumerate(graph.names):
+        for j, b in enumerate(graph.names):
+            if abs(ord(a[0]) - ord(b[0])) + abs(int(a[1:]) - int(b[1:])) == 1:
+                expected.add((i, j))
+    assert set(map(tuple, graph.edge_index.t().tolist())) == expected
+    G.validate_graph(graph)
+    centre = graph.names.index("B1") if number == 3 else 0
+    assert len(graph.lanes[centre]) == (4 if number == 3 else 2)
+    assert all(lane.split("_")[0].endswith(graph.names[centre]) for lane in graph.lanes[centre])
+    assert all(G.sumo.is_green_phase(p) for phases in graph.phases for p in phases)
+    assert torch.allclose(graph.pos[graph.names.index("A0")], torch.tensor([0.0, 0.0]))
+
+
+def test_roads_through_unlit_junctions_link_lights(tmp_path):
+    """L1 - m - L2 - L3 with m unlit: L1~L2 through m, L2~L3 directly, never L1~L3 (L2 is in between)."""
+    nodes = [("L1", 0, 0, "traffic_light"), ("m", 150, 0, "priority"), ("L2", 300, 0, "traffic_light"),
+             ("L3", 500, 0, "traffic_light"), ("n1", 0, 200, "priority"), ("n2", 300, 200, "priority"),
+             ("n3", 500, 200, "priority"), ("s2", 300, -200, "priority")]
+    edges = [("L1", "m"), ("m", "L2"), ("L2", "L3"), ("L1", "n1"), ("L2", "n2"), ("L3", "n3"), ("L2", "s2"),
+             ("m", "n2")]
+    graph = G.from_sumo(netconvert(tmp_path, nodes, edges))
+    assert graph.names == ["L1", "L2", "L3"]
+    assert set(map(tuple, graph.edge_index.t().tolist())) == {(0, 1), (1, 0), (1, 2), (2, 1)}
+
+
+def test_broken_networks_are_reported_with_file_and_light(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.net.xml"):
+        G.from_sumo(tmp_path / "missing.net.xml")
+    garbage = tmp_path / "garbage.net.xml"
+    garbage.write_text("<net><edge id='a'")
+    with pytest.raises(G.GraphError, match="garbage.net.xml: not a readable SUMO network"):
+        G.from_sumo(garbage)
+    unlit = netconvert(tmp_path, [("a", 0, 0, "priority"), ("b", 100, 0, "priority"), ("c", 100, 100, "priority")],
+                       [("a", "b"), ("b", "c")])
+    with pytest.raises(G.GraphError, match="plain.net.xml: the network has no traffic lights"):
+        G.from_sumo(unlit)
+    ghost = tmp_path / "ghost.net.xml"
+    text = netgenerate_grid(tmp_path, 2).read_text()
+    ghost.write_text(text.replace("</net>", '<tlLogic id="ghost" type="static" programID="0" offset="0">'
+                                  '<phase duration="30" state="G"/></tlLogic></net>'))
+    with pytest.raises(G.GraphError, match="ghost.net.xml: traffic light 'ghost' controls no lane"):
+        G.from_sumo(ghost)
+
+
+def test_graph_command_prints_agents_and_draws_the_network(tmp_path, capsys):
+    from gdmpo.cli import main
+
+    net = netgenerate_grid(tmp_path, 2)
+    assert main(["graph", str(net), "--png", str(tmp_path / "net.png")]) == 0
+    out = capsys.readouterr().out
+    assert "4 signal agents, 4 links" in out and "A0: neighbours A1, B0" in out
+    assert (tmp_path / "net.png").stat().st_size > 10_000
+    assert main(["graph", str(tmp_path / "none.net.xml")]) == 2
+    assert "none.net.xml: no such SUMO network file" in capsys.readouterr().err
