@@ -6,13 +6,16 @@
 from gdmpo.envs.base import ActionError, NetworkedVecEnv
 from gdmpo.envs.cacc import CACCEnv, CACCParams
 from gdmpo.envs.registry import EnvSpec, make, register, registered, spec
+from gdmpo.envs.sumo import ATSCEnv, SumoError
 
 list = registered  # noqa: A001 - ``gdmpo.envs.list()`` is the documented spelling
 
 register("cacc-catchup", CACCEnv, "CACC Catch-up: 8-vehicle platoon, vehicle 1 starts far behind", scenario="catchup")
 register("cacc-slowdown", CACCEnv, "CACC Slow-down: 8-vehicle platoon behind a decelerating leader", scenario="slowdown")
+register("atsc", ATSCEnv, "Traffic signal control on SUMO for any .net.xml (options: net_file=, route_file=)")
 
 __all__ = [
+    "ATSCEnv",
     "ActionError",
     "CACCEnv",
     "CACCParams",
@@ -22,5 +25,6 @@ __all__ = [
     "make",
     "register",
     "registered",
+    "SumoError",
     "spec",
 ]

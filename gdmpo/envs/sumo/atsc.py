@@ -1,0 +1,260 @@
+"""Adaptive traffic signal control on real SUMO, for any road network with traffic lights.
+
+Agents are the network's traffic lights (``gdmpo.graph.from_sumo``). Every control interval (5 s)
+each agent picks one of its own green phases; a light that changes phase first shows 2 s of yellow
+on the links that lose right of way, then 3 s of the new phase (spec/environments.md, ATSC).
+
+- Observation of agent i: for each incoming lane, the vehicles within the last 50 m before the stop
+  line ("wave") divided by 5 and clipped to [0, 2]; with ``observe_wait`` also the waiting time of
+  the lane's first vehicle (divided by ``wait_scale``, clipped to [0, 2]). Lanes are padded with
+  zeros to the largest junction (``lane_mask`` says which are real).
+- Action: index of the green phase to hold; phases are padded to the largest programme and
+  ``action_mask [n, max_phases]`` marks each agent's real ones (the policy masks the rest).
+- Reward of agent i: −Σ over its incoming lanes of the halting vehicles (at most 10 counted per lane),
+  minus ``wait_weight`` × the summed waiting time of the lanes' first vehicles.
+
+Each copy runs in its own worker process (libsumo allows one simulation per process); see
+:mod:`gdmpo.envs.sumo.workers`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from gdmpo.envs.base import ActionError, NetworkedVecEnv
+from gdmpo.envs.sumo.workers import SumoError, SumoWorkers
+from gdmpo.graph.sumo import from_sumo, sumo_binary
+
+
+def yellow_state(current: str, target: str) -> str:
+    """Links green now and red in ``target`` show yellow; all others keep their current state."""
+    return "".join("y" if c in "Gg" and t in "rR" else c for c, t in zip(current, target))
+
+
+class ATSCSimulation:
+    """One SUMO simulation of a signalised network, driven from inside a worker process."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        if spec["backend"] == "libsumo":
+            import libsumo as sim
+        elif spec["backend"] == "traci":
+            import traci as sim
+        else:
+            raise ValueError(f"backend must be 'libsumo' or 'traci', got {spec['backend']!r}")
+        self.sim = sim
+        self.workdir = tempfile.mkdtemp(prefix="gdmpo-sumo-")
+        self.error_log = os.path.join(self.workdir, "sumo-errors.log")
+        self.running = False
+        self.current: list[str] = []
+        self.time = 0.0
+
+    # ------------------------------------------------------------------ episode
+    def reset(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        spec = self.spec
+        routes = spec["route_file"] or self._random_trips(seed)
+        args = ["-n", spec["net_file"], "-r", routes, "--seed", str(seed), "--begin", "0",
+                "--step-length", "1", "--time-to-teleport", str(spec["teleport_seconds"]), "--no-step-log", "true",
+                "--no-warnings", "true", "--error-log", self.error_log, *spec["sumo_options"]]
+        try:
+            if self.running:
+                self.sim.load(args)
+            else:
+                self.sim.start([sumo_binary("sumo"), *args])
+                self.running = True
+        except Exception as err:
+            self.running = False
+            raise SumoError(f"SUMO could not start: {err}\n{self._stderr()}") from None
+        self.time = 0.0
+        self.current = [phases[0] for phases in spec["phases"]]
+        for tls, state in zip(spec["tls_ids"], self.current):
+            self.sim.trafficlight.setRedYellowGreenState(tls, state)
+        return self._observe()
+
+    def step(self, actions: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """One control interval; returns ``(obs [n, d], reward [n])``."""
+        spec = self.spec
+        targets = [phases[a] for phases, a in zip(spec["phases"], actions)]
+        changing = [i for i, (c, t) in enumerate(zip(self.current, targets)) if c != t]
+        try:
+            if changing:
+                for i in changing:
+                    self.sim.trafficlight.setRedYellowGreenState(spec["tls_ids"][i],
+                                                                 yellow_state(self.current[i], targets[i]))
+                self._advance(spec["yellow_seconds"])
+                for i in changing:
+                    self.sim.trafficlight.setRedYellowGreenState(spec["tls_ids"][i], targets[i])
+                self._advance(spec["control_interval"] - spec["yellow_seconds"])
+            else:
+                self._advance(spec["control_interval"])
+        except Exception as err:
+            raise SumoError(f"SUMO failed at t = {self.time:.0f} s: {err}\n{self._stderr()}") from None
+        self.current = targets
+        return self._observe()
+
+    def _advance(self, seconds: float) -> None:
+        self.time += seconds
+        self.sim.simulationStep(self.time)
+
+    # ------------------------------------------------------------------ measurements
+    def _observe(self) -> tuple[np.ndarray, np.ndarray]:
+        spec = self.spec
+        lane_api, vehicle_api = self.sim.lane, self.sim.vehicle
+        width = spec["max_lanes"] * (2 if spec["observe_wait"] else 1)
+        obs = np.zeros((len(spec["lanes"]), width), dtype=np.float32)
+        reward = np.zeros(len(spec["lanes"]), dtype=np.float32)
+        for i, lanes in enumerate(spec["lanes"]):
+            for k, lane in enumerate(lanes):
+                length = spec["lane_lengths"][i][k]
+                vehicles = lane_api.getLastStepVehicleIDs(lane)
+                positions = [vehicle_api.getLanePosition(v) for v in vehicles]
+                near = sum(1 for p in positions if length - p <= spec["wave_distance"])
+                obs[i, k] = min(near / spec["wave_scale"], spec["obs_clip"])
+                reward[i] -= min(lane_api.getLastStepHaltingNumber(lane), spec["max_halting"])
+                if spec["observe_wait"] or spec["wait_weight"]:
+                    wait = vehicle_api.getWaitingTime(vehicles[int(np.argmax(positions))]) if vehicles else 0.0
+                    if spec["observe_wait"]:
+                        obs[i, spec["max_lanes"] + k] = min(wait / spec["wait_scale"], spec["obs_clip"])
+                    reward[i] -= spec["wait_weight"] * wait
+        return obs, reward
+
+    def tls_states(self) -> list[str]:
+        """The signal state strings SUMO shows now, in agent order."""
+        return [self.sim.trafficlight.getRedYellowGreenState(tls) for tls in self.spec["tls_ids"]]
+
+    def metrics(self) -> dict[str, float]:
+        """Vehicles in the network and their mean accumulated waiting time (s), for reports."""
+        vehicles = self.sim.vehicle.getIDList()
+        waits = [self.sim.vehicle.getAccumulatedWaitingTime(v) for v in vehicles]
+        return {"vehicles": float(len(vehicles)), "mean_wait": float(np.mean(waits)) if waits else 0.0}
+
+    def _random_trips(self, seed: int) -> str:
+        """Trips between random edges at the configured rate, generated by SUMO's randomTrips tool."""
+        import sumo
+
+        out = os.path.join(self.workdir, f"trips-{seed}.xml")
+        if not os.path.exists(out):
+            tool = Path(sumo.SUMO_HOME) / "tools" / "randomTrips.py"
+            cmd = [sys.executable, str(tool), "-n", self.spec["net_file"], "-o", out, "--seed", str(seed),
+                   "--begin", "0", "--end", str(self.spec["episode_seconds"]), "--period",
+                   str(self.spec["trip_period"]), "--fringe-factor", "10", "--validate"]
+            env = {**os.environ, "SUMO_HOME": sumo.SUMO_HOME}
+            result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            if result.returncode != 0 or not os.path.exists(out):
+                raise SumoError(f"randomTrips failed for {self.spec['net_file']}: {result.stderr[-2000:]}")
+        return out
+
+    def _stderr(self) -> str:
+        try:
+            return Path(self.error_log).read_text()[-2000:]
+        except OSError:
+            return ""
+
+    def close(self) -> None:
+        if self.running:
+            try:
+                self.sim.close()
+            except Exception:
+                pass
+            self.running = False
+
+
+class ATSCEnv(NetworkedVecEnv):
+    """``B`` copies of a signalised SUMO network, each in its own worker process.
+
+    Args:
+        net_file: SUMO ``.net.xml`` with traffic lights.
+        route_file: routes or flows; None generates random trips (``trip_period`` seconds apart,
+            seeded per episode) with SUMO's randomTrips tool.
+        control_interval, yellow_seconds: seconds per decision, of which yellow on a phase change.
+        episode_seconds: simulated seconds per episode (truncation).
+        observe_wait: add each lane's first-vehicle waiting time to the observation.
+        wait_weight: reward weight of the waiting time (0: queue reward only).
+        backend: ``libsumo`` (fast, default) or ``traci``.
+        sumo_options: extra SUMO command-line options.
+    """
+
+    def __init__(self, num_envs: int = 1, seed: int | None = None, device: str | torch.device = "cpu", *,
+                 net_file: str | os.PathLike[str], route_file: str | os.PathLike[str] | None = None,
+                 trip_period: float = 2.0, control_interval: int = 5, yellow_seconds: int = 2,
+                 episode_seconds: int = 3600, wave_distance: float = 50.0, wave_scale: float = 5.0,
+                 obs_clip: float = 2.0, max_halting: int = 10, observe_wait: bool = False, wait_scale: float = 60.0,
+                 wait_weight: float = 0.0, teleport_seconds: int = 600, backend: str = "libsumo",
+                 sumo_options: tuple[str, ...] = ()) -> None:
+        super().__init__(num_envs, seed, device)
+        if not 0 <= yellow_seconds < control_interval:
+            raise ValueError(f"yellow_seconds must be in [0, control_interval={control_interval}), got {yellow_seconds}")
+        if route_file is not None and not Path(route_file).is_file():
+            raise FileNotFoundError(f"{route_file}: no such route file")
+        self.graph = from_sumo(net_file)
+        self.num_agents = self.graph.num_nodes
+        self.max_episode_steps = episode_seconds // control_interval
+        self.has_terminal_states = False
+        lanes, phases = self.graph.lanes, self.graph.phases
+        self.max_lanes = max(len(x) for x in lanes)
+        self.max_phases = max(len(x) for x in phases)
+        self.lane_mask = torch.zeros(self.num_agents, self.max_lanes, dtype=torch.bool)
+        self.action_mask = torch.zeros(self.num_agents, self.max_phases, dtype=torch.bool)
+        for i in range(self.num_agents):
+            self.lane_mask[i, : len(lanes[i])] = True
+            self.action_mask[i, : len(phases[i])] = True
+        width = self.max_lanes * (2 if observe_wait else 1)
+        self.observation_space = gym.spaces.Box(0.0, obs_clip, (width,), dtype=np.float32)
+        self.action_space = gym.spaces.Discrete(self.max_phases)
+        import sumolib
+
+        net = sumolib.net.readNet(str(net_file))
+        spec = {
+            "net_file": str(Path(net_file).resolve()), "route_file": None if route_file is None else str(Path(route_file).resolve()),
+            "tls_ids": list(self.graph.names), "lanes": lanes, "phases": phases,
+            "lane_lengths": [[net.getLane(lane).getLength() for lane in agent_lanes] for agent_lanes in lanes],
+            "max_lanes": self.max_lanes, "control_interval": control_interval, "yellow_seconds": yellow_seconds,
+            "episode_seconds": episode_seconds, "wave_distance": wave_distance, "wave_scale": wave_scale,
+            "obs_clip": obs_clip, "max_halting": max_halting, "observe_wait": observe_wait, "wait_scale": wait_scale,
+            "wait_weight": wait_weight, "teleport_seconds": teleport_seconds, "trip_period": trip_period,
+            "backend": backend, "sumo_options": list(sumo_options),
+        }
+        self.simulation_spec = spec  # what each worker's ATSCSimulation is built from (picklable)
+        self.workers = SumoWorkers(num_envs, ATSCSimulation, (spec,))
+        self._obs = torch.zeros(num_envs, self.num_agents, width, device=self.device)
+
+    def _reset_envs(self, mask: torch.Tensor) -> torch.Tensor:
+        indices = mask.nonzero(as_tuple=True)[0].tolist()
+        self.workers.restart_dead(indices)
+        seeds = torch.randint(0, 2**31 - 1, (len(indices),), generator=self._generator).tolist()
+        results = self.workers.call("reset", [(s,) for s in seeds], indices)
+        for index, (obs, _) in zip(indices, results):
+            self._obs[index] = torch.from_numpy(obs).to(self.device)
+        return self._obs.clone()
+
+    def _step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        allowed = self.action_mask.to(actions.device)[torch.arange(self.num_agents, device=actions.device), actions]
+        if not bool(allowed.all()):
+            env, agent = (~allowed).nonzero()[0].tolist()
+            raise ActionError(f"agent {agent} ({self.graph.names[agent]}) of copy {env} has "
+                              f"{int(self.action_mask[agent].sum())} phases; got phase {int(actions[env, agent])}")
+        results = self.workers.call("step", [(row,) for row in actions.tolist()])
+        obs = torch.from_numpy(np.stack([r[0] for r in results])).to(self.device)
+        reward = torch.from_numpy(np.stack([r[1] for r in results])).to(self.device)
+        self._obs = obs.clone()
+        length = self._episode_length + 1
+        truncated = length >= self.max_episode_steps
+        terminated = torch.zeros_like(truncated)
+        return obs, reward, terminated, truncated
+
+    def traffic_metrics(self) -> list[dict[str, float]]:
+        """Per copy: vehicles in the network and their mean accumulated waiting time (s)."""
+        return self.workers.call("metrics", [()] * self.num_envs)
+
+    def close(self) -> None:
+        if hasattr(self, "workers"):
+            self.workers.close()

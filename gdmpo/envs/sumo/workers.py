@@ -1,0 +1,156 @@
+"""SUMO simulations in worker processes, stepped in parallel behind one call.
+
+libsumo runs one simulation per process, so a vector of ``B`` SUMO environments keeps ``B`` worker
+processes, each holding one *simulation object* built from a picklable factory. The environment
+sends the same method call to all (or some) workers, then gathers the answers: the simulations
+advance at the same time on different cores.
+
+A worker that raises sends the error back (with SUMO's stderr where there is one) and keeps running;
+a worker that dies is reported with its exit code and is restarted by the next ``reset``. Workers are
+daemon processes, stopped by :meth:`SumoWorkers.close` (also at garbage collection and interpreter
+exit), so no SUMO process outlives its environment.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import traceback
+import weakref
+from multiprocessing.connection import Connection
+from typing import Any, Callable, Sequence
+
+
+class SumoError(RuntimeError):
+    """A SUMO simulation failed or its worker process died."""
+
+
+def _serve(conn: Connection, factory: Callable[..., Any], args: tuple) -> None:
+    """Worker main loop: build the simulation, then answer ``(method, args)`` requests until ``close``."""
+    simulation = None
+    try:
+        simulation = factory(*args)
+        conn.send(("ok", None))
+        while True:
+            method, call_args = conn.recv()
+            if method == "close":
+                break
+            try:
+                conn.send(("ok", getattr(simulation, method)(*call_args)))
+            except Exception as err:  # report, keep serving: the env may reset afterwards
+                conn.send(("error", f"{type(err).__name__}: {err}\n{traceback.format_exc()}"))
+    except (EOFError, KeyboardInterrupt):
+        pass
+    except Exception as err:
+        try:
+            conn.send(("error", f"{type(err).__name__}: {err}\n{traceback.format_exc()}"))
+        except OSError:
+            pass
+    finally:
+        if simulation is not None and hasattr(simulation, "close"):
+            try:
+                simulation.close()
+            except Exception:
+                pass
+        conn.close()
+
+
+class SumoWorkers:
+    """``count`` worker processes, each serving one simulation built by ``factory(*args)``.
+
+    Args:
+        count: number of workers (one per environment copy).
+        factory: picklable callable that builds the simulation inside the worker.
+        args: its arguments (picklable).
+    """
+
+    def __init__(self, count: int, factory: Callable[..., Any], args: tuple = ()) -> None:
+        self._context = mp.get_context(_start_method())
+        self._factory, self._args = factory, args
+        self._processes: list[Any] = [None] * count
+        self._pipes: list[Connection | None] = [None] * count
+        for index in range(count):
+            self._start(index)
+        self._finalizer = weakref.finalize(self, _shutdown, self._processes, self._pipes)
+
+    def __len__(self) -> int:
+        return len(self._processes)
+
+    def _start(self, index: int) -> None:
+        parent, child = self._context.Pipe()
+        process = self._context.Process(target=_serve, args=(child, self._factory, self._args), daemon=True,
+                                        name=f"gdmpo-sumo-{index}")
+        process.start()
+        child.close()
+        self._processes[index], self._pipes[index] = process, parent
+        self._receive(index, "start")
+
+    def alive(self, index: int) -> bool:
+        process = self._processes[index]
+        return process is not None and process.is_alive()
+
+    def restart_dead(self, indices: Sequence[int]) -> None:
+        """Start a fresh worker in place of each dead one among ``indices``."""
+        for index in indices:
+            if not self.alive(index):
+                self._stop(index)
+                self._start(index)
+
+    def call(self, method: str, args_per_worker: Sequence[tuple], indices: Sequence[int] | None = None) -> list[Any]:
+        """Call ``method`` on the workers ``indices`` (default all) at once; return their results in order."""
+        indices = list(range(len(self))) if indices is None else list(indices)
+        for index, args in zip(indices, args_per_worker):
+            pipe = self._pipes[index]
+            if pipe is None or not self.alive(index):
+                raise SumoError(f"SUMO worker {index} is not running (exit code "
+                                f"{getattr(self._processes[index], 'exitcode', None)}); reset the environment")
+            pipe.send((method, args))
+        return [self._receive(index, method) for index in indices]
+
+    def _receive(self, index: int, method: str) -> Any:
+        pipe = self._pipes[index]
+        try:
+            status, payload = pipe.recv()
+        except (EOFError, ConnectionResetError, OSError):
+            process = self._processes[index]
+            process.join(timeout=5)
+            raise SumoError(f"SUMO worker {index} died during {method!r} (exit code {process.exitcode}); "
+                            "reset the environment to start a new one") from None
+        if status == "error":
+            raise SumoError(f"SUMO worker {index} failed in {method!r}: {payload}")
+        return payload
+
+    def _stop(self, index: int) -> None:
+        _stop_one(self._processes[index], self._pipes[index])
+        self._processes[index], self._pipes[index] = None, None
+
+    def close(self) -> None:
+        """Stop every worker (their simulations close first). Safe to call twice."""
+        self._finalizer()
+
+
+def _start_method() -> str:
+    """``fork`` where the platform has it: a worker starts at once, without re-importing torch (and
+    without re-running the user's script, so no ``__main__`` guard is needed). Workers only run SUMO
+    and numpy code, never torch, so the usual fork-after-threads hazards do not reach them."""
+    return "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+
+
+def _stop_one(process: Any, pipe: Connection | None) -> None:
+    if pipe is not None:
+        try:
+            pipe.send(("close", ()))
+        except (OSError, BrokenPipeError):
+            pass
+    if process is not None:
+        process.join(timeout=10)
+        if process.is_alive():
+            process.kill()
+            process.join(timeout=5)
+    if pipe is not None:
+        pipe.close()
+
+
+def _shutdown(processes: list[Any], pipes: list[Connection | None]) -> None:
+    for index, (process, pipe) in enumerate(zip(processes, pipes)):
+        _stop_one(process, pipe)
+        processes[index], pipes[index] = None, None

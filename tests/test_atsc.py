@@ -1,0 +1,113 @@
+"""Traffic signal control on real SUMO: sizes and masks, yellow transitions, queue reward, seeding, shutdown."""
+
+import os
+import signal
+
+import pytest
+import torch
+from test_sumo_graph import netgenerate_grid
+
+import gdmpo
+from gdmpo.envs import SumoError
+from gdmpo.envs.sumo import ATSCSimulation, yellow_state
+
+FAST = {"episode_seconds": 60, "trip_period": 0.5}
+
+
+@pytest.fixture(scope="module")
+def grid3(tmp_path_factory):
+    return netgenerate_grid(tmp_path_factory.mktemp("atsc"), 3)
+
+
+def random_phases(env, generator):
+    return torch.stack([torch.multinomial(env.action_mask.float(), 1, generator=generator).squeeze(1)
+                        for _ in range(env.num_envs)])
+
+
+def test_yellow_only_where_right_of_way_is_lost():
+    assert yellow_state("GGgrrrGGgrrr", "rrrGGGrrrGGG") == "yyyrrryyyrrr"
+    assert yellow_state("GGrr", "GrGr") == "Gyrr"  # a link that stays green stays green
+    assert yellow_state("rrGG", "rrGG") == "rrGG"
+
+
+def test_sizes_and_masks_follow_each_junction(grid3):
+    with gdmpo.make("atsc", num_envs=1, seed=0, net_file=str(grid3), **FAST) as env:
+        graph = env.graph
+        assert env.num_agents == 9 and env.obs_dim == 4 and env.max_episode_steps == 12
+        assert env.lane_mask.sum(1).tolist() == [len(lanes) for lanes in graph.lanes]
+        assert sorted(env.lane_mask.sum(1).tolist()) == [2, 2, 2, 2, 3, 3, 3, 3, 4]  # corners, sides, centre
+        assert env.action_mask.sum(1).tolist() == [len(p) for p in graph.phases]
+        obs = env.reset()
+        assert obs.shape == (1, 9, 4)
+        for _ in range(6):
+            obs, reward, _, _, _ = env.step(random_phases(env, torch.Generator().manual_seed(0)))
+        assert torch.all(obs[0][~env.lane_mask] == 0)  # padding lanes stay empty
+        assert torch.all((obs >= 0) & (obs <= 2)) and torch.all(reward <= 0)
+        short = (env.action_mask.sum(1) < env.max_phases).nonzero()
+        bad = torch.zeros(1, 9, dtype=torch.long)
+        if len(short):  # a junction with fewer phases than the largest refuses the padded ones
+            bad[0, short[0, 0]] = env.max_phases - 1
+            with pytest.raises(gdmpo.envs.ActionError, match="phases; got phase"):
+                env.step(bad)
+        bad[0, 0] = 99
+        with pytest.raises(gdmpo.envs.ActionError, match="must lie in"):
+            env.step(bad)
+
+
+def test_phase_change_shows_yellow_then_the_new_phase_and_reward_counts_halting(grid3):
+    with gdmpo.make("atsc", num_envs=1, seed=0, net_file=str(grid3), **FAST) as env:
+        spec = env.simulation_spec
+    sim = ATSCSimulation(spec)
+    try:
+        sim.reset(seed=3)
+        for _ in range(10):  # let queues form at the red approaches
+            sim.step([0] * 9)
+        seen = []
+        advance = sim._advance
+        sim._advance = lambda seconds: (seen.append((seconds, sim.tls_states())), advance(seconds))
+        second = [min(1, len(p) - 1) for p in spec["phases"]]  # switch every light that has a second phase
+        obs, reward = sim.step(second)
+        (yellow_s, during_yellow), (green_s, during_green) = seen
+        assert (yellow_s, green_s) == (2, 3)
+        assert during_yellow == [yellow_state(p[0], p[k]) for p, k in zip(spec["phases"], second)]
+        assert during_green == [p[k] for p, k in zip(spec["phases"], second)] == sim.tls_states()
+        assert any("y" in state for state in during_yellow)
+        lane = sim.sim.lane
+        expected = [-sum(min(lane.getLastStepHaltingNumber(l), 10) for l in lanes) for lanes in spec["lanes"]]
+        assert reward.tolist() == expected and min(expected) < 0
+        wave = [[min(sum(1 for v in lane.getLastStepVehicleIDs(l)
+                         if lane.getLength(l) - sim.sim.vehicle.getLanePosition(v) <= 50) / 5, 2) for l in lanes]
+                for lanes in spec["lanes"]]
+        assert all(abs(obs[i, k] - w) < 1e-6 for i, row in enumerate(wave) for k, w in enumerate(row))
+    finally:
+        sim.close()
+
+
+def test_same_seed_same_traffic(grid3):
+    def trace(seed):
+        with gdmpo.make("atsc", num_envs=2, seed=seed, net_file=str(grid3), **FAST) as env:
+            env.reset()
+            gen = torch.Generator().manual_seed(1)
+            return torch.stack([env.step(random_phases(env, gen))[0] for _ in range(8)])
+
+    a, b, c = trace(5), trace(5), trace(6)
+    assert torch.equal(a, b) and a.sum() > 0
+    assert not torch.equal(a, c)
+
+
+def test_dead_sumo_is_reported_then_reset_recovers_and_close_leaves_no_process(grid3):
+    env = gdmpo.make("atsc", num_envs=2, seed=0, net_file=str(grid3), **FAST)
+    env.reset()
+    processes = list(env.workers._processes)
+    os.kill(processes[1].pid, signal.SIGKILL)
+    processes[1].join(timeout=10)
+    with pytest.raises(SumoError, match="worker 1"):
+        env.step(torch.zeros(2, 9, dtype=torch.long))
+    env.reset()
+    env.step(torch.zeros(2, 9, dtype=torch.long))
+    processes = list(env.workers._processes)
+    env.close()
+    env.close()
+    assert not any(p.is_alive() for p in processes)
+    with pytest.raises(FileNotFoundError, match="nowhere.rou.xml"):
+        gdmpo.make("atsc", net_file=str(grid3), route_file="nowhere.rou.xml")
