@@ -111,3 +111,13 @@ def test_dead_sumo_is_reported_then_reset_recovers_and_close_leaves_no_process(g
     assert not any(p.is_alive() for p in processes)
     with pytest.raises(FileNotFoundError, match="nowhere.rou.xml"):
         gdmpo.make("atsc", net_file=str(grid3), route_file="nowhere.rou.xml")
+
+
+def test_shipped_5x5_grid_with_peak_hour_flows():
+    with gdmpo.make("atsc-grid5x5", num_envs=1, seed=0, episode_seconds=600) as env:
+        assert env.num_agents == 25 and env.graph.edge_index.size(1) == 2 * 40
+        assert env.max_episode_steps == 120
+        env.reset()
+        for _ in range(40):  # 200 s of the schedule: flows 1-2 are on the roads
+            obs, reward, _, _, _ = env.step(torch.zeros(1, 25, dtype=torch.long))
+        assert env.traffic_metrics()[0]["vehicles"] > 10 and obs.sum() > 0

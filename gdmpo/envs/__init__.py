@@ -6,13 +6,16 @@
 from gdmpo.envs.base import ActionError, NetworkedVecEnv
 from gdmpo.envs.cacc import CACCEnv, CACCParams
 from gdmpo.envs.registry import EnvSpec, make, register, registered, spec
-from gdmpo.envs.sumo import ATSCEnv, SumoError
+from gdmpo.envs.sumo import ATSCEnv, SumoError, atsc_grid
 
 list = registered  # noqa: A001 - ``gdmpo.envs.list()`` is the documented spelling
 
 register("cacc-catchup", CACCEnv, "CACC Catch-up: 8-vehicle platoon, vehicle 1 starts far behind", scenario="catchup")
 register("cacc-slowdown", CACCEnv, "CACC Slow-down: 8-vehicle platoon behind a decelerating leader", scenario="slowdown")
 register("atsc", ATSCEnv, "Traffic signal control on SUMO for any .net.xml (options: net_file=, route_file=)")
+for _size in (3, 5, 10):
+    register(f"atsc-grid{_size}x{_size}", atsc_grid(_size),
+             f"Traffic signal control on the {_size}x{_size} grid (graphs/) with its peak-hour flows")
 
 __all__ = [
     "ATSCEnv",

@@ -258,3 +258,24 @@ class ATSCEnv(NetworkedVecEnv):
     def close(self) -> None:
         if hasattr(self, "workers"):
             self.workers.close()
+
+
+GRAPHS = Path(__file__).resolve().parents[3] / "graphs"
+
+
+def shipped_network(name: str) -> tuple[str, str]:
+    """``(net_file, route_file)`` of a network shipped in the repository's ``graphs/`` folder."""
+    net, routes = GRAPHS / f"{name}.net.xml", GRAPHS / f"{name}.rou.xml"
+    if not net.is_file():
+        raise FileNotFoundError(f"{net}: shipped network missing; run `python graphs/make_grid.py` in a source checkout")
+    return str(net), str(routes)
+
+
+def atsc_grid(size: int):
+    """Entry point of ``atsc-grid{size}x{size}``: the shipped grid with its peak-hour flows."""
+
+    def make(num_envs: int = 1, seed: int | None = None, **options: Any) -> ATSCEnv:
+        net, routes = shipped_network(f"grid{size}x{size}")
+        return ATSCEnv(num_envs, seed, **{"net_file": net, "route_file": routes, **options})
+
+    return make
