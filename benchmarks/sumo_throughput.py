@@ -1,0 +1,73 @@
+"""Simulated seconds per wall-clock second on the 5x5 grid: raw libsumo vs through the environment.
+
+Raw: one libsumo simulation in this process, stepped every 5 s and reading every controlled lane's
+vehicles and halting count (what the environment measures). Environment: ``atsc-grid5x5`` with
+B = 1, 2, 4 worker processes, holding each light's phase for 6 intervals then switching (so yellow
+transitions happen). Target from issue 5: the environment adds under 20 % at B = 1.
+
+    python benchmarks/sumo_throughput.py [--seconds 3600] [--workers 1 2 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import time
+
+import torch
+
+import gdmpo
+from gdmpo.envs.sumo import shipped_network
+from gdmpo.graph import from_sumo
+from gdmpo.graph.sumo import sumo_binary
+
+
+def raw_libsumo(seconds: int, queue: "mp.Queue") -> None:
+    """In a fresh process (libsumo holds one simulation per process): sim-seconds per wall second."""
+    import libsumo
+
+    net, routes = shipped_network("grid5x5")
+    lanes = [lane for agent in from_sumo(net).lanes for lane in agent]
+    libsumo.start([sumo_binary("sumo"), "-n", net, "-r", routes, "--seed", "0", "--no-step-log", "true",
+                   "--no-warnings", "true", "--time-to-teleport", "600"])
+    start = time.perf_counter()
+    for t in range(5, seconds + 1, 5):
+        libsumo.simulationStep(t)
+        for lane in lanes:
+            libsumo.lane.getLastStepHaltingNumber(lane)
+            for vehicle in libsumo.lane.getLastStepVehicleIDs(lane):
+                libsumo.vehicle.getLanePosition(vehicle)
+    queue.put(seconds / (time.perf_counter() - start))
+    libsumo.close()
+
+
+def through_env(seconds: int, workers: int) -> float:
+    with gdmpo.make("atsc-grid5x5", num_envs=workers, seed=0, episode_seconds=seconds) as env:
+        env.reset()
+        steps = seconds // 5
+        start = time.perf_counter()
+        for k in range(steps):
+            env.step(torch.full((workers, env.num_agents), (k // 6) % 2))
+        return workers * seconds / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=3600)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    args = parser.parse_args()
+    queue: mp.Queue = mp.get_context("spawn").Queue()
+    process = mp.get_context("spawn").Process(target=raw_libsumo, args=(args.seconds, queue))
+    process.start()
+    raw = queue.get()
+    process.join()
+    print(f"5x5 grid, {args.seconds} s episodes, {mp.cpu_count()} cores")
+    print(f"{'setting':<28}{'sim s / wall s':>16}{'vs raw':>10}")
+    print(f"{'raw libsumo':<28}{raw:>16.0f}{1.0:>10.2f}")
+    for workers in args.workers:
+        rate = through_env(args.seconds, workers)
+        print(f"{f'environment, B = {workers}':<28}{rate:>16.0f}{rate / raw:>10.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
