@@ -154,9 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("--png", help="also draw the roads with the communication graph over them")
     graph.set_defaults(func=cmd_graph)
 
-    rollout = commands.add_parser("rollout", help="play a reference policy (random, constant:K) and print returns")
+    rollout = commands.add_parser(
+        "rollout", help="play a reference policy (random, constant:K, fixed-time, max-pressure) and print returns")
     rollout.add_argument("env_id", nargs="?", default="cacc-catchup")
-    rollout.add_argument("--policy", default="random", help="random | constant:K (default: random)")
+    rollout.add_argument("--policy", default="random",
+                         help="random | constant:K | fixed-time | max-pressure (default: random)")
     rollout.add_argument("--episodes", type=int, default=4)
     rollout.add_argument("--num-envs", type=int, default=4)
     rollout.add_argument("--seed", type=int, default=0)

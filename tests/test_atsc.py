@@ -121,3 +121,32 @@ def test_shipped_5x5_grid_with_peak_hour_flows():
         for _ in range(40):  # 200 s of the schedule: flows 1-2 are on the roads
             obs, reward, _, _, _ = env.step(torch.zeros(1, 25, dtype=torch.long))
         assert env.traffic_metrics()[0]["vehicles"] > 10 and obs.sum() > 0
+
+
+def test_classical_controllers_follow_their_rules():
+    from gdmpo.envs.controllers import FixedTimePolicy, MaxPressurePolicy, RandomPolicy
+
+    with gdmpo.make("atsc-grid3x3", num_envs=2, seed=0, episode_seconds=60) as env:
+        graph = env.graph
+        # fixed time: the programme's 43 s greens become 9 intervals of phase 0, then 9 of phase 1
+        fixed = FixedTimePolicy(env)
+        obs = torch.zeros(2, 9, env.obs_dim)
+        plan = [fixed(obs)[0, 4].item() for _ in range(20)]
+        per_phase = round(graph.green_seconds[4][0] / 5)
+        assert plan == [0] * per_phase + [1] * per_phase + [0] * (20 - 2 * per_phase)
+        # max pressure: vehicles waiting only on one incoming lane of the centre light → a phase that
+        # gives that lane green, in every copy
+        pressure = MaxPressurePolicy(env)
+        centre = graph.names.index("J1_1")
+        lane = 0
+        obs = torch.zeros(2, 9, env.obs_dim)
+        obs[:, centre, lane] = 2.0
+        choice = pressure(obs)[:, centre]
+        in_lane = graph.lanes[centre][lane]
+        for phase in choice.tolist():
+            state = graph.phases[centre][phase]
+            assert any(signal in "Gg" and graph.links[centre][k][0] == in_lane for k, signal in enumerate(state))
+        # random play never picks a padded phase
+        rand = RandomPolicy(env, seed=0)
+        picks = torch.stack([rand(obs) for _ in range(50)])
+        assert torch.all(env.action_mask[torch.arange(9), picks])

@@ -24,14 +24,20 @@ class ConstantPolicy:
 
 
 class RandomPolicy:
-    """Uniformly random actions from each agent's action space, from a seeded generator."""
+    """Uniformly random actions from each agent's action space (its allowed ones where the env has an
+    ``action_mask``), from a seeded generator."""
 
     def __init__(self, env: NetworkedVecEnv, seed: int = 0) -> None:
         self.space, self.shape = env.action_space, (env.num_envs, env.num_agents)
+        mask = getattr(env, "action_mask", None)
+        self.weights = None if mask is None else torch.as_tensor(mask, dtype=torch.float).repeat(env.num_envs, 1)
         self.generator = torch.Generator().manual_seed(seed)
 
     def __call__(self, obs: torch.Tensor) -> torch.Tensor:
         if isinstance(self.space, gym.spaces.Discrete):
+            if self.weights is not None:
+                picks = torch.multinomial(self.weights, 1, generator=self.generator)
+                return picks.reshape(self.shape).to(obs.device)
             return torch.randint(int(self.space.n), self.shape, generator=self.generator).to(obs.device)
         low = torch.as_tensor(self.space.low, dtype=obs.dtype)
         high = torch.as_tensor(self.space.high, dtype=obs.dtype)
@@ -39,13 +45,77 @@ class RandomPolicy:
         return (low + u * (high - low)).to(obs.device)
 
 
+class FixedTimePolicy:
+    """Traffic signals: every light cycles through its green phases for the durations of the network's
+    own programme (rounded to whole control intervals, at least one), as SUMO would run it."""
+
+    def __init__(self, env: NetworkedVecEnv, control_interval: float = 5.0) -> None:
+        graph = _signal_graph(env, "fixed-time")
+        plan = []  # per agent: the phase index of each control step of its cycle
+        for seconds in graph.green_seconds:
+            plan.append([p for p, s in enumerate(seconds) for _ in range(max(1, round(s / control_interval)))])
+        cycle = max(len(p) for p in plan)
+        self.table = torch.tensor([[p[k % len(p)] for k in range(cycle)] for p in plan]).t()  # [cycle, n]
+        self.shape, self.step = (env.num_envs, env.num_agents), 0
+
+    def __call__(self, obs: torch.Tensor) -> torch.Tensor:
+        actions = self.table[self.step % self.table.size(0)].expand(self.shape)
+        self.step += 1
+        return actions.to(obs.device)
+
+
+class MaxPressurePolicy:
+    """Traffic signals: each light shows the green phase with the highest pressure.
+
+    The pressure of a phase is the sum over its green links of the vehicles waiting near the stop line
+    of the link's incoming lane minus those near the end of its outgoing lane when that lane is one a
+    neighbouring light observes (zero for lanes leaving the network), read from the observations'
+    wave features. Vectorised over copies: two fixed sparse maps from observations to pressures.
+    """
+
+    def __init__(self, env: NetworkedVecEnv) -> None:
+        graph = _signal_graph(env, "max-pressure")
+        n, width, phases = env.num_agents, env.obs_dim, env.action_space.n
+        where = {lane: (i, k) for i, lanes in enumerate(graph.lanes) for k, lane in enumerate(lanes)}
+        pressure = torch.zeros(n, phases, n, width)  # [agent, phase, observed agent, feature]
+        for i, (states, links) in enumerate(zip(graph.phases, graph.links)):
+            for p, state in enumerate(states):
+                for link, signal in enumerate(state):
+                    if signal not in "Gg" or not links[link][0]:
+                        continue
+                    in_lane, out_lane = links[link]
+                    pressure[(i, p, *where[in_lane])] += 1.0
+                    if out_lane in where:
+                        pressure[(i, p, *where[out_lane])] -= 1.0
+        self.pressure = pressure.reshape(n * phases, n * width)
+        self.allowed = torch.as_tensor(env.action_mask, dtype=torch.bool)
+        self.phases = phases
+
+    def __call__(self, obs: torch.Tensor) -> torch.Tensor:
+        b, n, _ = obs.shape
+        scores = (obs.reshape(b, -1).float() @ self.pressure.t().to(obs.device)).reshape(b, n, self.phases)
+        scores = scores.masked_fill(~self.allowed.to(obs.device), float("-inf"))
+        return scores.argmax(-1)
+
+
+def _signal_graph(env: NetworkedVecEnv, name: str):
+    graph = env.graph
+    if not all(hasattr(graph, key) for key in ("phases", "links", "green_seconds", "lanes")):
+        raise ValueError(f"the {name} controller drives traffic lights; {type(env).__name__} has none")
+    return graph
+
+
 def reference_policy(env: NetworkedVecEnv, name: str, seed: int = 0):
-    """Build a reference policy from its name: ``random`` or ``constant:K``."""
+    """Build a reference policy from its name: ``random``, ``constant:K``, ``fixed-time`` or ``max-pressure``."""
     if name == "random":
         return RandomPolicy(env, seed)
+    if name == "fixed-time":
+        return FixedTimePolicy(env, getattr(env, "control_interval", 5.0))
+    if name == "max-pressure":
+        return MaxPressurePolicy(env)
     if name.startswith("constant:"):
         try:
             return ConstantPolicy(env, int(name.split(":", 1)[1]))
         except ValueError as err:
             raise ValueError(f"bad reference policy {name!r}: {err}") from None
-    raise ValueError(f"unknown reference policy {name!r}; use 'random' or 'constant:K'")
+    raise ValueError(f"unknown reference policy {name!r}; use random, constant:K, fixed-time or max-pressure")

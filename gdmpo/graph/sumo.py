@@ -8,8 +8,9 @@ Each node keeps what a signal controller needs to know about itself:
 - ``names``: the traffic-light ids, in agent order (sorted, so the order is reproducible);
 - ``junctions``: the junction ids each light drives; ``pos: [n, 2]`` their mean position (m);
 - ``lanes``: the incoming lanes each light controls, ordered by their first link index;
-- ``phases``: the green phases of its programme (state strings without yellow), and ``programs``
-  the programme id used.
+- ``phases``: the green phases of its programme (state strings without yellow), ``green_seconds``
+  their durations in that programme, and ``programs`` the programme id used;
+- ``links``: per signal link (the positions of a state string) its ``(incoming lane, outgoing lane)``.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def from_sumo(net_file: str | os.PathLike[str]) -> Data:
     if not lights:
         raise GraphError(f"{path}: the network has no traffic lights, so there are no signal agents")
     names, junctions, lanes, phases, programs, positions = [], [], [], [], [], []
+    durations, link_lanes = [], []
     owner: dict[str, int] = {}  # junction id -> agent index
     for index, tls in enumerate(lights):
         tls_id = tls.getID()
@@ -81,7 +83,8 @@ def from_sumo(net_file: str | os.PathLike[str]) -> Data:
                 incoming.append(in_lane.getID())
         nodes = sorted({in_lane.getEdge().getToNode().getID() for in_lane, _, _ in links})
         program_id, program = sorted(tls.getPrograms().items())[0] if tls.getPrograms() else (None, None)
-        greens = [] if program is None else [p.state for p in program.getPhases() if is_green_phase(p.state)]
+        green = [] if program is None else [p for p in program.getPhases() if is_green_phase(p.state)]
+        greens = [p.state for p in green]
         if not greens:
             raise GraphError(f"{path}: traffic light {tls_id!r} has no programme with a green phase")
         for node in nodes:
@@ -93,9 +96,15 @@ def from_sumo(net_file: str | os.PathLike[str]) -> Data:
         phases.append(greens)
         programs.append(program_id)
         positions.append(coords.mean(0))
+        durations.append([float(p.duration) for p in green])
+        by_index: dict[int, tuple[str, str]] = {}
+        for in_lane, out_lane, link_index in links:
+            by_index.setdefault(link_index, (in_lane.getID(), out_lane.getID()))
+        link_lanes.append([by_index.get(k, ("", "")) for k in range(len(greens[0]))])
     edges = sorted(_road_neighbours(net, junctions, owner))
     graph = from_edges(edges, len(names), pos=torch.stack(positions), names=names)
     graph.junctions, graph.lanes, graph.phases, graph.programs = junctions, lanes, phases, programs
+    graph.green_seconds, graph.links = durations, link_lanes
     graph.source = str(path)
     return graph
 

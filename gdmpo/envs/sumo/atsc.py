@@ -198,6 +198,7 @@ class ATSCEnv(NetworkedVecEnv):
         self.graph = from_sumo(net_file)
         self.num_agents = self.graph.num_nodes
         self.max_episode_steps = episode_seconds // control_interval
+        self.control_interval = control_interval
         self.has_terminal_states = False
         lanes, phases = self.graph.lanes, self.graph.phases
         self.max_lanes = max(len(x) for x in lanes)
