@@ -77,7 +77,8 @@ def test_branched_rollout_shapes_bootstrap_and_restarts():
     algo.buffer.add(rollout, rollout.actions)
     algo.model.update_normalizers(rollout.obs, rollout.next_obs, rollout.rewards)
     start = algo.buffer.start_states(32)
-    data = branched_rollout(algo.agent, algo.model, start, 6, algo.buffer)
+    data = branched_rollout(algo.agent, algo.model, start, 6, algo.buffer, bounds=algo.obs_bounds)
+    assert torch.all((data.next_obs >= algo.obs_bounds[0]) & (data.next_obs <= algo.obs_bounds[1]))
     assert data.obs.shape == (6, 32, 8, 5) and data.actions.shape == (6, 32, 8) and data.rewards.shape == (6, 32, 8)
     assert data.dones.shape == (6, 32) and data.next_obs.shape == (6, 32, 8, 5)
     assert torch.equal(data.obs[0], start)
@@ -86,6 +87,13 @@ def test_branched_rollout_shapes_bootstrap_and_restarts():
     # the last step is bootstrapped with V of the state it reached (eq. 7), unless terminal
     final = algo.agent.value(data.next_obs[-1]) * (~data.dones[-1])[:, None]
     assert torch.allclose(data.next_values[-1], final, atol=1e-5)
+    # a model that predicts huge increases is held inside the observation space where it is bounded
+    with torch.no_grad():
+        for member in algo.model.members:
+            member.head[-1].bias[:5] += 1e3
+    data = branched_rollout(algo.agent, algo.model, start, 2, algo.buffer, bounds=algo.obs_bounds)
+    finite = torch.isfinite(algo.obs_bounds[1])
+    assert torch.all(data.next_obs[..., finite] == algo.obs_bounds[1][finite])
     # force every rollout to look terminal: each restarts from a real state, none is bootstrapped
     for member in algo.model.members:
         member.head[-1].bias.data[-1] = 50.0

@@ -54,6 +54,10 @@ class DMPO(Algorithm):
         self.model = DynamicsEnsemble(env.obs_dim, env.action_space, model, env.graph.edge_index, env.num_agents,
                                       predict_done).to(agent.edge_index.device)
         self.buffer = RealBuffer(dmpo.buffer_size, rollout_steps, model.holdout_fraction)
+        device = agent.edge_index.device
+        space = env.observation_space
+        self.obs_bounds = (torch.as_tensor(space.low, dtype=torch.float32, device=device),
+                           torch.as_tensor(space.high, dtype=torch.float32, device=device))
         self.env_steps = 0
         self.model_steps = 0
         self.model_fitted = False
@@ -85,7 +89,8 @@ class DMPO(Algorithm):
                 if float(torch.rand(())) < cfg.model_data_prob:
                     with timer("time_rollout"):
                         start = self.buffer.start_states(cfg.rollouts)
-                        data = branched_rollout(self.agent, self.model, start, cfg.horizon, self.buffer)
+                        data = branched_rollout(self.agent, self.model, start, cfg.horizon, self.buffer,
+                                                bounds=self.obs_bounds)
                     self.model_steps += cfg.rollouts * cfg.horizon
                     model_updates += 1
                 else:

@@ -19,14 +19,17 @@ DONE_THRESHOLD = 0.5
 
 @torch.no_grad()
 def branched_rollout(agent: PPO, model: DynamicsEnsemble, start_obs: torch.Tensor, horizon: int,
-                     buffer: RealBuffer | None = None, generator: torch.Generator | None = None) -> Rollout:
+                     buffer: RealBuffer | None = None, generator: torch.Generator | None = None,
+                     bounds: tuple[torch.Tensor, torch.Tensor] | None = None) -> Rollout:
     """Roll ``horizon`` steps of the current policy in the model from ``start_obs: [M, n, d]``.
 
     Each rollout follows one randomly drawn elite. A rollout whose state the model judges terminal
     (any agent's termination probability above 0.5) ends there, is not bootstrapped, and restarts
     from a fresh real state drawn from ``buffer``, so the batch stays rectangular. The last step is
-    bootstrapped with the critic (paper eq. 7). Returns a time-major :class:`Rollout` ``[T, M, n]``
-    whose rewards are the model's predictions, ready for :meth:`PPO.update`.
+    bootstrapped with the critic (paper eq. 7). Predicted states are clamped into ``bounds``
+    (``(low, high)`` per feature, the observation space's), so the policy never sees states the
+    environment cannot produce. Returns a time-major :class:`Rollout` ``[T, M, n]`` whose rewards
+    are the model's predictions, ready for :meth:`PPO.update`.
     """
     m, n, _ = start_obs.shape
     members = model.assign_members(m, generator)
@@ -35,6 +38,8 @@ def branched_rollout(agent: PPO, model: DynamicsEnsemble, start_obs: torch.Tenso
     for _ in range(horizon):
         actions, logp = agent.act(obs)
         pred = model.step(obs, agent.policy.to_env(actions), members)
+        if bounds is not None:
+            pred.next_obs = torch.maximum(torch.minimum(pred.next_obs, bounds[1]), bounds[0])
         terminated = torch.zeros(m, dtype=torch.bool, device=obs.device)
         if pred.done_prob is not None:
             terminated = pred.done_prob.amax(-1) > DONE_THRESHOLD
