@@ -150,3 +150,14 @@ def test_classical_controllers_follow_their_rules():
         rand = RandomPolicy(env, seed=0)
         picks = torch.stack([rand(obs) for _ in range(50)])
         assert torch.all(env.action_mask[torch.arange(9), picks])
+
+
+def test_traci_backend_gives_the_same_traffic_as_libsumo(grid3):
+    def trace(backend):
+        with gdmpo.make("atsc", num_envs=1, seed=2, net_file=str(grid3), backend=backend, **FAST) as env:
+            env.reset()
+            gen = torch.Generator().manual_seed(0)
+            return torch.stack([torch.cat([o.flatten(), r.flatten()]) for o, r, *_ in
+                                (env.step(random_phases(env, gen)) for _ in range(6))])
+
+    assert torch.equal(trace("traci"), trace("libsumo"))
