@@ -45,6 +45,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         print(f"{args.env_id} with policy {args.policy}: team return {summary['mean_return']:.1f} "
               f"± {summary['std_return']:.1f} over {args.episodes} episode(s) "
               f"(per-step mean {summary['mean_step_return']:.2f})")
+        _print_traffic(summary)
     return 0
 
 
@@ -103,7 +104,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         print(f"{summary['env']}: team return {summary['mean_return']:.1f} ± {summary['std_return']:.1f} "
               f"over {summary['episodes']} episode(s){' (deterministic)' if args.deterministic else ''}")
+        _print_traffic(summary)
     return 0
+
+
+def _print_traffic(summary: dict[str, Any]) -> None:
+    """The SUMO traffic figures of a summary, where the environment has them."""
+    if "traffic" in summary:
+        print("traffic (mean per episode): "
+              + ", ".join(f"{key} {value:.1f}" for key, value in summary["traffic"].items()))
 
 
 def cmd_plot(args: argparse.Namespace) -> int:

@@ -20,8 +20,9 @@ def run_episodes(env: NetworkedVecEnv, policy: Policy, episodes: int, seed: int 
     """Play ``policy`` until ``episodes`` episodes have finished across the env's copies.
 
     Returns a summary with the team return of each episode (``returns``), their ``mean_return`` and
-    ``std_return`` (population std), the per-step mean (team return / episode length), and the
-    per-agent returns ``[episodes, n]``.
+    ``std_return`` (population std), the per-step mean (team return / episode length), the
+    per-agent returns ``[episodes, n]``, and for traffic environments ``traffic``: the episodes' mean
+    trip time, delay and waiting time (s) and trips completed.
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
@@ -29,6 +30,7 @@ def run_episodes(env: NetworkedVecEnv, policy: Policy, episodes: int, seed: int 
     returns: list[float] = []
     lengths: list[int] = []
     agent_returns: list[torch.Tensor] = []
+    traffic: list[dict[str, float]] = []
     with torch.no_grad():
         while len(returns) < episodes:
             obs, _, _, _, info = env.step(policy(obs))
@@ -37,9 +39,15 @@ def run_episodes(env: NetworkedVecEnv, policy: Policy, episodes: int, seed: int 
                 returns += info["episode_return"][done].tolist()
                 lengths += info["episode_length"][done].tolist()
                 agent_returns.append(info["episode_agent_return"][done].cpu())
+                if hasattr(env, "episode_traffic"):  # SUMO traffic figures of the finished episodes
+                    traffic += [env.episode_traffic[i] for i in done.nonzero(as_tuple=True)[0].tolist()]
     returns, lengths = returns[:episodes], lengths[:episodes]
     mean = sum(returns) / episodes
     std = math.sqrt(sum((r - mean) ** 2 for r in returns) / episodes)
+    extra = {}
+    if traffic:
+        traffic = traffic[:episodes]
+        extra["traffic"] = {key: sum(t[key] for t in traffic) / len(traffic) for key in traffic[0]}
     return {
         "episodes": episodes,
         "mean_return": mean,
@@ -47,6 +55,7 @@ def run_episodes(env: NetworkedVecEnv, policy: Policy, episodes: int, seed: int 
         "mean_step_return": sum(r / n for r, n in zip(returns, lengths)) / episodes,
         "returns": returns,
         "agent_returns": torch.cat(agent_returns)[:episodes].tolist(),
+        **extra,
     }
 
 
