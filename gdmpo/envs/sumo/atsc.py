@@ -20,6 +20,7 @@ Each copy runs in its own worker process (libsumo allows one simulation per proc
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -155,9 +156,11 @@ class ATSCSimulation:
             tool = Path(sumo.SUMO_HOME) / "tools" / "randomTrips.py"
             cmd = [sys.executable, str(tool), "-n", self.spec["net_file"], "-o", out, "--seed", str(seed),
                    "--begin", "0", "--end", str(self.spec["episode_seconds"]), "--period",
-                   str(self.spec["trip_period"]), "--fringe-factor", "10", "--validate"]
+                   str(self.spec["trip_period"]), "--fringe-factor", "10", "--validate",
+                   "--route-file", os.path.join(self.workdir, f"routes-{seed}.rou.xml")]
             env = {**os.environ, "SUMO_HOME": sumo.SUMO_HOME}
-            result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            # its own working directory: randomTrips writes helper files there (no clashes between workers)
+            result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=self.workdir)
             if result.returncode != 0 or not os.path.exists(out):
                 raise SumoError(f"randomTrips failed for {self.spec['net_file']}: {result.stderr[-2000:]}")
         return out
@@ -175,6 +178,7 @@ class ATSCSimulation:
             except Exception:
                 pass
             self.running = False
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 class ATSCEnv(NetworkedVecEnv):
