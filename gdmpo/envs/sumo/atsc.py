@@ -53,7 +53,7 @@ class ATSCSimulation:
         else:
             raise ValueError(f"backend must be 'libsumo' or 'traci', got {spec['backend']!r}")
         self.sim = sim
-        self.workdir = tempfile.mkdtemp(prefix="gdmpo-sumo-")
+        self.workdir = tempfile.mkdtemp(prefix="worker-", dir=spec.get("workdir"))
         self.error_log = os.path.join(self.workdir, "sumo-errors.log")
         self.running = False
         self.current: list[str] = []
@@ -237,6 +237,8 @@ class ATSCEnv(NetworkedVecEnv):
             "wait_weight": wait_weight, "teleport_seconds": teleport_seconds, "trip_period": trip_period,
             "backend": backend, "sumo_options": list(sumo_options),
         }
+        self._tmp = tempfile.TemporaryDirectory(prefix="gdmpo-sumo-")  # workers' files; gone at close()
+        spec["workdir"] = self._tmp.name
         self.simulation_spec = spec  # what each worker's ATSCSimulation is built from (picklable)
         self.workers = SumoWorkers(num_envs, ATSCSimulation, (spec,))
         self._obs = torch.zeros(num_envs, self.num_agents, width, device=self.device)
@@ -278,6 +280,7 @@ class ATSCEnv(NetworkedVecEnv):
     def close(self) -> None:
         if hasattr(self, "workers"):
             self.workers.close()
+            self._tmp.cleanup()
 
 
 GRAPHS = Path(__file__).resolve().parents[3] / "graphs"
