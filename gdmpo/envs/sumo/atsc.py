@@ -53,7 +53,8 @@ class ATSCSimulation:
         else:
             raise ValueError(f"backend must be 'libsumo' or 'traci', got {spec['backend']!r}")
         self.sim = sim
-        self.workdir = tempfile.mkdtemp(prefix="worker-", dir=spec.get("workdir"))
+        root = spec.get("workdir")
+        self.workdir = tempfile.mkdtemp(prefix="gdmpo-sumo-worker-", dir=root if root and os.path.isdir(root) else None)
         self.error_log = os.path.join(self.workdir, "sumo-errors.log")
         self.running = False
         self.current: list[str] = []
