@@ -102,12 +102,7 @@ def plot_runs(run_dirs: Sequence[str | os.PathLike[str]], output: str | os.PathL
     ax.set_title(title or "training curves")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output, dpi=120)
-    plt.close(fig)
-    return output
+    return _save(fig, output)
 
 
 def plot_road_network(net_file: str | os.PathLike[str], output: str | os.PathLike[str], graph=None) -> Path:
@@ -137,6 +132,13 @@ def plot_road_network(net_file: str | os.PathLike[str], output: str | os.PathLik
     ax.set_aspect("equal")
     ax.set_title(f"{Path(net_file).name}: {graph.num_nodes} agents, {graph.edge_index.size(1) // 2} links")
     ax.legend(loc="best", fontsize=8)
+    return _save(fig, output)
+
+
+def _save(fig, output: str | os.PathLike[str]) -> Path:
+    """Write ``fig`` as PNG (creating the folder) and release it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
