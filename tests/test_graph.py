@@ -129,3 +129,12 @@ def test_batch_graph_matches_pyg_batch():
     assert batched.num_nodes == 12
     assert batched.pos.shape == (12, 2)
     G.validate_graph(batched)
+
+
+def test_batched_graphs_are_built_once_per_size():
+    g = G.chain(4)
+    graphs = G.BatchedGraphs(4)
+    adj_t, batch = graphs(g.edge_index, 3)
+    assert graphs(g.edge_index, 3)[0] is adj_t
+    assert batch.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    assert torch.equal(adj_t.to_dense(), G.batch_adjacency_t(g.edge_index, 4, 3).to_dense())

@@ -47,6 +47,9 @@ def test_all_lit_grid_gives_the_grid_graph(tmp_path, number):
     centre = graph.names.index("B1") if number == 3 else 0
     assert len(graph.lanes[centre]) == (4 if number == 3 else 2)
     assert all(lane.split("_")[0].endswith(graph.names[centre]) for lane in graph.lanes[centre])
+    # lanes run from the neighbouring junction (200 m away) to this one, less the junction areas
+    assert all(150 < length <= 200 for length in graph.lane_lengths[centre])
+    assert [len(x) for x in graph.lane_lengths] == [len(x) for x in graph.lanes]
     assert all(G.sumo.is_green_phase(p) for phases in graph.phases for p in phases)
     assert torch.allclose(graph.pos[graph.names.index("A0")], torch.tensor([0.0, 0.0]))
 

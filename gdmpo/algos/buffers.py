@@ -71,8 +71,6 @@ class RealBuffer:
     environment took them, ``rewards: [C, T, n]``, ``terminated, dones: [C, T]``.
     """
 
-    FIELDS = ("obs", "actions", "rewards", "next_obs", "terminated", "dones")
-
     def __init__(self, capacity_steps: int, segment_steps: int, holdout_fraction: float = 0.1) -> None:
         if segment_steps < 1 or capacity_steps < segment_steps:
             raise ValueError(f"buffer capacity ({capacity_steps} steps) must hold at least one segment "

@@ -50,11 +50,10 @@ class DMPO(Algorithm):
         super().__init__(agent, rollout_steps)
         _check(dmpo)
         self.config = dmpo
-        predict_done = env.has_terminal_states
-        self.model = DynamicsEnsemble(env.obs_dim, env.action_space, model, env.graph.edge_index, env.num_agents,
-                                      predict_done).to(agent.edge_index.device)
-        self.buffer = RealBuffer(dmpo.buffer_size, rollout_steps, model.holdout_fraction)
         device = agent.edge_index.device
+        self.model = DynamicsEnsemble(env.obs_dim, env.action_space, model, env.graph.edge_index, env.num_agents,
+                                      env.has_terminal_states).to(device)
+        self.buffer = RealBuffer(dmpo.buffer_size, rollout_steps, model.holdout_fraction)
         space = env.observation_space
         self.obs_bounds = (torch.as_tensor(space.low, dtype=torch.float32, device=device),
                            torch.as_tensor(space.high, dtype=torch.float32, device=device))

@@ -18,7 +18,7 @@ from torch import nn
 
 from gdmpo.algos.buffers import RealBuffer
 from gdmpo.config import ModelConfig
-from gdmpo.graph import batch_adjacency_t
+from gdmpo.graph import BatchedGraphs
 from gdmpo.nn.dynamics import LocalDynamicsModel, Prediction
 
 
@@ -47,15 +47,11 @@ class DynamicsEnsemble(nn.Module):
         self.register_buffer("edge_index", edge_index)
         self.register_buffer("elites", torch.arange(num_elites))
         self.optimizer = torch.optim.Adam(self.parameters(), lr=config.lr)
-        self._graphs: dict[int, torch.Tensor] = {}
+        self._graphs = BatchedGraphs(num_agents)
 
     def graph_of(self, num_copies: int) -> torch.Tensor:
         """Sparse transposed adjacency of ``num_copies`` copies of the graph (cached per size)."""
-        if num_copies not in self._graphs:
-            if len(self._graphs) > 8:
-                self._graphs.clear()
-            self._graphs[num_copies] = batch_adjacency_t(self.edge_index, self.num_agents, num_copies)
-        return self._graphs[num_copies]
+        return self._graphs(self.edge_index, num_copies)[0]
 
     # ------------------------------------------------------------------ fitting
     def update_normalizers(self, obs: torch.Tensor, next_obs: torch.Tensor, rewards: torch.Tensor) -> None:

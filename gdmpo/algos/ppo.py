@@ -14,7 +14,7 @@ from torch import nn
 
 from gdmpo.algos.buffers import Rollout
 from gdmpo.config import PPOConfig
-from gdmpo.graph import batch_adjacency_t, khop_adjacency
+from gdmpo.graph import BatchedGraphs, khop_adjacency
 from gdmpo.nn import GraphPolicy
 from gdmpo.nn.normalization import RunningMeanStd
 
@@ -91,7 +91,7 @@ class PPO(nn.Module):
         self.value_norm = RunningMeanStd()
         self.policy_optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr_policy)
         self.value_optimizer = torch.optim.Adam(critic.parameters(), lr=config.lr_value)
-        self._graph_cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._graphs = BatchedGraphs(num_agents)
 
     # ------------------------------------------------------------------ batched graph plumbing
     def graph_of(self, num_copies: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,13 +100,7 @@ class PPO(nn.Module):
         ``adj_t`` is the sparse transposed adjacency (``gdmpo.graph.batch_adjacency_t``): the networks
         take it in place of an ``edge_index`` and aggregate with one sparse product.
         """
-        if num_copies not in self._graph_cache:
-            if len(self._graph_cache) > 16:
-                self._graph_cache.clear()
-            edge_index = batch_adjacency_t(self.edge_index, self.num_agents, num_copies)
-            batch = torch.arange(num_copies, device=edge_index.device).repeat_interleave(self.num_agents)
-            self._graph_cache[num_copies] = (edge_index, batch)
-        return self._graph_cache[num_copies]
+        return self._graphs(self.edge_index, num_copies)
 
     def _mask(self, num_copies: int) -> torch.Tensor | None:
         return None if self.action_mask is None else self.action_mask.repeat(num_copies, 1)

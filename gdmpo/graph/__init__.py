@@ -6,6 +6,7 @@ directions, no self loops), ``num_nodes``, and optionally ``pos`` ``[n, 2]`` and
 
 from gdmpo.graph.builders import chain, from_edge_list, from_edges, from_networkx, grid, ring, to_networkx
 from gdmpo.graph.ops import (
+    BatchedGraphs,
     adjacency_t,
     batch_adjacency_t,
     batch_edge_index,
@@ -19,6 +20,7 @@ from gdmpo.graph.sumo import from_sumo
 from gdmpo.graph.validation import GraphError, validate_graph
 
 __all__ = [
+    "BatchedGraphs",
     "GraphError",
     "adjacency_t",
     "batch_adjacency_t",

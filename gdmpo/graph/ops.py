@@ -101,6 +101,29 @@ def batch_adjacency_t(edge_index: torch.Tensor, num_nodes: int, num_copies: int)
     return adjacency_t(batch_edge_index(edge_index, num_nodes, num_copies), num_nodes * num_copies)
 
 
+class BatchedGraphs:
+    """``(adj_t, batch)`` of ``B`` copies of one graph, built once per ``B`` and device and then reused.
+
+    Training asks for the same few sizes over and over (minibatch, chunk, rollout batch), so the
+    sparse adjacency (:func:`batch_adjacency_t`) and the ``batch`` vector naming each node's copy
+    are cached; the cache is emptied when it exceeds ``limit`` sizes.
+    """
+
+    def __init__(self, num_nodes: int, limit: int = 16) -> None:
+        self.num_nodes, self.limit = num_nodes, limit
+        self._cache: dict[tuple[int, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def __call__(self, edge_index: torch.Tensor, num_copies: int) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (num_copies, edge_index.device)
+        if key not in self._cache:
+            if len(self._cache) >= self.limit:
+                self._cache.clear()
+            adj_t = batch_adjacency_t(edge_index, self.num_nodes, num_copies)
+            batch = torch.arange(num_copies, device=edge_index.device).repeat_interleave(self.num_nodes)
+            self._cache[key] = (adj_t, batch)
+        return self._cache[key]
+
+
 def batch_graph(graph: Data, num_copies: int) -> Data:
     """``num_copies`` disjoint copies of ``graph`` as one ``Data`` with a ``batch`` vector."""
     if num_copies < 1:

@@ -7,7 +7,8 @@ Each node keeps what a signal controller needs to know about itself:
 
 - ``names``: the traffic-light ids, in agent order (sorted, so the order is reproducible);
 - ``junctions``: the junction ids each light drives; ``pos: [n, 2]`` their mean position (m);
-- ``lanes``: the incoming lanes each light controls, ordered by their first link index;
+- ``lanes``: the incoming lanes each light controls, ordered by their first link index, and
+  ``lane_lengths`` their lengths (m);
 - ``phases``: the green phases of its programme (state strings without yellow), ``green_seconds``
   their durations in that programme, and ``programs`` the programme id used;
 - ``links``: per signal link (the positions of a state string) its ``(incoming lane, outgoing lane)``.
@@ -70,7 +71,7 @@ def from_sumo(net_file: str | os.PathLike[str]) -> Data:
     if not lights:
         raise GraphError(f"{path}: the network has no traffic lights, so there are no signal agents")
     names, junctions, lanes, phases, programs, positions = [], [], [], [], [], []
-    durations, link_lanes = [], []
+    durations, link_lanes, lengths = [], [], []
     owner: dict[str, int] = {}  # junction id -> agent index
     for index, tls in enumerate(lights):
         tls_id = tls.getID()
@@ -78,9 +79,11 @@ def from_sumo(net_file: str | os.PathLike[str]) -> Data:
         if not links:
             raise GraphError(f"{path}: traffic light {tls_id!r} controls no lane")
         incoming: list[str] = []
+        incoming_lengths: list[float] = []
         for in_lane, _, _ in links:
             if in_lane.getID() not in incoming:
                 incoming.append(in_lane.getID())
+                incoming_lengths.append(float(in_lane.getLength()))
         nodes = sorted({in_lane.getEdge().getToNode().getID() for in_lane, _, _ in links})
         program_id, program = sorted(tls.getPrograms().items())[0] if tls.getPrograms() else (None, None)
         green = [] if program is None else [p for p in program.getPhases() if is_green_phase(p.state)]
@@ -93,6 +96,7 @@ def from_sumo(net_file: str | os.PathLike[str]) -> Data:
         names.append(tls_id)
         junctions.append(nodes)
         lanes.append(incoming)
+        lengths.append(incoming_lengths)
         phases.append(greens)
         programs.append(program_id)
         positions.append(coords.mean(0))
@@ -104,7 +108,7 @@ def from_sumo(net_file: str | os.PathLike[str]) -> Data:
     edges = sorted(_road_neighbours(net, junctions, owner))
     graph = from_edges(edges, len(names), pos=torch.stack(positions), names=names)
     graph.junctions, graph.lanes, graph.phases, graph.programs = junctions, lanes, phases, programs
-    graph.green_seconds, graph.links = durations, link_lanes
+    graph.green_seconds, graph.links, graph.lane_lengths = durations, link_lanes, lengths
     graph.source = str(path)
     return graph
 

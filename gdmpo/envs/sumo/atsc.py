@@ -225,13 +225,10 @@ class ATSCEnv(NetworkedVecEnv):
         width = self.max_lanes * (2 if observe_wait else 1)
         self.observation_space = gym.spaces.Box(0.0, obs_clip, (width,), dtype=np.float32)
         self.action_space = gym.spaces.Discrete(self.max_phases)
-        import sumolib
-
-        net = sumolib.net.readNet(str(net_file))
         spec = {
             "net_file": str(Path(net_file).resolve()), "route_file": None if route_file is None else str(Path(route_file).resolve()),
             "tls_ids": list(self.graph.names), "lanes": lanes, "phases": phases,
-            "lane_lengths": [[net.getLane(lane).getLength() for lane in agent_lanes] for agent_lanes in lanes],
+            "lane_lengths": self.graph.lane_lengths,
             "max_lanes": self.max_lanes, "control_interval": control_interval, "yellow_seconds": yellow_seconds,
             "episode_seconds": episode_seconds, "wave_distance": wave_distance, "wave_scale": wave_scale,
             "obs_clip": obs_clip, "max_halting": max_halting, "observe_wait": observe_wait, "wait_scale": wait_scale,
