@@ -6,6 +6,7 @@ import csv
 import json
 import multiprocessing as mp
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,8 @@ from gdmpo.plot import read_curve
 
 
 def train_one(job: dict[str, Any]) -> dict[str, Any]:
-    """Train ``configs/<env>/<algo>.yaml`` with ``job['overrides']`` for ``job['steps']`` real steps, then evaluate.
+    """Train ``job['config']`` (default ``configs/<env>/<algo>.yaml``) on ``job['env']`` with ``job['overrides']``
+    for ``job['steps']`` real steps, then evaluate.
 
     Runs in a worker process with one torch thread, so ``--jobs`` workers share the cores evenly.
     """
@@ -23,12 +25,14 @@ def train_one(job: dict[str, Any]) -> dict[str, Any]:
 
     torch.set_num_threads(job.get("threads", 1))
     run_dir = Path(job["out"]) / "runs" / job["env"] / f"{job['name']}-s{job['seed']}"
-    config = cfg.load(f"configs/{job['env']}/{job['algo']}.yaml", {"seed": job["seed"], **job.get("overrides", {})})
+    path = job.get("config", f"configs/{job['env']}/{job['algo']}.yaml")
+    config = cfg.load(path, {"seed": job["seed"], "env.id": job["env"], **job.get("overrides", {})})
     start = time.perf_counter()
     gdmpo.train(config, run_dir, total_env_steps=job["steps"], progress=False)
     train_s = time.perf_counter() - start
     result = gdmpo.evaluate(run_dir / "checkpoints/last.pt", episodes=job["episodes"], seed=1000 + job["seed"])
-    return {**job, "run_dir": str(run_dir), "final_return": result["mean_return"], "train_s": train_s}
+    return {**job, "run_dir": str(run_dir), "final_return": result["mean_return"], "train_s": train_s,
+            "traffic": result.get("traffic")}
 
 
 def write_curves(results: list[dict[str, Any]], path: Path) -> None:
@@ -62,8 +66,10 @@ def run_jobs(jobs: list[dict[str, Any]], workers: int) -> list[dict[str, Any]]:
     """Train every job in a pool of ``workers`` processes, printing each as it finishes."""
     start = time.perf_counter()
     results = []
-    with mp.get_context("spawn").Pool(workers) as pool:
-        for result in pool.imap_unordered(train_one, jobs):
+    # not multiprocessing.Pool: its daemonic workers could not start the SUMO worker processes
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        for future in as_completed([pool.submit(train_one, job) for job in jobs]):
+            result = future.result()
             results.append(result)
             print(f"[{time.perf_counter() - start:6.0f} s] {result['env']} {result['name']} seed {result['seed']}: "
                   f"final return {result['final_return']:.4g} ({result['train_s']:.0f} s)", flush=True)

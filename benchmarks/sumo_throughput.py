@@ -1,9 +1,16 @@
 """Simulated seconds per wall-clock second on the 5x5 grid: raw libsumo vs through the environment.
 
-Raw: one libsumo simulation in this process, stepped every 5 s and reading every controlled lane's
-vehicles and halting count (what the environment measures). Environment: ``atsc-grid5x5`` with
-B = 1, 2, 4 worker processes, holding each light's phase for 6 intervals then switching (so yellow
-transitions happen). Target from issue 5: the environment adds under 20 % at B = 1.
+Every setting plays the same signal plan: each light holds a phase for 6 intervals of 5 s, then
+switches (so yellow transitions happen).
+
+- bare libsumo: one simulation stepped every 5 s under its own fixed-time programme, reading every
+  controlled lane's vehicles and halting count; no signal commands, no trip statistics (a floor).
+- simulation in-process: the environment's own per-copy simulation (``ATSCSimulation``: signal
+  commands, yellow, wave observation, queue reward, SUMO trip statistics) called directly, without
+  worker process, pipe or tensors: the same SUMO work as the environment.
+- environment, B = 1, 2, 4: ``atsc-grid5x5`` with B worker processes (aggregate over copies).
+
+Target from issue 5: the environment adds under 20 % at B = 1 over the in-process simulation.
 
     python benchmarks/sumo_throughput.py [--seconds 3600] [--workers 1 2 4]
 """
@@ -41,6 +48,31 @@ def raw_libsumo(seconds: int, queue: "mp.Queue") -> None:
     libsumo.close()
 
 
+def in_process(seconds: int, queue: "mp.Queue") -> None:
+    """In a fresh process: the environment's simulation object stepped directly."""
+    from gdmpo.envs.sumo.atsc import ATSCSimulation
+
+    with gdmpo.make("atsc-grid5x5", num_envs=1, seed=0, episode_seconds=seconds) as env:
+        spec, n = dict(env.simulation_spec), env.num_agents
+    spec["workdir"] = None
+    simulation = ATSCSimulation(spec)
+    simulation.reset(0)
+    start = time.perf_counter()
+    for k in range(seconds // 5):
+        simulation.step([(k // 6) % 2] * n)
+    queue.put(seconds / (time.perf_counter() - start))
+    simulation.close()
+
+
+def in_fresh_process(target, seconds: int) -> float:
+    queue: mp.Queue = mp.get_context("spawn").Queue()
+    process = mp.get_context("spawn").Process(target=target, args=(seconds, queue))
+    process.start()
+    rate = queue.get()
+    process.join()
+    return rate
+
+
 def through_env(seconds: int, workers: int) -> float:
     with gdmpo.make("atsc-grid5x5", num_envs=workers, seed=0, episode_seconds=seconds) as env:
         env.reset()
@@ -56,17 +88,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=3600)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     args = parser.parse_args()
-    queue: mp.Queue = mp.get_context("spawn").Queue()
-    process = mp.get_context("spawn").Process(target=raw_libsumo, args=(args.seconds, queue))
-    process.start()
-    raw = queue.get()
-    process.join()
+    bare = in_fresh_process(raw_libsumo, args.seconds)
+    simulation = in_fresh_process(in_process, args.seconds)
     print(f"5x5 grid, {args.seconds} s episodes, {mp.cpu_count()} cores")
-    print(f"{'setting':<28}{'sim s / wall s':>16}{'vs raw':>10}")
-    print(f"{'raw libsumo':<28}{raw:>16.0f}{1.0:>10.2f}")
+    print(f"{'setting':<28}{'sim s / wall s':>16}{'vs in-process':>15}")
+    print(f"{'bare libsumo':<28}{bare:>16.0f}{bare / simulation:>15.2f}")
+    print(f"{'simulation in-process':<28}{simulation:>16.0f}{1.0:>15.2f}")
     for workers in args.workers:
         rate = through_env(args.seconds, workers)
-        print(f"{f'environment, B = {workers}':<28}{rate:>16.0f}{rate / raw:>10.2f}", flush=True)
+        print(f"{f'environment, B = {workers}':<28}{rate:>16.0f}{rate / simulation:>15.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,10 @@
 
 The paper's 5x5 grid (Chu et al.; spec/environments.md): intersections 200 m apart with traffic
 lights, 75 m stubs at the border, east-west streets of 2 lanes at 20 m/s, north-south avenues of one
-lane at 11 m/s. The same layout at any size serves transfer (3x3, 10x10). Each network comes with its
+lane at 11 m/s. Every intersection controls Chu et al.'s 12 links (right, straight and left turn per
+approach: an avenue's single lane carries all three, a street's right lane turns right or goes
+straight and its left lane turns left) with their 5 green phases, each followed by 2 s of yellow in
+the fixed-time programme. The same layout at any size serves transfer (3x3, 10x10). Each network comes with its
 peak-hour flow file: four time-variant flow groups of 3 origin-destination pairs between border edges,
 groups 1-2 (west->east, north->south) from t = 0 and groups 3-4 (the opposite directions) from
 t = 900 s, volumes changing every 5 minutes.
@@ -28,6 +31,12 @@ VEHICLE = '<vType id="car" length="5" accel="5" decel="10" minGap="2.5" maxSpeed
 SCHEDULES = [(0, (0.4, 0.7, 0.9, 1.0, 0.75, 0.5, 0.25), 0.6), (0, (0.4, 0.7, 0.9, 1.0, 0.75, 0.5, 0.25), 1.0),
              (900, (0.3, 0.8, 0.9, 1.0, 0.8, 0.6, 0.2), 0.6), (900, (0.3, 0.8, 0.9, 1.0, 0.8, 0.6, 0.2), 1.0)]
 PEAKS = (1100.0, 1100.0, 925.0, 925.0)  # veh/h: groups 1-2 and 3-4
+# Chu et al.'s green phases over SUMO's link order (approaches clockwise from north, right -> left turn):
+# links 0-2 north, 3-5 east, 6-8 south, 9-11 west.
+PHASES = ("GGgrrrGGgrrr", "rrrGrGrrrGrG", "rrrGGrrrrGGr", "rrrGGGrrrrrr", "rrrrrrrrrGGG")
+# The fixed-time programme: green seconds per phase (the avenues' only phase gets the longest share,
+# the one-approach phases the shortest), each followed by 2 s of yellow; a 90 s cycle.
+FIXED_GREEN, YELLOW = (33, 10, 25, 5, 7), 2
 
 
 def node_id(col: int, row: int) -> str:
@@ -64,6 +73,47 @@ def plain_network(size: int) -> tuple[str, str]:
     return "<nodes>\n" + "\n".join(nodes) + "\n</nodes>\n", "<edges>\n" + "\n".join(edges) + "\n</edges>\n"
 
 
+def neighbour(col: int, row: int, heading: str, size: int) -> str:
+    """The node next to intersection (col, row) towards ``heading`` (a border stub node at the edge)."""
+    dc, dr = {"N": (0, 1), "E": (1, 0), "S": (0, -1), "W": (-1, 0)}[heading]
+    c, r = col + dc, row + dr
+    if 0 <= c < size and 0 <= r < size:
+        return node_id(c, r)
+    return {"N": f"N{col}", "S": f"S{col}", "E": f"E{row}", "W": f"W{row}"}[heading]
+
+
+def connections(size: int) -> str:
+    """Plain connections: 3 links per approach (right, straight, left), 12 per intersection."""
+    turn = {"N": ("W", "S", "E"), "E": ("N", "W", "S"), "S": ("E", "N", "W"), "W": ("S", "E", "N")}
+    # an approach from ``side`` heads the opposite way; its right/straight/left exits lead to these sides
+    items = []
+    for col in range(size):
+        for row in range(size):
+            here = node_id(col, row)
+            for side in ("N", "E", "S", "W"):
+                into = f"{neighbour(col, row, side, size)}-{here}"
+                right, straight, left = (f"{here}-{neighbour(col, row, exit_side, size)}" for exit_side in turn[side])
+                street = side in "EW"  # 2 lanes: lane 0 right + straight, lane 1 left
+                lane_left = 1 if street else 0
+                left_to = 1 if not street else 0  # a left turn from an avenue enters the street's left lane
+                items += [f'<connection from="{into}" to="{right}" fromLane="0" toLane="0"/>',
+                          f'<connection from="{into}" to="{straight}" fromLane="0" toLane="0"/>',
+                          f'<connection from="{into}" to="{left}" fromLane="{lane_left}" toLane="{left_to}"/>']
+    return "<connections>\n" + "\n".join(items) + "\n</connections>\n"
+
+
+def programmes(size: int) -> str:
+    """The fixed-time programme of every light: each of the 5 phases, then 2 s of yellow."""
+    phases = []
+    for k, state in enumerate(PHASES):
+        following = PHASES[(k + 1) % len(PHASES)]
+        yellow = "".join("y" if c in "Gg" and t == "r" else c for c, t in zip(state, following))
+        phases += [f'<phase duration="{FIXED_GREEN[k]}" state="{state}"/>', f'<phase duration="{YELLOW}" state="{yellow}"/>']
+    logics = [f'<tlLogic id="{node_id(col, row)}" type="static" programID="0" offset="0">\n  '
+              + "\n  ".join(phases) + "\n</tlLogic>" for col in range(size) for row in range(size)]
+    return "<tlLogics>\n" + "\n".join(logics) + "\n</tlLogics>\n"
+
+
 def flows(size: int) -> str:
     """The peak-hour schedule: 4 groups x 3 O-D pairs x 7 five-minute volumes."""
     lanes = sorted({0, size // 2, size - 1}) if size >= 3 else list(range(size))
@@ -95,8 +145,11 @@ def make_grid(size: int, out_dir: Path) -> tuple[Path, Path]:
         nodes, edges = plain_network(size)
         (Path(tmp) / "grid.nod.xml").write_text(nodes)
         (Path(tmp) / "grid.edg.xml").write_text(edges)
+        (Path(tmp) / "grid.con.xml").write_text(connections(size))
+        (Path(tmp) / "grid.tll.xml").write_text(programmes(size))
         subprocess.run([sumo_binary("netconvert"), "-n", str(Path(tmp) / "grid.nod.xml"),
-                        "-e", str(Path(tmp) / "grid.edg.xml"), "-o", str(net), "--no-turnarounds", "true",
+                        "-e", str(Path(tmp) / "grid.edg.xml"), "-x", str(Path(tmp) / "grid.con.xml"),
+                        "-i", str(Path(tmp) / "grid.tll.xml"), "-o", str(net), "--no-turnarounds", "true",
                         "--tls.default-type", "static", "--tls.yellow.time", "2", "--output.street-names", "false",
                         "--no-internal-links", "false"], check=True, capture_output=True, text=True)
     routes = out_dir / f"grid{size}x{size}.rou.xml"

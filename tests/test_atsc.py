@@ -133,12 +133,12 @@ def test_classical_controllers_follow_their_rules():
 
     with gdmpo.make("atsc-grid3x3", num_envs=2, seed=0, episode_seconds=60) as env:
         graph = env.graph
-        # fixed time: the programme's 43 s greens become 9 intervals of phase 0, then 9 of phase 1
+        # fixed time: the programme's greens (33, 10, 25, 5, 7 s) become 7, 2, 5, 1, 1 intervals of 5 s
+        assert graph.green_seconds[4] == [33.0, 10.0, 25.0, 5.0, 7.0]
         fixed = FixedTimePolicy(env)
         obs = torch.zeros(2, 9, env.obs_dim)
         plan = [fixed(obs)[0, 4].item() for _ in range(20)]
-        per_phase = round(graph.green_seconds[4][0] / 5)
-        assert plan == [0] * per_phase + [1] * per_phase + [0] * (20 - 2 * per_phase)
+        assert plan == [0] * 7 + [1] * 2 + [2] * 5 + [3, 4] + [0] * 4
         # max pressure: vehicles waiting only on one incoming lane of the centre light → a phase that
         # gives that lane green, in every copy
         pressure = MaxPressurePolicy(env)

@@ -5,10 +5,9 @@ import torch
 from toy_envs import Drift
 
 import gdmpo
-from gdmpo import graph as G
 from gdmpo.algos import DMPO, RealBuffer, Rollout, branched_rollout, build_agent, collect
 from gdmpo.algos.model_learning import DynamicsEnsemble
-from gdmpo.config import DMPOConfig, ModelConfig, NetworkConfig, from_dict
+from gdmpo.config import ModelConfig, NetworkConfig, from_dict
 from gdmpo.evaluation import run_episodes
 
 

@@ -20,10 +20,8 @@ Each copy runs in its own worker process (libsumo allows one simulation per proc
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +29,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from gdmpo.envs.base import ActionError, NetworkedVecEnv
-from gdmpo.envs.sumo.workers import SumoError, SumoWorkers
-from gdmpo.graph.sumo import from_sumo, sumo_binary
+from gdmpo.envs.base import ActionError
+from gdmpo.envs.sumo.base import SumoSimulation, SumoVecEnv
+from gdmpo.envs.sumo.workers import SumoError
+from gdmpo.graph.sumo import from_sumo
 
 
 def yellow_state(current: str, target: str) -> str:
@@ -41,22 +40,11 @@ def yellow_state(current: str, target: str) -> str:
     return "".join("y" if c in "Gg" and t in "rR" else c for c, t in zip(current, target))
 
 
-class ATSCSimulation:
+class ATSCSimulation(SumoSimulation):
     """One SUMO simulation of a signalised network, driven from inside a worker process."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
-        self.spec = spec
-        if spec["backend"] == "libsumo":
-            import libsumo as sim
-        elif spec["backend"] == "traci":
-            import traci as sim
-        else:
-            raise ValueError(f"backend must be 'libsumo' or 'traci', got {spec['backend']!r}")
-        self.sim = sim
-        root = spec.get("workdir")
-        self.workdir = tempfile.mkdtemp(prefix="gdmpo-sumo-worker-", dir=root if root and os.path.isdir(root) else None)
-        self.error_log = os.path.join(self.workdir, "sumo-errors.log")
-        self.running = False
+        super().__init__(spec)
         self.current: list[str] = []
         self.time = 0.0
 
@@ -64,20 +52,10 @@ class ATSCSimulation:
     def reset(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
         spec = self.spec
         routes = spec["route_file"] or self._random_trips(seed)
-        args = ["-n", spec["net_file"], "-r", routes, "--seed", str(seed), "--begin", "0",
-                "--step-length", "1", "--time-to-teleport", str(spec["teleport_seconds"]), "--no-step-log", "true",
-                "--no-warnings", "true", "--error-log", self.error_log,
-                "--tripinfo-output", os.devnull,  # enables SUMO's trip statistics without writing them
-                *spec["sumo_options"]]
-        try:
-            if self.running:
-                self.sim.load(args)
-            else:
-                self.sim.start([sumo_binary("sumo"), *args])
-                self.running = True
-        except Exception as err:
-            self.running = False
-            raise SumoError(f"SUMO could not start: {err}\n{self._stderr()}") from None
+        self.start(["-n", spec["net_file"], "-r", routes, "--seed", str(seed), "--begin", "0",
+                    "--step-length", "1", "--time-to-teleport", str(spec["teleport_seconds"]),
+                    "--tripinfo-output", os.devnull,  # enables SUMO's trip statistics without writing them
+                    *spec["sumo_options"]])
         self.time = 0.0
         self.current = [phases[0] for phases in spec["phases"]]
         for tls, state in zip(spec["tls_ids"], self.current):
@@ -101,7 +79,7 @@ class ATSCSimulation:
             else:
                 self._advance(spec["control_interval"])
         except Exception as err:
-            raise SumoError(f"SUMO failed at t = {self.time:.0f} s: {err}\n{self._stderr()}") from None
+            raise SumoError(f"SUMO failed at t = {self.time:.0f} s: {err}\n{self.stderr()}") from None
         self.current = targets
         return self._observe()
 
@@ -166,23 +144,8 @@ class ATSCSimulation:
                 raise SumoError(f"randomTrips failed for {self.spec['net_file']}: {result.stderr[-2000:]}")
         return out
 
-    def _stderr(self) -> str:
-        try:
-            return Path(self.error_log).read_text()[-2000:]
-        except OSError:
-            return ""
 
-    def close(self) -> None:
-        if self.running:
-            try:
-                self.sim.close()
-            except Exception:
-                pass
-            self.running = False
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-
-class ATSCEnv(NetworkedVecEnv):
+class ATSCEnv(SumoVecEnv):
     """``B`` copies of a signalised SUMO network, each in its own worker process.
 
     Args:
@@ -196,6 +159,8 @@ class ATSCEnv(NetworkedVecEnv):
         backend: ``libsumo`` (fast, default) or ``traci``.
         sumo_options: extra SUMO command-line options.
     """
+
+    simulation_class = ATSCSimulation
 
     def __init__(self, num_envs: int = 1, seed: int | None = None, device: str | torch.device = "cpu", *,
                  net_file: str | os.PathLike[str], route_file: str | os.PathLike[str] | None = None,
@@ -235,25 +200,7 @@ class ATSCEnv(NetworkedVecEnv):
             "wait_weight": wait_weight, "teleport_seconds": teleport_seconds, "trip_period": trip_period,
             "backend": backend, "sumo_options": list(sumo_options),
         }
-        self._tmp = tempfile.TemporaryDirectory(prefix="gdmpo-sumo-")  # workers' files; gone at close()
-        spec["workdir"] = self._tmp.name
-        self.simulation_spec = spec  # what each worker's ATSCSimulation is built from (picklable)
-        self.workers = SumoWorkers(num_envs, ATSCSimulation, (spec,))
-        self._obs = torch.zeros(num_envs, self.num_agents, width, device=self.device)
-        self.episode_traffic: list[dict[str, float]] = [{} for _ in range(num_envs)]  # last finished episode
-
-    def _reset_envs(self, mask: torch.Tensor) -> torch.Tensor:
-        indices = mask.nonzero(as_tuple=True)[0].tolist()
-        finished = [i for i in indices if self._episode_length is not None and self._episode_length[i] > 0
-                    and self.workers.alive(i)]
-        for index, figures in zip(finished, self.workers.call("metrics", [()] * len(finished), finished)):
-            self.episode_traffic[index] = figures
-        self.workers.restart_dead(indices)
-        seeds = torch.randint(0, 2**31 - 1, (len(indices),), generator=self._generator).tolist()
-        results = self.workers.call("reset", [(s,) for s in seeds], indices)
-        for index, (obs, _) in zip(indices, results):
-            self._obs[index] = torch.from_numpy(obs).to(self.device)
-        return self._obs.clone()
+        self._start_workers(spec)
 
     def _step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         allowed = self.action_mask.to(actions.device)[torch.arange(self.num_agents, device=actions.device), actions]
@@ -261,24 +208,11 @@ class ATSCEnv(NetworkedVecEnv):
             env, agent = (~allowed).nonzero()[0].tolist()
             raise ActionError(f"agent {agent} ({self.graph.names[agent]}) of copy {env} has "
                               f"{int(self.action_mask[agent].sum())} phases; got phase {int(actions[env, agent])}")
-        results = self.workers.call("step", [(row,) for row in actions.tolist()])
-        obs = torch.from_numpy(np.stack([r[0] for r in results])).to(self.device)
-        reward = torch.from_numpy(np.stack([r[1] for r in results])).to(self.device)
-        self._obs = obs.clone()
+        obs, reward, _ = self._step_workers(actions.tolist())
         length = self._episode_length + 1
         truncated = length >= self.max_episode_steps
         terminated = torch.zeros_like(truncated)
         return obs, reward, terminated, truncated
-
-    def traffic_metrics(self) -> list[dict[str, float]]:
-        """Per copy, the current episode's traffic figures (see :meth:`ATSCSimulation.metrics`);
-        those of each copy's last finished episode are kept in ``episode_traffic``."""
-        return self.workers.call("metrics", [()] * self.num_envs)
-
-    def close(self) -> None:
-        if hasattr(self, "workers"):
-            self.workers.close()
-            self._tmp.cleanup()
 
 
 GRAPHS = Path(__file__).resolve().parents[3] / "graphs"
