@@ -164,10 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
     graph.set_defaults(func=cmd_graph)
 
     rollout = commands.add_parser(
-        "rollout", help="play a reference policy (random, constant:K, fixed-time, max-pressure) and print returns")
+        "rollout", help="play a reference policy (random, constant action, signal or vehicle controllers), print returns")
     rollout.add_argument("env_id", nargs="?", default="cacc-catchup")
     rollout.add_argument("--policy", default="random",
-                         help="random | constant:K | fixed-time | max-pressure (default: random)")
+                         help="random | constant:K | fixed-time | max-pressure | idm | constant-speed[:V] "
+                              "(default: random)")
     rollout.add_argument("--episodes", type=int, default=4)
     rollout.add_argument("--num-envs", type=int, default=4)
     rollout.add_argument("--seed", type=int, default=0)

@@ -116,16 +116,24 @@ class DMPOConfig:
 
 
 @dataclass
+class IC3NetConfig:
+    """IC3Net (spec/algorithms.md): LSTM width of each agent; the action head is ``policy_net`` on top."""
+
+    hidden: int = 64  # LSTM state and message width
+
+
+@dataclass
 class RunConfig:
     """Everything that defines a training run."""
 
-    algo: Literal["dppo", "cppo", "dmpo"] = "dppo"
+    algo: Literal["dppo", "cppo", "dmpo", "ic3net"] = "dppo"
     env: EnvConfig = field(default_factory=default_env)  # a config's `env` section replaces it whole
     policy_net: NetworkConfig = field(default_factory=NetworkConfig)
     value_net: NetworkConfig = field(default_factory=NetworkConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     model: ModelConfig = field(default_factory=ModelConfig)  # dmpo only
     dmpo: DMPOConfig = field(default_factory=DMPOConfig)  # dmpo only
+    ic3net: IC3NetConfig = field(default_factory=IC3NetConfig)  # ic3net only
     total_env_steps: int = 100_000
     rollout_steps: int = 75  # vector steps per iteration; env steps per iteration = rollout_steps * num_envs
     seed: int = 0

@@ -10,7 +10,7 @@ import torch
 
 import gdmpo
 from gdmpo import config as cfg
-from gdmpo.algos import build_agent
+from gdmpo.algos import build_agent, prepare_env
 from gdmpo.envs.base import NetworkedVecEnv
 
 Policy = Callable[[torch.Tensor], torch.Tensor]
@@ -88,7 +88,7 @@ def evaluate_checkpoint(path: str | os.PathLike[str], episodes: int = 10, seed: 
         options = {}
     options.update(env_options or {})
     num_envs = num_envs or min(episodes, config.env.num_envs)
-    with gdmpo.make(env_id, num_envs=num_envs, seed=seed, **options) as env:
+    with prepare_env(config, gdmpo.make(env_id, num_envs=num_envs, seed=seed, **options)) as env:
         agent = build_agent(config, env)
         agent.load_state_dict(state["agent"])
         agent.eval()

@@ -28,7 +28,7 @@ import torch
 
 import gdmpo
 from gdmpo import config as cfg
-from gdmpo.algos import PPO, Algorithm, build_algorithm
+from gdmpo.algos import PPO, Algorithm, build_algorithm, prepare_env
 from gdmpo.config import RunConfig
 from gdmpo.envs.base import NetworkedVecEnv
 
@@ -55,8 +55,8 @@ class Trainer:
             raise FileExistsError(f"{self.run_dir} already holds a run; use --resume to continue it or pick --out")
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         seed_everything(config.seed)
-        self.env: NetworkedVecEnv = gdmpo.make(config.env.id, num_envs=config.env.num_envs, seed=config.seed,
-                                               device=config.device, **config.env.options)
+        self.env: NetworkedVecEnv = prepare_env(config, gdmpo.make(
+            config.env.id, num_envs=config.env.num_envs, seed=config.seed, device=config.device, **config.env.options))
         self.algorithm: Algorithm = build_algorithm(config, self.env)
         self.agent: PPO = self.algorithm.agent
         self.columns = [*BASE_COLUMNS, *self.algorithm.metric_names]

@@ -3,10 +3,12 @@
 ``build_agent(config, env)`` turns a :class:`~gdmpo.config.RunConfig` into a :class:`PPO` agent:
 
 - ``dppo`` and ``dmpo``: extended critic V_i(s_{N_i^{κ_v}}) and extended advantage over N_i^{κ_v};
-- ``cppo``: centralised critic V_i(s) (κ_v = ∞) and the team advantage Σ_j A_j.
+- ``cppo``: centralised critic V_i(s) (κ_v = ∞) and the team advantage Σ_j A_j;
+- ``ic3net``: LSTM agents with a learned broadcast gate (:mod:`gdmpo.algos.ic3net`); its environment
+  must first go through :func:`prepare_env`, which appends each agent's recurrent state.
 
 ``build_algorithm(config, env)`` wraps it in the learner the trainer drives: :class:`OnPolicy`
-(DPPO, CPPO) or :class:`DMPO` (the agent trained on branched model rollouts).
+(DPPO, CPPO), :class:`IC3NetLearner` or :class:`DMPO` (the agent trained on branched model rollouts).
 """
 
 from __future__ import annotations
@@ -17,23 +19,37 @@ from gdmpo.algos.base import Algorithm, IterationResult
 from gdmpo.algos.buffers import RealBuffer, Rollout
 from gdmpo.algos.collect import EpisodeLog, collect
 from gdmpo.algos.dmpo import DMPO
+from gdmpo.algos.ic3net import IC3NetPolicy, RecurrentCommEnv
 from gdmpo.algos.model_learning import DynamicsEnsemble
 from gdmpo.algos.model_rollout import branched_rollout
-from gdmpo.algos.on_policy import OnPolicy
+from gdmpo.algos.on_policy import IC3NetLearner, OnPolicy
 from gdmpo.algos.ppo import PPO, extended_advantage, gae
 from gdmpo.config import RunConfig
 from gdmpo.envs.base import NetworkedVecEnv
 from gdmpo.nn import CentralCritic, GraphCritic, GraphPolicy
 
-ALGORITHMS = ("dppo", "cppo", "dmpo")
+ALGORITHMS = ("dppo", "cppo", "dmpo", "ic3net")
+
+
+def prepare_env(config: RunConfig, env: NetworkedVecEnv) -> NetworkedVecEnv:
+    """The environment as ``config.algo``'s agent sees it: IC3Net's carries recurrent state."""
+    if config.algo == "ic3net" and not isinstance(env, RecurrentCommEnv):
+        return RecurrentCommEnv(env, config.ic3net.hidden)
+    return env
 
 
 def build_agent(config: RunConfig, env: NetworkedVecEnv) -> PPO:
-    """The policy, critic and PPO update that ``config.algo`` names, sized for ``env``."""
+    """The policy, critic and PPO update that ``config.algo`` names, sized for ``env`` (after
+    :func:`prepare_env`)."""
     if config.algo not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {config.algo!r}; available: {', '.join(ALGORITHMS)}")
     ppo = config.ppo
-    policy = GraphPolicy(env.obs_dim, env.action_space, ppo.policy_hops, config.policy_net)
+    if config.algo == "ic3net":
+        if not isinstance(env, RecurrentCommEnv):
+            raise TypeError("ic3net needs the environment from gdmpo.algos.prepare_env(config, env)")
+        policy = IC3NetPolicy(env.raw_obs_dim, env.action_space, config.ic3net.hidden, config.policy_net)
+    else:
+        policy = GraphPolicy(env.obs_dim, env.action_space, ppo.policy_hops, config.policy_net)
     central = config.algo == "cppo" or ppo.critic == "central"
     if central:
         critic = CentralCritic(env.obs_dim, config.value_net)
@@ -43,8 +59,10 @@ def build_agent(config: RunConfig, env: NetworkedVecEnv) -> PPO:
         advantage_hops = ppo.value_hops if ppo.advantage_hops is None else ppo.advantage_hops
     mask = getattr(env, "action_mask", None)
     agent = PPO(policy, critic, ppo, env.graph.edge_index, env.num_agents, advantage_hops,
-                None if mask is None else torch.as_tensor(mask, dtype=torch.bool))
-    return agent.to(config.device)
+                None if mask is None else torch.as_tensor(mask, dtype=torch.bool)).to(config.device)
+    if isinstance(env, RecurrentCommEnv):
+        env.bind(agent.policy, agent.graph_of)
+    return agent
 
 
 def build_algorithm(config: RunConfig, env: NetworkedVecEnv) -> Algorithm:
@@ -52,9 +70,11 @@ def build_algorithm(config: RunConfig, env: NetworkedVecEnv) -> Algorithm:
     agent = build_agent(config, env)
     if config.algo == "dmpo":
         return DMPO(agent, env, config.rollout_steps, config.model, config.dmpo)
+    if config.algo == "ic3net":
+        return IC3NetLearner(agent, config.rollout_steps)
     return OnPolicy(agent, config.rollout_steps)
 
 
-__all__ = ["ALGORITHMS", "DMPO", "Algorithm", "DynamicsEnsemble", "EpisodeLog", "IterationResult", "OnPolicy",
-           "PPO", "RealBuffer", "Rollout", "branched_rollout", "build_agent", "build_algorithm", "collect",
-           "extended_advantage", "gae"]
+__all__ = ["ALGORITHMS", "DMPO", "Algorithm", "DynamicsEnsemble", "EpisodeLog", "IC3NetLearner", "IC3NetPolicy",
+           "IterationResult", "OnPolicy", "PPO", "RealBuffer", "RecurrentCommEnv", "Rollout", "branched_rollout",
+           "build_agent", "build_algorithm", "collect", "extended_advantage", "gae", "prepare_env"]

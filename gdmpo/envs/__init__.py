@@ -6,7 +6,7 @@
 from gdmpo.envs.base import ActionError, NetworkedVecEnv
 from gdmpo.envs.cacc import CACCEnv, CACCParams
 from gdmpo.envs.registry import EnvSpec, make, register, registered, spec
-from gdmpo.envs.sumo import ATSCEnv, SumoError, atsc_grid
+from gdmpo.envs.sumo import ATSCEnv, SumoError, VehicleEnv, atsc_grid, figure_eight, ring_attenuation
 
 list = registered  # noqa: A001 - ``gdmpo.envs.list()`` is the documented spelling
 
@@ -16,6 +16,8 @@ register("atsc", ATSCEnv, "Traffic signal control on SUMO for any .net.xml (opti
 for _size in (3, 5, 10):
     register(f"atsc-grid{_size}x{_size}", atsc_grid(_size),
              f"Traffic signal control on the {_size}x{_size} grid (graphs/) with its peak-hour flows")
+register("ring-attenuation", ring_attenuation, "SUMO ring of 220-270 m, 22 vehicles as agents damping stop-and-go waves")
+register("figure-eight", figure_eight, "SUMO figure eight (radius 30 m, one crossing), 14 vehicles as agents")
 
 __all__ = [
     "ATSCEnv",
@@ -24,6 +26,7 @@ __all__ = [
     "CACCParams",
     "EnvSpec",
     "NetworkedVecEnv",
+    "VehicleEnv",
     "list",
     "make",
     "register",

@@ -98,6 +98,39 @@ class MaxPressurePolicy:
         return scores.argmax(-1)
 
 
+class CarFollowingPolicy:
+    """Vehicle tracks: SUMO's own car-following model (IDM) drives every vehicle, the stop-and-go
+    traffic the task is about. Building it switches the environment over (from its next reset); the
+    actions it returns are ignored."""
+
+    def __init__(self, env: NetworkedVecEnv) -> None:
+        if not hasattr(env, "set_car_following"):
+            raise ValueError(f"the idm controller drives SUMO vehicles; {type(env).__name__} has none")
+        env.set_car_following(True)
+        self.shape = (env.num_envs, env.num_agents, *env.action_space.shape)
+
+    def __call__(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(self.shape, dtype=obs.dtype, device=obs.device)
+
+
+class ConstantSpeedPolicy:
+    """Vehicle tracks: every vehicle accelerates towards one cruising speed (m/s), as hard as its action
+    bounds allow, SUMO's safe speed keeping it from hitting the vehicle ahead. The default, 5 m/s, is
+    about the uniform-flow speed of the paper's crowded ring (22 vehicles, 260 m) under IDM."""
+
+    def __init__(self, env: NetworkedVecEnv, speed: float) -> None:
+        if not hasattr(env, "speed_limit") or not isinstance(env.action_space, gym.spaces.Box):
+            raise ValueError(f"the constant-speed controller drives SUMO vehicles; {type(env).__name__} has none")
+        if not 0 <= speed <= env.speed_limit:
+            raise ValueError(f"constant speed must lie in [0, {env.speed_limit}] m/s, got {speed}")
+        self.speed, self.limit, self.dt = speed, env.speed_limit, env.dt
+        self.high = float(env.action_space.high[0])
+
+    def __call__(self, obs: torch.Tensor) -> torch.Tensor:
+        speed = obs[..., :1] * self.limit
+        return ((self.speed - speed) / self.dt).clamp(-self.high, self.high)
+
+
 def _signal_graph(env: NetworkedVecEnv, name: str):
     graph = env.graph
     if not all(hasattr(graph, key) for key in ("phases", "links", "green_seconds", "lanes")):
@@ -106,16 +139,26 @@ def _signal_graph(env: NetworkedVecEnv, name: str):
 
 
 def reference_policy(env: NetworkedVecEnv, name: str, seed: int = 0):
-    """Build a reference policy from its name: ``random``, ``constant:K``, ``fixed-time`` or ``max-pressure``."""
+    """Build a reference policy from its name: ``random``, ``constant:K`` (discrete action K),
+    ``fixed-time`` or ``max-pressure`` (traffic lights), ``idm`` or ``constant-speed[:V]`` (vehicles,
+    V m/s, default 5)."""
     if name == "random":
         return RandomPolicy(env, seed)
     if name == "fixed-time":
         return FixedTimePolicy(env, getattr(env, "control_interval", 5.0))
     if name == "max-pressure":
         return MaxPressurePolicy(env)
+    if name == "idm":
+        return CarFollowingPolicy(env)
+    if name == "constant-speed" or name.startswith("constant-speed:"):
+        try:
+            return ConstantSpeedPolicy(env, float(name.partition(":")[2] or 5.0))
+        except ValueError as err:
+            raise ValueError(f"bad reference policy {name!r}: {err}") from None
     if name.startswith("constant:"):
         try:
             return ConstantPolicy(env, int(name.split(":", 1)[1]))
         except ValueError as err:
             raise ValueError(f"bad reference policy {name!r}: {err}") from None
-    raise ValueError(f"unknown reference policy {name!r}; use random, constant:K, fixed-time or max-pressure")
+    raise ValueError(f"unknown reference policy {name!r}; use random, constant:K, fixed-time, max-pressure, idm "
+                     "or constant-speed[:V]")
