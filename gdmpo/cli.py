@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any, Sequence
 
 import yaml
@@ -115,6 +116,17 @@ def _print_traffic(summary: dict[str, Any]) -> None:
               + ", ".join(f"{key} {value:.1f}" for key, value in summary["traffic"].items()))
 
 
+def cmd_transfer(args: argparse.Namespace) -> int:
+    from gdmpo.transfer import transfer
+
+    report = transfer(args.checkpoint, env_id=args.env, net_file=args.net, route_file=args.routes,
+                      env_options=parse_assignments(args.option, "--option"), episodes=args.episodes,
+                      finetune_steps=args.finetune_steps, seed=args.seed, out=args.out)
+    print((Path(report["out"]) / "report.md").read_text(), end="")
+    print(f"report: {report['out']}/report.json, report.md")
+    return 0
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     from gdmpo.plot import plot_runs
 
@@ -162,6 +174,20 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("net_file", help="a SUMO .net.xml")
     graph.add_argument("--png", help="also draw the roads with the communication graph over them")
     graph.set_defaults(func=cmd_graph)
+
+    transfer = commands.add_parser(
+        "transfer", help="run a trained policy on another graph (zero-shot, optionally fine-tuned), write a report")
+    transfer.add_argument("checkpoint")
+    transfer.add_argument("--env", help="target environment id (default: the checkpoint's, or atsc with --net)")
+    transfer.add_argument("--net", help="target SUMO .net.xml (traffic lights)")
+    transfer.add_argument("--routes", help="its route/flow file (default: random trips)")
+    transfer.add_argument("--episodes", type=int, default=4)
+    transfer.add_argument("--finetune-steps", type=int, default=0)
+    transfer.add_argument("--seed", type=int, default=0)
+    transfer.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                          help="target environment option, e.g. --option num_vehicles=16 (repeatable)")
+    transfer.add_argument("--out", help="report directory (default: RUN_DIR/transfer-<env>)")
+    transfer.set_defaults(func=cmd_transfer)
 
     rollout = commands.add_parser(
         "rollout", help="play a reference policy (random, constant action, signal or vehicle controllers), print returns")

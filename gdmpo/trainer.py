@@ -174,9 +174,14 @@ class Trainer:
 
 
 def train(config: RunConfig, run_dir: str | os.PathLike[str], total_env_steps: int | None = None,
-          progress: bool = True) -> dict[str, Any]:
-    """Train ``config`` into ``run_dir`` and return a summary (see :meth:`Trainer.train`)."""
+          progress: bool = True, initial_agent: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train ``config`` into ``run_dir`` and return a summary (see :meth:`Trainer.train`).
+
+    ``initial_agent`` (a checkpoint's ``agent`` state) starts from trained weights: fine-tuning.
+    """
     trainer = Trainer(config, run_dir)
+    if initial_agent is not None:
+        trainer.agent.load_state_dict(initial_agent)
     try:
         return trainer.train(total_env_steps, progress)
     finally:

@@ -85,7 +85,7 @@ class PPO(nn.Module):
         super().__init__()
         self.policy, self.critic, self.config = policy, critic, config
         self.num_agents = num_agents
-        self.register_buffer("edge_index", edge_index)
+        self.register_buffer("edge_index", edge_index, persistent=False)  # checkpoints fit any graph
         self.reach = None if advantage_hops is None else khop_adjacency(edge_index, num_agents, advantage_hops)
         self.action_mask = action_mask
         self.value_norm = RunningMeanStd()

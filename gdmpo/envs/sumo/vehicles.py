@@ -104,7 +104,7 @@ def figure_eight_track(radius: float = 30.0) -> Track:
     """Two loops of ``radius`` joined by two straights (each 2 × radius) crossing at node ``centre``."""
     r = radius
     loop = 1.5 * math.pi * r  # three quarters of a circle
-    nodes = [f'<node id="centre" x="0" y="0" type="priority"/>', f'<node id="east" x="{r}" y="0" type="priority"/>',
+    nodes = ['<node id="centre" x="0" y="0" type="priority"/>', f'<node id="east" x="{r}" y="0" type="priority"/>',
              f'<node id="north" x="0" y="{r}" type="priority"/>', f'<node id="south" x="0" y="{-r}" type="priority"/>',
              f'<node id="west" x="{-r}" y="0" type="priority"/>']
     plan = [  # (id, from, to, length, shape)
@@ -190,7 +190,7 @@ class VehicleSimulation(SumoSimulation):
         return self._observe(commanded)
 
     def _observe(self, commanded: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
-        spec, vehicle_api, track = self.spec, self.sim.vehicle, self.track
+        vehicle_api, track = self.sim.vehicle, self.track
         obs, reward = self.last_obs.copy(), np.zeros(len(self.ids), dtype=np.float32)
         missing = self._missing()
         for i, vehicle in enumerate(self.ids):

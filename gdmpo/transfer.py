@@ -1,0 +1,155 @@
+"""Run a trained policy on a graph it never saw: zero-shot, optionally fine-tuned, with a report.
+
+Shared weights make a checkpoint independent of the number of agents: what must match is one agent's
+observation layout and action space. :func:`check_fits` refuses a mismatch with the exact reason;
+:func:`transfer` plays the policy on the target, optionally fine-tunes it there, and writes
+``report.json`` and ``report.md`` beside the classical controllers run on the same target.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import torch
+
+import gdmpo
+from gdmpo import config as cfg
+from gdmpo.algos import build_agent, prepare_env
+from gdmpo.envs.base import NetworkedVecEnv
+from gdmpo.envs.controllers import reference_policy
+from gdmpo.evaluation import load_checkpoint, run_episodes
+
+
+class TransferError(ValueError):
+    """A checkpoint cannot drive the target environment."""
+
+
+def check_fits(state: dict[str, Any], env: NetworkedVecEnv, target: str) -> None:
+    """Raise :class:`TransferError` unless one agent's observation and action layouts match."""
+    spaces = state.get("spaces") or {}
+    source = state["config"]["env"]["id"]
+    trained_obs = spaces.get("obs_dim")
+    trained_action = spaces.get("action_space", "")
+    discrete_target = isinstance(env.action_space, gym.spaces.Discrete)
+    if trained_action and trained_action.startswith("Discrete") != discrete_target:
+        kind = "discrete" if discrete_target else "continuous"
+        raise TransferError(f"checkpoint trained on {source} with action space {trained_action}; {target} has "
+                            f"{kind} actions {env.action_space}: a policy cannot switch action kinds")
+    if trained_action and trained_action != repr(env.action_space):
+        raise TransferError(f"checkpoint trained on {source} with action space {trained_action}; {target} has "
+                            f"{env.action_space!r} (for traffic lights: the same largest phase count is needed)")
+    if trained_obs is not None and trained_obs != env.obs_dim:
+        raise TransferError(f"checkpoint trained on {source} with {trained_obs} observation features per agent; "
+                            f"{target} gives {env.obs_dim} (for traffic lights: the same largest lane count)")
+
+
+def _target_options(config: cfg.RunConfig, env_id: str | None, net_file: str | None,
+                    route_file: str | None, options: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    if net_file is not None:
+        env_id = env_id or "atsc"
+        extra = {"net_file": str(net_file), **({"route_file": str(route_file)} if route_file else {})}
+    else:
+        extra = {}
+    if env_id is None or env_id == config.env.id:
+        base = {**config.env.options, **config.env.eval_options}
+        env_id = config.env.id
+    else:
+        base = {}
+    return env_id, {**base, **extra, **(options or {})}
+
+
+def _references(env_id: str, options: dict[str, Any], episodes: int, seed: int, num_envs: int,
+                graph: Any, vehicles: bool) -> dict[str, dict]:
+    names = ["fixed-time", "max-pressure"] if hasattr(graph, "phases") else ["idm"] if vehicles else []
+    out = {}
+    for name in names:
+        with gdmpo.make(env_id, num_envs=num_envs, seed=seed, **options) as env:
+            out[name] = _summary(run_episodes(env, reference_policy(env, name, seed=seed), episodes, seed=seed))
+    return out
+
+
+def _summary(result: dict[str, Any]) -> dict[str, Any]:
+    keys = ("episodes", "mean_return", "std_return", "mean_step_return", "returns", "agent_returns", "traffic")
+    return {k: result[k] for k in keys if k in result}
+
+
+def transfer(checkpoint: str | os.PathLike[str], *, env_id: str | None = None, net_file: str | None = None,
+             route_file: str | None = None, env_options: dict[str, Any] | None = None, episodes: int = 4,
+             finetune_steps: int = 0, seed: int = 0, out: str | os.PathLike[str] | None = None,
+             references: bool = True) -> dict[str, Any]:
+    """Play ``checkpoint``'s policy on a target environment (``env_id`` and/or ``net_file``).
+
+    With ``finetune_steps`` the policy then trains that many real steps on the target (same
+    algorithm and hyper-parameters) and is evaluated again. Writes ``report.json`` and
+    ``report.md`` into ``out`` (default ``<run dir>/transfer-<target>``) and returns the report.
+    """
+    state = load_checkpoint(checkpoint)
+    config = cfg.from_dict(state["config"], str(checkpoint))
+    target_id, options = _target_options(config, env_id, net_file, route_file, env_options)
+    target = f"{target_id}" + (f" ({Path(net_file).name})" if net_file else "")
+    num_envs = min(episodes, config.env.num_envs)
+    out_dir = Path(out) if out else Path(checkpoint).resolve().parents[1] / f"transfer-{target_id}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {"checkpoint": str(checkpoint), "trained_on": config.env.id, "target": target,
+                              "env_options": {k: str(v) for k, v in options.items()}}
+    with prepare_env(config, gdmpo.make(target_id, num_envs=num_envs, seed=seed, **options)) as env:
+        check_fits(state, env, target)
+        agent = build_agent(config, env)
+        try:
+            agent.load_state_dict({k: v for k, v in state["agent"].items() if k != "edge_index"})  # older checkpoints
+        except RuntimeError as err:
+            raise TransferError(f"{checkpoint}: weights do not fit {target}: {err}") from None
+        agent.eval()
+        report["num_agents"] = env.num_agents
+        report["zero_shot"] = _summary(run_episodes(env, _policy(agent), episodes, seed=seed))
+        graph, vehicles = env.graph, hasattr(env, "set_car_following")
+    if finetune_steps > 0:
+        tuned = dataclasses.replace(config, env=dataclasses.replace(config.env, id=target_id, options=options,
+                                                                    eval_options={}))
+        run_dir = out_dir / "finetune"
+        weights = {k: v for k, v in state["agent"].items() if k != "edge_index"}
+        gdmpo.train(tuned, run_dir, finetune_steps, progress=False, initial_agent=weights)
+        with prepare_env(tuned, gdmpo.make(target_id, num_envs=num_envs, seed=seed, **options)) as env:
+            agent = build_agent(tuned, env)
+            agent.load_state_dict(load_checkpoint(run_dir / "checkpoints/last.pt")["agent"])
+            agent.eval()
+            report["finetuned"] = {"env_steps": finetune_steps,
+                                   **_summary(run_episodes(env, _policy(agent), episodes, seed=seed))}
+    if references:
+        report["references"] = _references(target_id, options, episodes, seed, num_envs, graph, vehicles)
+    (out_dir / "report.json").write_text(json.dumps(report, indent=1))
+    (out_dir / "report.md").write_text(markdown(report))
+    report["out"] = str(out_dir)
+    return report
+
+
+def _policy(agent):
+    def act(obs: torch.Tensor) -> torch.Tensor:
+        return agent.policy.to_env(agent.act(obs)[0])
+
+    return act
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The report as a Markdown table: one row per policy, traffic figures where there are any."""
+    rows = [("learned, zero-shot", report["zero_shot"])]
+    if "finetuned" in report:
+        rows.append((f"learned, fine-tuned {report['finetuned']['env_steps']} steps", report["finetuned"]))
+    rows += list(report.get("references", {}).items())
+    traffic_keys = sorted({k for _, r in rows for k in r.get("traffic", {})})
+    lines = [f"# Transfer: {report['trained_on']} → {report['target']} ({report['num_agents']} agents)", "",
+             "| policy | team return | per-step | " + " | ".join(traffic_keys) + (" |" if traffic_keys else ""),
+             "| --- | --- | --- |" + " --- |" * len(traffic_keys)]
+    for name, r in rows:
+        traffic = [f"{r.get('traffic', {}).get(k, float('nan')):.1f}" for k in traffic_keys]
+        lines.append(f"| {name} | {r['mean_return']:.5g} ± {r['std_return']:.2g} | {r['mean_step_return']:.4g} | "
+                     + " | ".join(traffic) + (" |" if traffic else ""))
+    agent_returns = torch.tensor(report["zero_shot"]["agent_returns"]).mean(0)
+    lines += ["", "Per-agent return (zero-shot, mean over episodes): "
+              + ", ".join(f"{i}: {v:.4g}" for i, v in enumerate(agent_returns.tolist()))]
+    return "\n".join(lines) + "\n"
