@@ -15,6 +15,7 @@ from gdmpo import config as cfg
 from gdmpo.envs import registry
 from gdmpo.envs.controllers import reference_policy
 from gdmpo.evaluation import evaluate_checkpoint, run_episodes
+from gdmpo.reports import markdown_table, per_agent_line, write_report
 
 
 def parse_assignments(pairs: Sequence[str], what: str = "--set") -> dict[str, Any]:
@@ -99,13 +100,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     summary = evaluate_checkpoint(args.checkpoint, episodes=args.episodes, seed=args.seed,
                                   deterministic=args.deterministic, env_id=args.env,
                                   env_options=parse_assignments(args.option, "--option"))
+    out = Path(args.out) if args.out else Path(args.checkpoint).resolve().parents[1] / "eval"
+    title = f"{Path(args.checkpoint).name} on {summary['env']} ({len(summary['layout']['names'])} agents)"
+    table = markdown_table(title, [("learned" + (" (deterministic)" if args.deterministic else ""), summary)])
+    json_path, md_path = write_report(out, f"eval-{summary['env']}", summary,
+                                      table + "\n" + per_agent_line(summary, summary["layout"]["names"]) + "\n")
     if args.json:
-        summary.pop("agent_returns")
-        print(json.dumps(summary))
+        print(json.dumps({k: v for k, v in summary.items() if k not in ("agent_returns", "layout")}))
     else:
         print(f"{summary['env']}: team return {summary['mean_return']:.1f} ± {summary['std_return']:.1f} "
               f"over {summary['episodes']} episode(s){' (deterministic)' if args.deterministic else ''}")
         _print_traffic(summary)
+        print(f"report: {json_path}, {md_path}")
     return 0
 
 
@@ -128,9 +134,16 @@ def cmd_transfer(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from gdmpo.plot import plot_runs
+    from gdmpo import plot
 
-    print(f"wrote {plot_runs(args.run_dirs, args.output, args.title)}")
+    if args.agent_map:
+        print(f"wrote {plot.plot_agent_map(args.agent_map, args.output, args.title)}")
+    elif args.profiles:
+        print(f"wrote {plot.plot_profiles(args.profiles, args.output, args.vehicles, seed=args.seed)}")
+    elif args.run_dirs:
+        print(f"wrote {plot.plot_runs(args.run_dirs, args.output, args.title)}")
+    else:
+        raise ValueError("gdmpo plot needs RUN_DIRs, --agent-map REPORT.json or --profiles CHECKPOINT")
     return 0
 
 
@@ -162,12 +175,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                           help="environment option override (repeatable)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument("--out", help="report directory for eval-<env>.json/.md (default: RUN_DIR/eval)")
     evaluate.set_defaults(func=cmd_eval)
 
-    plot = commands.add_parser("plot", help="return vs env steps of runs (mean and spread across seeds)")
-    plot.add_argument("run_dirs", nargs="+")
+    plot = commands.add_parser("plot", help="learning curves of runs; per-agent return maps; vehicle profiles")
+    plot.add_argument("run_dirs", nargs="*", help="runs: return vs env steps (mean and spread across seeds)")
     plot.add_argument("-o", "--output", required=True, help="PNG file to write")
     plot.add_argument("--title")
+    plot.add_argument("--agent-map", metavar="REPORT_JSON",
+                      help="an eval/transfer report: the graph coloured by each agent's return")
+    plot.add_argument("--profiles", metavar="CHECKPOINT",
+                      help="vehicle tasks: headway and speed of --vehicles over one episode (paper Fig. 7)")
+    plot.add_argument("--vehicles", type=int, nargs="+", default=None, help="agent indices (default: 3 spread)")
+    plot.add_argument("--seed", type=int, default=0)
     plot.set_defaults(func=cmd_plot)
 
     graph = commands.add_parser("graph", help="the signal agents of a SUMO network, their neighbours, lanes, phases")

@@ -12,6 +12,7 @@ import gdmpo
 from gdmpo import config as cfg
 from gdmpo.algos import build_agent, prepare_env
 from gdmpo.envs.base import NetworkedVecEnv
+from gdmpo.reports import agent_layout
 
 Policy = Callable[[torch.Tensor], torch.Tensor]
 
@@ -97,4 +98,5 @@ def evaluate_checkpoint(path: str | os.PathLike[str], episodes: int = 10, seed: 
             return agent.policy.to_env(agent.act(obs, deterministic)[0])
 
         summary = run_episodes(env, policy, episodes, seed=seed)
-    return {"checkpoint": str(path), "env": env_id, "deterministic": deterministic, **summary}
+        layout = agent_layout(env.graph)
+    return {"checkpoint": str(path), "env": env_id, "deterministic": deterministic, **summary, "layout": layout}

@@ -135,6 +135,97 @@ def plot_road_network(net_file: str | os.PathLike[str], output: str | os.PathLik
     return _save(fig, output)
 
 
+def plot_agent_map(report_file: str | os.PathLike[str], output: str | os.PathLike[str],
+                   title: str | None = None) -> Path:
+    """Draw the agents at their positions, coloured by mean per-agent return (an eval or transfer report)."""
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    report = json.loads(Path(report_file).read_text())
+    summary = report.get("zero_shot", report)  # transfer reports: the zero-shot run
+    if "layout" not in report or "agent_returns" not in summary:
+        raise ValueError(f"{report_file}: not an eval or transfer report (needs 'layout' and 'agent_returns')")
+    pos = np.asarray(report["layout"]["pos"], dtype=float)
+    values = np.asarray(summary["agent_returns"], dtype=float).mean(0)
+    if len(values) != len(pos):
+        raise ValueError(f"{report_file}: {len(values)} agent returns but {len(pos)} positions")
+    fig, ax = plt.subplots(figsize=(7, 6))
+    for u, v in report["layout"]["edges"]:
+        ax.plot(pos[[u, v], 0], pos[[u, v], 1], color="0.7", linewidth=1.0, zorder=1)
+    points = ax.scatter(pos[:, 0], pos[:, 1], c=values, cmap="viridis", s=max(20, 4000 / len(pos)), zorder=2)
+    fig.colorbar(points, ax=ax, label="mean return per agent")
+    ax.set_aspect("equal")
+    ax.set_title(title or f"{report.get('env', report.get('target', ''))}: return per agent")
+    return _save(fig, output)
+
+
+def plot_profiles(checkpoint: str | os.PathLike[str], output: str | os.PathLike[str],
+                  vehicles: Sequence[int] | None = None, seed: int = 0) -> Path:
+    """Headway and speed of selected vehicles over one episode of a trained policy (the paper's Fig. 7).
+
+    Also writes the full profiles as ``<output>.csv`` (step, time, vehicle, headway, speed).
+    """
+    import csv
+
+    import matplotlib
+    import torch
+
+    import gdmpo
+    from gdmpo import config as cfg
+    from gdmpo.algos import build_agent, prepare_env
+    from gdmpo.evaluation import load_checkpoint
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    state = load_checkpoint(checkpoint)
+    config = cfg.from_dict(state["config"], str(checkpoint))
+    options = {**config.env.options, **config.env.eval_options}
+    with prepare_env(config, gdmpo.make(config.env.id, num_envs=1, seed=seed, **options)) as env:
+        if not hasattr(env, "vehicle_states"):
+            raise ValueError(f"{config.env.id} has no vehicles: profiles are for CACC, ring and figure-eight")
+        agent = build_agent(config, env)
+        agent.load_state_dict(state["agent"])
+        agent.eval()
+        n = env.num_agents
+        chosen = list(vehicles) if vehicles else sorted({0, n // 2, n - 1})
+        if any(not 0 <= v < n for v in chosen):
+            raise ValueError(f"vehicles must be agent indices in [0, {n - 1}], got {chosen}")
+        obs, headways, speeds = env.reset(seed=seed), [], []
+        for _ in range(env.max_episode_steps):
+            headway, speed = env.vehicle_states()
+            headways.append(headway[0])
+            speeds.append(speed[0])
+            obs, _, _, _, info = env.step(agent.policy.to_env(agent.act(obs)[0]))
+            if bool(info["done"][0]):
+                break
+        dt = float(env.dt)
+    headways, speeds = torch.stack(headways).numpy(), torch.stack(speeds).numpy()
+    time = np.arange(len(headways)) * dt
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    with Path(output).with_suffix(".csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["step", "time_s", "vehicle", "headway_m", "speed_mps"])
+        for k in range(len(time)):
+            writer.writerows([k, f"{time[k]:.2f}", i, f"{headways[k, i]:.4f}", f"{speeds[k, i]:.4f}"] for i in range(n))
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True)
+    for i in chosen:
+        top.plot(time, headways[:, i], label=f"vehicle {i}")
+        bottom.plot(time, speeds[:, i], label=f"vehicle {i}")
+    top.set_ylabel("headway (m)")
+    bottom.set_ylabel("speed (m/s)")
+    bottom.set_xlabel("time (s)")
+    top.legend(fontsize=8)
+    top.set_title(f"{config.env.id}: {config.algo} policy, seed {seed}")
+    for ax in (top, bottom):
+        ax.grid(alpha=0.3)
+    return _save(fig, output)
+
+
 def _save(fig, output: str | os.PathLike[str]) -> Path:
     """Write ``fig`` as PNG (creating the folder) and release it."""
     import matplotlib.pyplot as plt

@@ -9,7 +9,6 @@ observation layout and action space. :func:`check_fits` refuses a mismatch with 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from gdmpo.algos import build_agent, prepare_env
 from gdmpo.envs.base import NetworkedVecEnv
 from gdmpo.envs.controllers import reference_policy
 from gdmpo.evaluation import load_checkpoint, run_episodes
+from gdmpo.reports import agent_layout, markdown_table, per_agent_line, write_report
 
 
 class TransferError(ValueError):
@@ -101,19 +101,19 @@ def transfer(checkpoint: str | os.PathLike[str], *, env_id: str | None = None, n
         check_fits(state, env, target)
         agent = build_agent(config, env)
         try:
-            agent.load_state_dict({k: v for k, v in state["agent"].items() if k != "edge_index"})  # older checkpoints
+            agent.load_state_dict(state["agent"])
         except RuntimeError as err:
             raise TransferError(f"{checkpoint}: weights do not fit {target}: {err}") from None
         agent.eval()
         report["num_agents"] = env.num_agents
+        report["layout"] = agent_layout(env.graph)
         report["zero_shot"] = _summary(run_episodes(env, _policy(agent), episodes, seed=seed))
         graph, vehicles = env.graph, hasattr(env, "set_car_following")
     if finetune_steps > 0:
         tuned = dataclasses.replace(config, env=dataclasses.replace(config.env, id=target_id, options=options,
                                                                     eval_options={}))
         run_dir = out_dir / "finetune"
-        weights = {k: v for k, v in state["agent"].items() if k != "edge_index"}
-        gdmpo.train(tuned, run_dir, finetune_steps, progress=False, initial_agent=weights)
+        gdmpo.train(tuned, run_dir, finetune_steps, progress=False, initial_agent=state["agent"])
         with prepare_env(tuned, gdmpo.make(target_id, num_envs=num_envs, seed=seed, **options)) as env:
             agent = build_agent(tuned, env)
             agent.load_state_dict(load_checkpoint(run_dir / "checkpoints/last.pt")["agent"])
@@ -122,8 +122,7 @@ def transfer(checkpoint: str | os.PathLike[str], *, env_id: str | None = None, n
                                    **_summary(run_episodes(env, _policy(agent), episodes, seed=seed))}
     if references:
         report["references"] = _references(target_id, options, episodes, seed, num_envs, graph, vehicles)
-    (out_dir / "report.json").write_text(json.dumps(report, indent=1))
-    (out_dir / "report.md").write_text(markdown(report))
+    write_report(out_dir, "report", report, markdown(report))
     report["out"] = str(out_dir)
     return report
 
@@ -136,20 +135,11 @@ def _policy(agent):
 
 
 def markdown(report: dict[str, Any]) -> str:
-    """The report as a Markdown table: one row per policy, traffic figures where there are any."""
+    """The report as a Markdown table (one row per policy) with the per-agent returns below it."""
     rows = [("learned, zero-shot", report["zero_shot"])]
     if "finetuned" in report:
         rows.append((f"learned, fine-tuned {report['finetuned']['env_steps']} steps", report["finetuned"]))
     rows += list(report.get("references", {}).items())
-    traffic_keys = sorted({k for _, r in rows for k in r.get("traffic", {})})
-    lines = [f"# Transfer: {report['trained_on']} → {report['target']} ({report['num_agents']} agents)", "",
-             "| policy | team return | per-step | " + " | ".join(traffic_keys) + (" |" if traffic_keys else ""),
-             "| --- | --- | --- |" + " --- |" * len(traffic_keys)]
-    for name, r in rows:
-        traffic = [f"{r.get('traffic', {}).get(k, float('nan')):.1f}" for k in traffic_keys]
-        lines.append(f"| {name} | {r['mean_return']:.5g} ± {r['std_return']:.2g} | {r['mean_step_return']:.4g} | "
-                     + " | ".join(traffic) + (" |" if traffic else ""))
-    agent_returns = torch.tensor(report["zero_shot"]["agent_returns"]).mean(0)
-    lines += ["", "Per-agent return (zero-shot, mean over episodes): "
-              + ", ".join(f"{i}: {v:.4g}" for i, v in enumerate(agent_returns.tolist()))]
-    return "\n".join(lines) + "\n"
+    title = f"Transfer: {report['trained_on']} → {report['target']} ({report['num_agents']} agents)"
+    return (markdown_table(title, rows) + "\n" + per_agent_line(report["zero_shot"], report["layout"]["names"])
+            + " (zero-shot)\n")

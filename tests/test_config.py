@@ -40,9 +40,10 @@ def test_type_errors(tmp_path, text, message):
 
 
 def test_overrides_and_round_trip(tmp_path):
-    path = write(tmp_path, "ppo:\n  lr_policy: 0.001\n")
+    path = write(tmp_path, "ppo:\n  lr_policy: 0.001\n  lr_value: 3e-4\n")  # YAML reads 3e-4 as a string
     config = cfg.load(path, {"ppo.epochs": 3, "env.options.start": "nominal", "seed": 7})
     assert config.ppo.lr_policy == 0.001 and config.ppo.epochs == 3 and config.seed == 7
+    assert config.ppo.lr_value == 3e-4
     assert config.env.options == {"start": "nominal"}
     assert config.ppo.target_kl == 0.0075  # untouched defaults stay
     cfg.save(config, tmp_path / "back.yaml")

@@ -19,7 +19,7 @@ from gdmpo.algos.base import Algorithm, IterationResult
 from gdmpo.algos.buffers import RealBuffer, Rollout
 from gdmpo.algos.collect import EpisodeLog, collect
 from gdmpo.algos.dmpo import DMPO
-from gdmpo.algos.ic3net import IC3NetPolicy, RecurrentCommEnv
+from gdmpo.algos.ic3net import IC3NetPolicy, PlainObservationCritic, RecurrentCommEnv
 from gdmpo.algos.model_learning import DynamicsEnsemble
 from gdmpo.algos.model_rollout import branched_rollout
 from gdmpo.algos.on_policy import IC3NetLearner, OnPolicy
@@ -50,13 +50,16 @@ def build_agent(config: RunConfig, env: NetworkedVecEnv) -> PPO:
         policy = IC3NetPolicy(env.raw_obs_dim, env.action_space, config.ic3net.hidden, config.policy_net)
     else:
         policy = GraphPolicy(env.obs_dim, env.action_space, ppo.policy_hops, config.policy_net)
+    obs_dim = env.raw_obs_dim if config.algo == "ic3net" else env.obs_dim
     central = config.algo == "cppo" or ppo.critic == "central"
     if central:
-        critic = CentralCritic(env.obs_dim, config.value_net)
+        critic = CentralCritic(obs_dim, config.value_net)
         advantage_hops = ppo.advantage_hops
     else:
-        critic = GraphCritic(env.obs_dim, ppo.value_hops, config.value_net)
+        critic = GraphCritic(obs_dim, ppo.value_hops, config.value_net)
         advantage_hops = ppo.value_hops if ppo.advantage_hops is None else ppo.advantage_hops
+    if config.algo == "ic3net":
+        critic = PlainObservationCritic(critic, obs_dim)
     mask = getattr(env, "action_mask", None)
     agent = PPO(policy, critic, ppo, env.graph.edge_index, env.num_agents, advantage_hops,
                 None if mask is None else torch.as_tensor(mask, dtype=torch.bool)).to(config.device)

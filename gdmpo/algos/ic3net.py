@@ -10,8 +10,9 @@ The recurrent state travels with the observation: :class:`RecurrentCommEnv` appe
 ``[h, c, g]`` of the previous step to every agent's observation and resets it to zero when an
 episode ends. A stored step therefore holds everything needed to recompute its action
 distribution, and PPO, its minibatches and the rollout buffers work unchanged (gradients flow
-through one LSTM step: truncated back-propagation of length 1). The critic reads the same
-augmented observation (own and, with κ_v ≥ 1, neighbours' hidden states).
+through one LSTM step: truncated back-propagation of length 1). The critic is the extended critic
+V_i(o_{N_i^κ}) of DPPO on the plain observations (:class:`PlainObservationCritic`): it learns
+faster than one fed the unbounded LSTM cell states, and keeps the baselines' value functions alike.
 """
 
 from __future__ import annotations
@@ -112,6 +113,17 @@ class IC3NetPolicy(GraphPolicy):
             return actions
         env_actions = super().to_env(actions[..., :-1])
         return torch.cat([env_actions, actions[..., -1:]], dim=-1)
+
+
+class PlainObservationCritic(nn.Module):
+    """A critic that reads only the environment's part of :class:`RecurrentCommEnv` observations."""
+
+    def __init__(self, critic: nn.Module, obs_dim: int) -> None:
+        super().__init__()
+        self.critic, self.obs_dim = critic, obs_dim
+
+    def forward(self, obs: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+        return self.critic(obs[:, :self.obs_dim], edge_index, batch)
 
 
 class RecurrentCommEnv:

@@ -93,6 +93,11 @@ class PPO(nn.Module):
         self.value_optimizer = torch.optim.Adam(critic.parameters(), lr=config.lr_value)
         self._graphs = BatchedGraphs(num_agents)
 
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """Weights only: checkpoints written before the graph left them may still hold ``edge_index``."""
+        weights = {k: v for k, v in state_dict.items() if k != "edge_index"}
+        return super().load_state_dict(weights, strict=strict, assign=assign)
+
     # ------------------------------------------------------------------ batched graph plumbing
     def graph_of(self, num_copies: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(adj_t, batch)`` of ``num_copies`` copies of the graph (cached per size).

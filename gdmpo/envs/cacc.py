@@ -188,6 +188,14 @@ class CACCEnv(NetworkedVecEnv):
         self.collided[mask] = False
         return self.observe()
 
+    @property
+    def dt(self) -> float:
+        return self.params.dt
+
+    def vehicle_states(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(headway [B, n] m, speed [B, n] m/s)`` of every following vehicle now (profiles, Fig. 7)."""
+        return self.headway.clone(), self.speed.clone()
+
     def _step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         p = self.params
         h, v = self.headway, self.speed

@@ -221,6 +221,19 @@ class VehicleSimulation(SumoSimulation):
             return 4.0 * closeness / (TARGET_SPEED * n) - 4.0 * abs(accel) / n
         return closeness
 
+    def vehicle_states(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(gap to the vehicle ahead [n] m, speed [n] m/s)`` along the track (NaN for a lost vehicle)."""
+        track, missing = self.track, self._missing()
+        position = np.full(len(self.ids), np.nan)
+        speed = np.full(len(self.ids), np.nan)
+        for i, vehicle in enumerate(self.ids):
+            if vehicle not in missing:
+                position[i] = self.offsets.get(self.sim.vehicle.getRoadID(vehicle), 0.0) + \
+                    self.sim.vehicle.getLanePosition(vehicle)
+                speed[i] = self.sim.vehicle.getSpeed(vehicle)
+        gap = (np.roll(position, -1) - position) % track.length - VEHICLE_LENGTH  # vehicle i + 1 is ahead
+        return gap, speed
+
     def set_car_following(self, enabled: bool) -> None:
         """From the next reset on, SUMO's IDM drives every vehicle (``True``) or the agents do."""
         self.car_following = bool(enabled)
@@ -323,6 +336,13 @@ class VehicleEnv(SumoVecEnv):
         lost = torch.tensor([e[0] for e in extras], dtype=torch.bool, device=self.device)
         truncated = (self._episode_length + 1 >= self.max_episode_steps) | lost
         return obs, reward, torch.zeros_like(truncated), truncated
+
+    def vehicle_states(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(gap to the vehicle ahead [B, n] m, speed [B, n] m/s)`` of every vehicle now."""
+        states = self.workers.call("vehicle_states", [()] * self.num_envs)
+        gap = torch.from_numpy(np.stack([g for g, _ in states])).float()
+        speed = torch.from_numpy(np.stack([v for _, v in states])).float()
+        return gap, speed
 
     def set_car_following(self, enabled: bool = True) -> None:
         """Let SUMO's IDM drive every vehicle from the next reset on (the reference traffic), or the agents."""
