@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from gdmpo.envs.base import ActionError
-from gdmpo.envs.sumo.base import SumoSimulation, SumoVecEnv
+from gdmpo.envs.sumo.base import SumoSimulation, SumoVecEnv, timed_step
 from gdmpo.envs.sumo.workers import SumoError
 from gdmpo.graph.sumo import from_sumo
 
@@ -62,6 +62,7 @@ class ATSCSimulation(SumoSimulation):
             self.sim.trafficlight.setRedYellowGreenState(tls, state)
         return self._observe()
 
+    @timed_step
     def step(self, actions: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """One control interval; returns ``(obs [n, d], reward [n])``."""
         spec = self.spec

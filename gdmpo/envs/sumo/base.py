@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,20 @@ import torch
 from gdmpo.envs.base import NetworkedVecEnv
 from gdmpo.envs.sumo.workers import SumoError, SumoWorkers
 from gdmpo.graph.sumo import sumo_binary
+
+
+def timed_step(step):
+    """Decorate a simulation's ``step`` to add its wall time to ``step_seconds``."""
+
+    def wrapper(self, *args):
+        start = time.perf_counter()
+        try:
+            return step(self, *args)
+        finally:
+            self.step_seconds += time.perf_counter() - start
+
+    wrapper.__doc__, wrapper.__name__ = step.__doc__, step.__name__
+    return wrapper
 
 
 class SumoSimulation:
@@ -42,6 +57,11 @@ class SumoSimulation:
         self.workdir = tempfile.mkdtemp(prefix="gdmpo-sumo-worker-", dir=root if root and os.path.isdir(root) else None)
         self.error_log = os.path.join(self.workdir, "sumo-errors.log")
         self.running = False
+        self.step_seconds = 0.0  # wall time spent inside step() (benchmarks: the environment's overhead)
+
+    def busy_seconds(self) -> float:
+        """Seconds this simulation has spent in :meth:`step` since it was built."""
+        return self.step_seconds
 
     def start(self, args: list[str]) -> None:
         """Start SUMO with ``args`` (or reload the running one: much faster than a restart)."""

@@ -43,7 +43,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from gdmpo.envs.sumo.base import SumoSimulation, SumoVecEnv
+from gdmpo.envs.sumo.base import SumoSimulation, SumoVecEnv, timed_step
 from gdmpo.envs.sumo.workers import SumoError
 from gdmpo.graph import ring
 from gdmpo.graph.sumo import sumo_binary
@@ -171,6 +171,7 @@ class VehicleSimulation(SumoSimulation):
         obs, _, _ = self._observe(np.zeros(len(self.ids)))
         return obs, np.zeros(len(self.ids), dtype=np.float32)
 
+    @timed_step
     def step(self, accelerations: list[float]) -> tuple[np.ndarray, np.ndarray, bool]:
         """Apply one acceleration per vehicle for ``dt``; returns ``(obs [n, 2], reward [n], lost)``."""
         spec, vehicle_api = self.spec, self.sim.vehicle
