@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import multiprocessing as mp
+import signal
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -63,16 +65,29 @@ def parse_value(text: str) -> Any:
 
 
 def run_jobs(jobs: list[dict[str, Any]], workers: int) -> list[dict[str, Any]]:
-    """Train every job in a pool of ``workers`` processes, printing each as it finishes."""
+    """Train every job in a pool of ``workers`` processes, printing each as it finishes.
+
+    Stopping the benchmark (Ctrl-C or SIGTERM) stops the training processes too: they would otherwise
+    run on, orphaned, and skew every timing taken afterwards on the machine.
+    """
     start = time.perf_counter()
     results = []
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     # not multiprocessing.Pool: its daemonic workers could not start the SUMO worker processes
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
+    try:
         for future in as_completed([pool.submit(train_one, job) for job in jobs]):
             result = future.result()
             results.append(result)
             print(f"[{time.perf_counter() - start:6.0f} s] {result['env']} {result['name']} seed {result['seed']}: "
                   f"final return {result['final_return']:.4g} ({result['train_s']:.0f} s)", flush=True)
+    except BaseException:
+        for process in list(getattr(pool, "_processes", {}).values()):  # the executor offers no public kill
+            process.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        signal.signal(signal.SIGTERM, previous)
     return results
 
 
