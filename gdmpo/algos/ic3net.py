@@ -67,10 +67,6 @@ class IC3NetPolicy(GraphPolicy):
         self.gate_head = nn.Linear(hidden, 2)
         self.neighbours = MeanOfNeighbours()
 
-    @property
-    def memory_dim(self) -> int:
-        return 2 * self.hidden + 1
-
     def recur(self, obs: torch.Tensor, edge_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One LSTM step from augmented observations ``[N, d + 2H + 1]`` → ``(h', c')``, each ``[N, H]``."""
         d, width = self.raw_obs_dim, self.hidden
@@ -136,8 +132,8 @@ class RecurrentCommEnv:
     """
 
     def __init__(self, env: Any, hidden: int) -> None:
-        self.env, self.hidden = env, hidden
-        self.memory_dim = 2 * hidden + 1
+        self.env = env
+        self.memory_dim = 2 * hidden + 1  # [h, c, g] per agent
         self.raw_obs_dim = env.obs_dim
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (env.obs_dim + self.memory_dim,), dtype=np.float32)
         self.policy: IC3NetPolicy | None = None

@@ -157,8 +157,8 @@ class VehicleSimulation(SumoSimulation):
                     "--time-to-teleport", "-1", "--collision.action", "warn", "--collision.check-junctions", "true",
                     *spec["sumo_options"]])
         self.sim.simulationStep()  # inserts every vehicle at its start position
-        present = set(self.sim.vehicle.getIDList())
-        missing = [v for v in self.ids if v not in present]
+        absent = self._missing()
+        missing = [v for v in self.ids if v in absent]
         if missing:
             raise SumoError(f"{spec['track']} of {self.track.length:.1f} m: SUMO could not insert {len(missing)} of "
                             f"{len(self.ids)} vehicles ({', '.join(missing[:5])}); use fewer vehicles\n{self.stderr()}")
@@ -168,6 +168,7 @@ class VehicleSimulation(SumoSimulation):
         self.figures = {"speed_sum": 0.0, "speed_sq_sum": 0.0, "samples": 0, "collisions": 0, "teleports": 0,
                         "vehicles_lost": 0}
         self.last_obs = np.zeros((len(self.ids), 2), dtype=np.float32)
+        self.speeds = np.zeros(len(self.ids))  # m/s, as last observed (the next step accelerates from them)
         obs, _, _ = self._observe(np.zeros(len(self.ids)))
         return obs, np.zeros(len(self.ids), dtype=np.float32)
 
@@ -179,10 +180,9 @@ class VehicleSimulation(SumoSimulation):
         try:
             if not self.car_following:
                 missing = self._missing()
-                for vehicle, a in zip(self.ids, commanded):
-                    if vehicle in missing:
-                        continue
-                    vehicle_api.setSpeed(vehicle, max(0.0, vehicle_api.getSpeed(vehicle) + a * spec["dt"]))
+                for vehicle, speed, a in zip(self.ids, self.speeds, commanded):
+                    if vehicle not in missing:
+                        vehicle_api.setSpeed(vehicle, max(0.0, speed + a * spec["dt"]))
             self.sim.simulationStep()
         except Exception as err:
             raise SumoError(f"SUMO failed at t = {self.sim.simulation.getTime():.1f} s: {err}\n{self.stderr()}") from None
@@ -197,9 +197,8 @@ class VehicleSimulation(SumoSimulation):
         for i, vehicle in enumerate(self.ids):
             if vehicle in missing:
                 continue
-            speed = vehicle_api.getSpeed(vehicle)
-            position = self.offsets.get(vehicle_api.getRoadID(vehicle), 0.0) + vehicle_api.getLanePosition(vehicle)
-            obs[i] = (speed / SPEED_LIMIT, (position % track.length) / track.length)
+            speed = self.speeds[i] = vehicle_api.getSpeed(vehicle)
+            obs[i] = (speed / SPEED_LIMIT, (self._position(vehicle) % track.length) / track.length)
             accel = vehicle_api.getAcceleration(vehicle) if self.car_following else commanded[i]
             reward[i] = self._reward(speed, accel)
             self.figures["speed_sum"] += speed
@@ -208,6 +207,10 @@ class VehicleSimulation(SumoSimulation):
         self.figures["vehicles_lost"] = max(self.figures["vehicles_lost"], len(missing))
         self.last_obs = obs
         return obs, reward, bool(missing)
+
+    def _position(self, vehicle: str) -> float:
+        """Distance (m) from the start of the lap to the vehicle's front."""
+        return self.offsets.get(self.sim.vehicle.getRoadID(vehicle), 0.0) + self.sim.vehicle.getLanePosition(vehicle)
 
     def _missing(self) -> set[str]:
         """Agent vehicles no longer in the simulation (none in normal operation)."""
@@ -229,9 +232,7 @@ class VehicleSimulation(SumoSimulation):
         speed = np.full(len(self.ids), np.nan)
         for i, vehicle in enumerate(self.ids):
             if vehicle not in missing:
-                position[i] = self.offsets.get(self.sim.vehicle.getRoadID(vehicle), 0.0) + \
-                    self.sim.vehicle.getLanePosition(vehicle)
-                speed[i] = self.sim.vehicle.getSpeed(vehicle)
+                position[i], speed[i] = self._position(vehicle), self.sim.vehicle.getSpeed(vehicle)
         gap = (np.roll(position, -1) - position) % track.length - VEHICLE_LENGTH  # vehicle i + 1 is ahead
         return gap, speed
 
