@@ -10,7 +10,7 @@ import torch
 
 import gdmpo
 from gdmpo import config as cfg
-from gdmpo.algos import build_agent, prepare_env
+from gdmpo.algos import PPO, build_agent, prepare_env
 from gdmpo.envs.base import NetworkedVecEnv
 from gdmpo.reports import agent_layout
 
@@ -73,30 +73,44 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return state
 
 
+def evaluation_env(config: cfg.RunConfig, env_id: str | None = None) -> tuple[str, dict[str, Any]]:
+    """``(env_id, options)`` to evaluate ``config``'s policy on: its own environment with the
+    ``eval_options`` (e.g. no training-only reward shaping), or plain ``env_id`` when that names another."""
+    if env_id is None or env_id == config.env.id:
+        return config.env.id, {**config.env.options, **config.env.eval_options}
+    return env_id, {}
+
+
+def restore_agent(config: cfg.RunConfig, env: NetworkedVecEnv, agent_state: dict[str, Any]) -> PPO:
+    """``config``'s agent for ``env`` (after ``prepare_env``) with a checkpoint's weights, in eval mode."""
+    agent = build_agent(config, env)
+    agent.load_state_dict(agent_state)
+    return agent.eval()
+
+
+def acting(agent: PPO, deterministic: bool = False) -> Policy:
+    """The agent as a policy ``obs -> actions`` that ``env.step`` takes."""
+
+    def policy(obs: torch.Tensor) -> torch.Tensor:
+        return agent.policy.to_env(agent.act(obs, deterministic)[0])
+
+    return policy
+
+
 def evaluate_checkpoint(path: str | os.PathLike[str], episodes: int = 10, seed: int = 0, deterministic: bool = False,
                         env_id: str | None = None, num_envs: int | None = None,
                         env_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Play a trained policy and summarise its team return (see :func:`run_episodes`).
 
-    The environment is the checkpoint's own with its ``eval_options`` (e.g. no training-only reward
-    shaping) unless ``env_id`` names another; ``env_options`` override either.
+    The environment is :func:`evaluation_env`'s; ``env_options`` override its options.
     """
     state = load_checkpoint(path)
     config = cfg.from_dict(state["config"], str(path))
-    if env_id is None or env_id == config.env.id:
-        env_id, options = config.env.id, {**config.env.options, **config.env.eval_options}
-    else:
-        options = {}
+    env_id, options = evaluation_env(config, env_id)
     options.update(env_options or {})
     num_envs = num_envs or min(episodes, config.env.num_envs)
     with prepare_env(config, gdmpo.make(env_id, num_envs=num_envs, seed=seed, **options)) as env:
-        agent = build_agent(config, env)
-        agent.load_state_dict(state["agent"])
-        agent.eval()
-
-        def policy(obs: torch.Tensor) -> torch.Tensor:
-            return agent.policy.to_env(agent.act(obs, deterministic)[0])
-
-        summary = run_episodes(env, policy, episodes, seed=seed)
+        agent = restore_agent(config, env, state["agent"])
+        summary = run_episodes(env, acting(agent, deterministic), episodes, seed=seed)
         layout = agent_layout(env.graph)
     return {"checkpoint": str(path), "env": env_id, "deterministic": deterministic, **summary, "layout": layout}

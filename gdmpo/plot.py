@@ -176,21 +176,19 @@ def plot_profiles(checkpoint: str | os.PathLike[str], output: str | os.PathLike[
 
     import gdmpo
     from gdmpo import config as cfg
-    from gdmpo.algos import build_agent, prepare_env
-    from gdmpo.evaluation import load_checkpoint
+    from gdmpo.algos import prepare_env
+    from gdmpo.evaluation import acting, evaluation_env, load_checkpoint, restore_agent
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     state = load_checkpoint(checkpoint)
     config = cfg.from_dict(state["config"], str(checkpoint))
-    options = {**config.env.options, **config.env.eval_options}
-    with prepare_env(config, gdmpo.make(config.env.id, num_envs=1, seed=seed, **options)) as env:
+    env_id, options = evaluation_env(config)
+    with prepare_env(config, gdmpo.make(env_id, num_envs=1, seed=seed, **options)) as env:
         if not hasattr(env, "vehicle_states"):
-            raise ValueError(f"{config.env.id} has no vehicles: profiles are for CACC, ring and figure-eight")
-        agent = build_agent(config, env)
-        agent.load_state_dict(state["agent"])
-        agent.eval()
+            raise ValueError(f"{env_id} has no vehicles: profiles are for CACC, ring and figure-eight")
+        policy = acting(restore_agent(config, env, state["agent"]))
         n = env.num_agents
         chosen = list(vehicles) if vehicles else sorted({0, n // 2, n - 1})
         if any(not 0 <= v < n for v in chosen):
@@ -200,7 +198,7 @@ def plot_profiles(checkpoint: str | os.PathLike[str], output: str | os.PathLike[
             headway, speed = env.vehicle_states()
             headways.append(headway[0])
             speeds.append(speed[0])
-            obs, _, _, _, info = env.step(agent.policy.to_env(agent.act(obs)[0]))
+            obs, _, _, _, info = env.step(policy(obs))
             if bool(info["done"][0]):
                 break
         dt = float(env.dt)

@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import torch
 
 import gdmpo
 from gdmpo import config as cfg
-from gdmpo.algos import build_agent, prepare_env
+from gdmpo.algos import prepare_env
 from gdmpo.envs.base import NetworkedVecEnv
 from gdmpo.envs.controllers import reference_policy
-from gdmpo.evaluation import load_checkpoint, run_episodes
+from gdmpo.evaluation import acting, evaluation_env, load_checkpoint, restore_agent, run_episodes
 from gdmpo.reports import agent_layout, markdown_table, per_agent_line, write_report
 
 
@@ -55,11 +54,7 @@ def _target_options(config: cfg.RunConfig, env_id: str | None, net_file: str | N
         extra = {"net_file": str(net_file), **({"route_file": str(route_file)} if route_file else {})}
     else:
         extra = {}
-    if env_id is None or env_id == config.env.id:
-        base = {**config.env.options, **config.env.eval_options}
-        env_id = config.env.id
-    else:
-        base = {}
+    env_id, base = evaluation_env(config, env_id)
     return env_id, {**base, **extra, **(options or {})}
 
 
@@ -69,13 +64,8 @@ def _references(env_id: str, options: dict[str, Any], episodes: int, seed: int, 
     out = {}
     for name in names:
         with gdmpo.make(env_id, num_envs=num_envs, seed=seed, **options) as env:
-            out[name] = _summary(run_episodes(env, reference_policy(env, name, seed=seed), episodes, seed=seed))
+            out[name] = run_episodes(env, reference_policy(env, name, seed=seed), episodes, seed=seed)
     return out
-
-
-def _summary(result: dict[str, Any]) -> dict[str, Any]:
-    keys = ("episodes", "mean_return", "std_return", "mean_step_return", "returns", "agent_returns", "traffic")
-    return {k: result[k] for k in keys if k in result}
 
 
 def transfer(checkpoint: str | os.PathLike[str], *, env_id: str | None = None, net_file: str | None = None,
@@ -99,15 +89,13 @@ def transfer(checkpoint: str | os.PathLike[str], *, env_id: str | None = None, n
                               "env_options": {k: str(v) for k, v in options.items()}}
     with prepare_env(config, gdmpo.make(target_id, num_envs=num_envs, seed=seed, **options)) as env:
         check_fits(state, env, target)
-        agent = build_agent(config, env)
         try:
-            agent.load_state_dict(state["agent"])
+            agent = restore_agent(config, env, state["agent"])
         except RuntimeError as err:
             raise TransferError(f"{checkpoint}: weights do not fit {target}: {err}") from None
-        agent.eval()
         report["num_agents"] = env.num_agents
         report["layout"] = agent_layout(env.graph)
-        report["zero_shot"] = _summary(run_episodes(env, _policy(agent), episodes, seed=seed))
+        report["zero_shot"] = run_episodes(env, acting(agent), episodes, seed=seed)
         graph, vehicles = env.graph, hasattr(env, "set_car_following")
     if finetune_steps > 0:
         tuned = dataclasses.replace(config, env=dataclasses.replace(config.env, id=target_id, options=options,
@@ -115,23 +103,13 @@ def transfer(checkpoint: str | os.PathLike[str], *, env_id: str | None = None, n
         run_dir = out_dir / "finetune"
         gdmpo.train(tuned, run_dir, finetune_steps, progress=False, initial_agent=state["agent"])
         with prepare_env(tuned, gdmpo.make(target_id, num_envs=num_envs, seed=seed, **options)) as env:
-            agent = build_agent(tuned, env)
-            agent.load_state_dict(load_checkpoint(run_dir / "checkpoints/last.pt")["agent"])
-            agent.eval()
-            report["finetuned"] = {"env_steps": finetune_steps,
-                                   **_summary(run_episodes(env, _policy(agent), episodes, seed=seed))}
+            agent = restore_agent(tuned, env, load_checkpoint(run_dir / "checkpoints/last.pt")["agent"])
+            report["finetuned"] = {"env_steps": finetune_steps, **run_episodes(env, acting(agent), episodes, seed=seed)}
     if references:
         report["references"] = _references(target_id, options, episodes, seed, num_envs, graph, vehicles)
     write_report(out_dir, "report", report, markdown(report))
     report["out"] = str(out_dir)
     return report
-
-
-def _policy(agent):
-    def act(obs: torch.Tensor) -> torch.Tensor:
-        return agent.policy.to_env(agent.act(obs)[0])
-
-    return act
 
 
 def markdown(report: dict[str, Any]) -> str:
