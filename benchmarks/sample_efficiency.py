@@ -1,4 +1,4 @@
-"""Sample efficiency, the paper's claim: DMPO, DPPO, CPPO and IC3Net with the same real env-step budget.
+"""Sample efficiency, the paper's claim: DMPO, DPPO, CPPO, IC3Net and IA2C with the same real env-step budget.
 
 Run: ``python benchmarks/sample_efficiency.py --env cacc-catchup [--steps 100000] [--seeds 0 1 2]
 [--threshold -1e5] [--set dmpo:dmpo.rollouts=512 ...] [--jobs 2] [--out DIR]``.
@@ -24,7 +24,7 @@ from common import add_run_arguments, parse_value, run_jobs, write_curves, write
 
 from gdmpo.plot import plot_runs, read_curve
 
-ALGOS = ("dmpo", "dppo", "cppo", "ic3net")
+ALGOS = ("dmpo", "dppo", "cppo", "ic3net", "ia2c")
 THRESHOLDS = {"cacc-catchup": -1.0e5, "cacc-slowdown": -3.0e5}
 
 

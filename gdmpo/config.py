@@ -123,10 +123,22 @@ class IC3NetConfig:
 
 
 @dataclass
+class IA2CConfig:
+    """IA2C (NSC benchmark): the spatial discount α of the rewards an agent learns from.
+
+    Agent i learns from Σ_j α^{d(i,j)} r_j (d: hops): 0 is fully independent, 1 the sum over all
+    connected agents. The rest of IA2C's knobs are the ``ppo`` section's (``gamma``, ``gae_lambda``,
+    learning rates, ``entropy_coef``, ...); its ``epochs``, ``minibatches`` and KL stop do not apply.
+    """
+
+    spatial_discount: float = 0.9
+
+
+@dataclass
 class RunConfig:
     """Everything that defines a training run."""
 
-    algo: Literal["dppo", "cppo", "dmpo", "ic3net"] = "dppo"
+    algo: Literal["dppo", "cppo", "dmpo", "ic3net", "ia2c"] = "dppo"
     env: EnvConfig = field(default_factory=default_env)  # a config's `env` section replaces it whole
     policy_net: NetworkConfig = field(default_factory=NetworkConfig)
     value_net: NetworkConfig = field(default_factory=NetworkConfig)
@@ -134,6 +146,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)  # dmpo only
     dmpo: DMPOConfig = field(default_factory=DMPOConfig)  # dmpo only
     ic3net: IC3NetConfig = field(default_factory=IC3NetConfig)  # ic3net only
+    ia2c: IA2CConfig = field(default_factory=IA2CConfig)  # ia2c only
     total_env_steps: int = 100_000
     rollout_steps: int = 75  # vector steps per iteration; env steps per iteration = rollout_steps * num_envs
     seed: int = 0

@@ -161,7 +161,9 @@ def test_nominal_starts_and_observation():
     assert obs[0, 1:].abs().max() < 1e-12
     slow = make(env_id="cacc-slowdown", start="nominal")
     assert torch.allclose(slow.speed, torch.tensor(30.0, dtype=torch.float64))
-    assert slow.leader_speed(torch.tensor([0, 150, 300, 450])).tolist() == pytest.approx([30.0, 22.5, 15.0, 15.0])
+    # numpy.linspace(30, 15, 300): steps of -15/299; step 299 is exactly v* = 15
+    assert slow.leader_speed(torch.tensor([0, 1, 298, 299, 300, 450])).tolist() == pytest.approx(
+        [30.0, 30.0 - 15 / 299, 15.0 + 15 / 299, 15.0, 15.0, 15.0], abs=1e-12)
     obs = slow.observe()
     assert obs[0, :, 0].tolist() == pytest.approx([1.0] * 8)  # (30 - 15) / 15
 

@@ -4,11 +4,13 @@
 
 - ``dppo`` and ``dmpo``: extended critic V_i(s_{N_i^{κ_v}}) and extended advantage over N_i^{κ_v};
 - ``cppo``: centralised critic V_i(s) (κ_v = ∞) and the team advantage Σ_j A_j;
+- ``ia2c``: independent advantage actor-critic, a local critic, each agent's own advantage on spatially
+  discounted rewards, one plain gradient step per batch (:mod:`gdmpo.algos.ia2c`);
 - ``ic3net``: LSTM agents with a learned broadcast gate (:mod:`gdmpo.algos.ic3net`); its environment
   must first go through :func:`prepare_env`, which appends each agent's recurrent state.
 
 ``build_algorithm(config, env)`` wraps it in the learner the trainer drives: :class:`OnPolicy`
-(DPPO, CPPO), :class:`IC3NetLearner` or :class:`DMPO` (the agent trained on branched model rollouts).
+(DPPO, CPPO), :class:`IA2C`, :class:`IC3NetLearner` or :class:`DMPO` (the agent trained on branched model rollouts).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from gdmpo.algos.base import Algorithm, IterationResult
 from gdmpo.algos.buffers import RealBuffer, Rollout
 from gdmpo.algos.collect import EpisodeLog, collect
 from gdmpo.algos.dmpo import DMPO
+from gdmpo.algos.ia2c import IA2C, a2c_ppo_config, spatial_discount
 from gdmpo.algos.ic3net import IC3NetPolicy, PlainObservationCritic, RecurrentCommEnv
 from gdmpo.algos.model_learning import DynamicsEnsemble
 from gdmpo.algos.model_rollout import branched_rollout
@@ -28,7 +31,7 @@ from gdmpo.config import RunConfig
 from gdmpo.envs.base import NetworkedVecEnv
 from gdmpo.nn import CentralCritic, GraphCritic, GraphPolicy
 
-ALGORITHMS = ("dppo", "cppo", "dmpo", "ic3net")
+ALGORITHMS = ("dppo", "cppo", "dmpo", "ic3net", "ia2c")
 
 
 def prepare_env(config: RunConfig, env: NetworkedVecEnv) -> NetworkedVecEnv:
@@ -58,6 +61,10 @@ def build_agent(config: RunConfig, env: NetworkedVecEnv) -> PPO:
     else:
         critic = GraphCritic(obs_dim, ppo.value_hops, config.value_net)
         advantage_hops = ppo.value_hops if ppo.advantage_hops is None else ppo.advantage_hops
+    if config.algo == "ia2c":  # each agent's own advantage, one plain actor-critic step per batch
+        if central:
+            raise ValueError("ia2c's critics are local: set ppo.critic to 'local'")
+        advantage_hops, ppo = 0, a2c_ppo_config(ppo)
     if config.algo == "ic3net":
         critic = PlainObservationCritic(critic, obs_dim)
     mask = getattr(env, "action_mask", None)
@@ -75,9 +82,12 @@ def build_algorithm(config: RunConfig, env: NetworkedVecEnv) -> Algorithm:
         return DMPO(agent, env, config.rollout_steps, config.model, config.dmpo)
     if config.algo == "ic3net":
         return IC3NetLearner(agent, config.rollout_steps)
+    if config.algo == "ia2c":
+        return IA2C(agent, config.rollout_steps, config.ia2c.spatial_discount)
     return OnPolicy(agent, config.rollout_steps)
 
 
 __all__ = ["ALGORITHMS", "DMPO", "Algorithm", "DynamicsEnsemble", "EpisodeLog", "IC3NetLearner", "IC3NetPolicy",
-           "IterationResult", "OnPolicy", "PPO", "RealBuffer", "RecurrentCommEnv", "Rollout", "branched_rollout",
-           "build_agent", "build_algorithm", "collect", "extended_advantage", "gae", "prepare_env"]
+           "IA2C", "IterationResult", "OnPolicy", "PPO", "RealBuffer", "RecurrentCommEnv", "Rollout", "branched_rollout",
+           "a2c_ppo_config", "build_agent", "build_algorithm", "collect", "extended_advantage", "gae", "prepare_env",
+           "spatial_discount"]

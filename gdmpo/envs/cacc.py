@@ -24,8 +24,9 @@ the failure as the terminal state it is. (Without it, the collided platoon is an
 
 Choices the spec leaves open, written down here: the reward is computed on the post-step state and
 the applied acceleration; the observation's acceleration feature is the acceleration applied at the
-previous step (0 at reset); in Slow-down the leader starts at the platoon's initial speed and
-reaches ``v*`` at step ``slowdown_steps``.
+previous step (0 at reset). In Slow-down the leader follows the NSC benchmark's profile exactly:
+``linspace(v_start, v*, slowdown_points)`` over the first ``slowdown_points`` steps (step 0 is the
+platoon's start speed, step ``slowdown_points − 1`` exactly ``v*``), then ``v*``.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class CACCParams:
     shaping_headway: float = 10.0
     h_min: float = 1.0  # collision threshold
     collision_penalty: float = 1000.0
-    slowdown_steps: int = 300
+    slowdown_points: int = 300  # Slow-down: points of the leader's linspace profile from v_start to v*
     gains: tuple[tuple[float, float], ...] = ((0.0, 0.0), (0.5, 0.0), (0.0, 0.5), (0.5, 0.5))
 
 
@@ -141,7 +142,8 @@ class CACCEnv(NetworkedVecEnv):
         p = self.params
         if self.scenario == "catchup":
             return torch.full(t.shape, p.v_target, dtype=self.dtype, device=self.device)
-        progress = t.clamp(max=p.slowdown_steps).to(self.dtype) / p.slowdown_steps
+        last = max(p.slowdown_points - 1, 1)  # linspace(v_start, v*, points): v* at step points - 1
+        progress = t.clamp(max=last).to(self.dtype) / last
         return self.leader_start_speed + (p.v_target - self.leader_start_speed) * progress
 
     def _lead_speeds(self, v: torch.Tensor, v0: torch.Tensor) -> torch.Tensor:
