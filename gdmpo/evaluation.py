@@ -11,6 +11,7 @@ import torch
 import gdmpo
 from gdmpo import config as cfg
 from gdmpo.algos import PPO, build_agent, prepare_env
+from gdmpo.checkpoints import LayoutError, check_fits, load_checkpoint
 from gdmpo.envs.base import NetworkedVecEnv
 from gdmpo.reports import agent_layout
 
@@ -60,19 +61,6 @@ def run_episodes(env: NetworkedVecEnv, policy: Policy, episodes: int, seed: int 
     }
 
 
-def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a checkpoint written by the trainer, with a clear error when it is not one."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such checkpoint") from None
-    except Exception as err:  # a truncated or foreign file
-        raise ValueError(f"{path}: not a readable gdmpo checkpoint ({err})") from None
-    if not isinstance(state, dict) or "agent" not in state or "config" not in state:
-        raise ValueError(f"{path}: not a gdmpo checkpoint (missing 'agent' or 'config')")
-    return state
-
-
 def evaluation_env(config: cfg.RunConfig, env_id: str | None = None) -> tuple[str, dict[str, Any]]:
     """``(env_id, options)`` to evaluate ``config``'s policy on: its own environment with the
     ``eval_options`` (e.g. no training-only reward shaping), or plain ``env_id`` when that names another."""
@@ -81,10 +69,15 @@ def evaluation_env(config: cfg.RunConfig, env_id: str | None = None) -> tuple[st
     return env_id, {}
 
 
-def restore_agent(config: cfg.RunConfig, env: NetworkedVecEnv, agent_state: dict[str, Any]) -> PPO:
-    """``config``'s agent for ``env`` (after ``prepare_env``) with a checkpoint's weights, in eval mode."""
+def restore_agent(config: cfg.RunConfig, env: NetworkedVecEnv, state: dict[str, Any], target: str) -> PPO:
+    """``config``'s agent for ``env`` (after ``prepare_env``) with the weights of checkpoint ``state``, in
+    eval mode. Raises :class:`~gdmpo.checkpoints.LayoutError` naming what differs when they cannot fit."""
+    check_fits(state, env.obs_dim, env.action_space, target)
     agent = build_agent(config, env)
-    agent.load_state_dict(agent_state)
+    try:
+        agent.load_state_dict(state["agent"])
+    except RuntimeError as err:
+        raise LayoutError(f"the checkpoint's weights do not fit {target}: {str(err).splitlines()[0]}") from None
     return agent.eval()
 
 
@@ -110,7 +103,7 @@ def evaluate_checkpoint(path: str | os.PathLike[str], episodes: int = 10, seed: 
     options.update(env_options or {})
     num_envs = num_envs or min(episodes, config.env.num_envs)
     with prepare_env(config, gdmpo.make(env_id, num_envs=num_envs, seed=seed, **options)) as env:
-        agent = restore_agent(config, env, state["agent"])
+        agent = restore_agent(config, env, state, env_id)
         summary = run_episodes(env, acting(agent, deterministic), episodes, seed=seed)
         layout = agent_layout(env.graph)
     return {"checkpoint": str(path), "env": env_id, "deterministic": deterministic, **summary, "layout": layout}

@@ -177,7 +177,8 @@ def plot_profiles(checkpoint: str | os.PathLike[str], output: str | os.PathLike[
     import gdmpo
     from gdmpo import config as cfg
     from gdmpo.algos import prepare_env
-    from gdmpo.evaluation import acting, evaluation_env, load_checkpoint, restore_agent
+    from gdmpo.checkpoints import load_checkpoint
+    from gdmpo.evaluation import acting, evaluation_env, restore_agent
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -188,7 +189,7 @@ def plot_profiles(checkpoint: str | os.PathLike[str], output: str | os.PathLike[
     with prepare_env(config, gdmpo.make(env_id, num_envs=1, seed=seed, **options)) as env:
         if not hasattr(env, "vehicle_states"):
             raise ValueError(f"{env_id} has no vehicles: profiles are for CACC, ring and figure-eight")
-        policy = acting(restore_agent(config, env, state["agent"]))
+        policy = acting(restore_agent(config, env, state, env_id))
         n = env.num_agents
         chosen = list(vehicles) if vehicles else sorted({0, n // 2, n - 1})
         if any(not 0 <= v < n for v in chosen):

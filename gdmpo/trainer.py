@@ -9,7 +9,12 @@ A run directory holds:
   mean team return of the episodes that finished during the iteration (empty when none did);
 - ``tb/``: TensorBoard event files of the same figures;
 - ``checkpoints/last.pt`` and ``checkpoints/best.pt``, written atomically (write, then rename), so a
-  run killed at any moment resumes from its last finished iteration (:meth:`Trainer.resume`).
+  run killed at any moment resumes from its last finished iteration (:meth:`Trainer.resume`);
+  tensors and plain data only (:mod:`gdmpo.checkpoints`);
+- ``.lock``: held while a run writes there (:mod:`gdmpo.run_lock`), so a second writer is refused.
+
+Ctrl-C (SIGINT) stops a run between two operations: the last finished iteration's checkpoint is
+already on disk, and :class:`TrainingInterrupted` says how to resume it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import csv
 import math
 import os
 import random
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +35,10 @@ import torch
 import gdmpo
 from gdmpo import config as cfg
 from gdmpo.algos import PPO, Algorithm, build_algorithm, prepare_env
+from gdmpo.checkpoints import FORMAT, load_checkpoint, numpy_rng_state, restore_numpy_rng, save_checkpoint
 from gdmpo.config import RunConfig
 from gdmpo.envs.base import NetworkedVecEnv
+from gdmpo.run_lock import RunLock
 
 #: columns every run writes; the algorithm appends its own (``Algorithm.metric_names``)
 BASE_COLUMNS = ("iteration", "env_steps", "episode_return", "episodes", "wall_s", "steps_per_s")
@@ -44,26 +52,47 @@ class Counters:
     best_return: float = -math.inf
 
 
+class TrainingInterrupted(Exception):
+    """Training was stopped by Ctrl-C (SIGINT); the message says what is saved and how to resume."""
+
+
 class Trainer:
-    """Train ``config`` into ``run_dir`` (created if needed). Use :meth:`resume` to continue a run."""
+    """Train ``config`` into ``run_dir`` (created if needed). Use :meth:`resume` to continue a run.
+
+    The run directory is locked while the trainer lives (released by :meth:`close`). A trainer that
+    fails to start removes the directory it created, so a failed ``gdmpo train`` leaves nothing behind.
+    """
 
     def __init__(self, config: RunConfig, run_dir: str | os.PathLike[str], *, _resuming: bool = False) -> None:
         self.config = config
         self.run_dir = Path(run_dir)
         self.checkpoint_dir = self.run_dir / "checkpoints"
-        if not _resuming and (self.run_dir / "metrics.csv").exists():
-            raise FileExistsError(f"{self.run_dir} already holds a run; use --resume to continue it or pick --out")
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        seed_everything(config.seed)
-        self.env: NetworkedVecEnv = prepare_env(config, gdmpo.make(
-            config.env.id, num_envs=config.env.num_envs, seed=config.seed, device=config.device, **config.env.options))
-        self.algorithm: Algorithm = build_algorithm(config, self.env)
-        self.agent: PPO = self.algorithm.agent
-        self.columns = [*BASE_COLUMNS, *self.algorithm.metric_names]
-        self.counters = Counters()
-        self._writer = None
-        if not _resuming:
-            cfg.save(config, self.run_dir / "config.yaml")
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise FileExistsError(f"{self.run_dir}: exists and is not a directory; pick another --out")
+        created = not self.run_dir.exists()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.env: NetworkedVecEnv | None = None
+        self._lock: RunLock | None = None
+        try:
+            self._lock = RunLock(self.run_dir)
+            if not _resuming and ((self.run_dir / "metrics.csv").exists() or (self.checkpoint_dir / "last.pt").exists()):
+                raise FileExistsError(f"{self.run_dir} already holds a run; use --resume to continue it or pick --out")
+            self.checkpoint_dir.mkdir(exist_ok=True)
+            seed_everything(config.seed)
+            self.env = prepare_env(config, gdmpo.make(config.env.id, num_envs=config.env.num_envs, seed=config.seed,
+                                                      device=config.device, **config.env.options))
+            self.algorithm: Algorithm = build_algorithm(config, self.env)
+            self.agent: PPO = self.algorithm.agent
+            self.columns = [*BASE_COLUMNS, *self.algorithm.metric_names]
+            self.counters = Counters()
+            self._writer = None
+            if not _resuming:
+                cfg.save(config, self.run_dir / "config.yaml")
+        except BaseException:
+            self.close()
+            if created:
+                shutil.rmtree(self.run_dir, ignore_errors=True)
+            raise
 
     # ------------------------------------------------------------------ resume
     @classmethod
@@ -78,23 +107,31 @@ class Trainer:
         last = run_dir / "checkpoints" / "last.pt"
         if not last.is_file():
             raise FileNotFoundError(f"{last}: no checkpoint to resume from")
-        state = torch.load(last, map_location="cpu", weights_only=False)
+        state = load_checkpoint(last)
         trainer = cls(cfg.from_dict(state["config"], str(last)), run_dir, _resuming=True)
-        trainer.agent.load_state_dict(state["agent"])
-        trainer.algorithm.load_state_dict(state["algorithm"])
-        trainer.counters = Counters(**state["counters"])
-        restore_rng(state["rng"], trainer.env)
-        _truncate_metrics(run_dir / "metrics.csv", trainer.counters.iteration, trainer.columns)
+        try:
+            trainer.agent.load_state_dict(state["agent"])
+            trainer.algorithm.load_state_dict(state["algorithm"])
+            trainer.counters = Counters(**state["counters"])
+            restore_rng(state["rng"], trainer.env)
+            _truncate_metrics(run_dir / "metrics.csv", trainer.counters.iteration, trainer.columns)
+        except BaseException:
+            trainer.close()
+            raise
         return trainer
 
     # ------------------------------------------------------------------ the loop
     def train(self, total_env_steps: int | None = None, progress: bool = True) -> dict[str, Any]:
         """Iterate collect → update until ``total_env_steps`` real environment steps (default: config)."""
         total = self.config.total_env_steps if total_env_steps is None else total_env_steps
+        if total < 0:
+            raise ValueError(f"the number of env steps to train must be >= 0, got {total}")
+        if not (self.checkpoint_dir / "last.pt").exists():  # resumable from the very start
+            self.save_checkpoint(self.checkpoint_dir / "last.pt")
         bar = _progress_bar(total, self.counters.env_steps, progress)
-        obs = self.env.reset()
         last_return = math.nan
         try:
+            obs = self.env.reset()
             while self.counters.env_steps < total:
                 start = time.perf_counter()
                 result = self.algorithm.iteration(self.env, obs)
@@ -125,6 +162,11 @@ class Trainer:
                 if bar is not None:
                     bar.update(result.env_steps)
                     bar.set_postfix(ret=f"{last_return:.4g}", sps=f"{row['steps_per_s']:.0f}")
+        except KeyboardInterrupt:
+            c = self.counters
+            raise TrainingInterrupted(
+                f"interrupted; {self.checkpoint_dir / 'last.pt'} holds iteration {c.iteration} ({c.env_steps} env "
+                f"steps); continue with: gdmpo train --resume {self.run_dir}") from None
         finally:
             if bar is not None:
                 bar.close()
@@ -135,7 +177,11 @@ class Trainer:
                 "best_return": self.counters.best_return, "wall_s": self.counters.wall_s}
 
     def close(self) -> None:
-        self.env.close()
+        """Stop the environment's workers and unlock the run directory (safe to call twice)."""
+        if self.env is not None:
+            self.env.close()
+        if self._lock is not None:
+            self._lock.release()
 
     # ------------------------------------------------------------------ output
     def _log(self, row: dict[str, Any]) -> None:
@@ -159,7 +205,7 @@ class Trainer:
     def save_checkpoint(self, path: Path) -> None:
         """Everything needed to resume or evaluate, written to a temporary file then renamed."""
         state = {
-            "format": 1,
+            "format": FORMAT,
             "gdmpo_version": gdmpo.__version__,
             "config": cfg.to_dict(self.config),
             "agent": self.agent.state_dict(),
@@ -168,9 +214,7 @@ class Trainer:
             "rng": capture_rng(self.env),
             "spaces": {"obs_dim": self.env.obs_dim, "action_space": repr(self.env.action_space)},
         }
-        tmp = path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        save_checkpoint(state, path)
 
 
 def train(config: RunConfig, run_dir: str | os.PathLike[str], total_env_steps: int | None = None,
@@ -201,13 +245,13 @@ def seed_everything(seed: int) -> None:
 
 
 def capture_rng(env: NetworkedVecEnv) -> dict[str, Any]:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+    return {"python": random.getstate(), "numpy": numpy_rng_state(), "torch": torch.get_rng_state(),
             "env": env._generator.get_state()}
 
 
 def restore_rng(state: dict[str, Any], env: NetworkedVecEnv) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    restore_numpy_rng(state["numpy"])
     torch.set_rng_state(state["torch"])
     env._generator.set_state(state["env"])
 

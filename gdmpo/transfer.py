@@ -1,7 +1,7 @@
 """Run a trained policy on a graph it never saw: zero-shot, optionally fine-tuned, with a report.
 
 Shared weights make a checkpoint independent of the number of agents: what must match is one agent's
-observation layout and action space. :func:`check_fits` refuses a mismatch with the exact reason;
+observation layout and action space. :func:`~gdmpo.checkpoints.check_fits` refuses a mismatch with the exact reason;
 :func:`transfer` plays the policy on the target, optionally fine-tunes it there, and writes
 ``report.json`` and ``report.md`` beside the classical controllers run on the same target.
 """
@@ -13,38 +13,17 @@ import os
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
-
 import gdmpo
 from gdmpo import config as cfg
 from gdmpo.algos import prepare_env
-from gdmpo.envs.base import NetworkedVecEnv
 from gdmpo.envs.controllers import reference_policy
-from gdmpo.evaluation import acting, evaluation_env, load_checkpoint, restore_agent, run_episodes
+from gdmpo.checkpoints import LayoutError, load_checkpoint
+from gdmpo.evaluation import acting, evaluation_env, restore_agent, run_episodes
 from gdmpo.reports import agent_layout, markdown_table, per_agent_line, write_report
 
 
-class TransferError(ValueError):
-    """A checkpoint cannot drive the target environment."""
-
-
-def check_fits(state: dict[str, Any], env: NetworkedVecEnv, target: str) -> None:
-    """Raise :class:`TransferError` unless one agent's observation and action layouts match."""
-    spaces = state.get("spaces") or {}
-    source = state["config"]["env"]["id"]
-    trained_obs = spaces.get("obs_dim")
-    trained_action = spaces.get("action_space", "")
-    discrete_target = isinstance(env.action_space, gym.spaces.Discrete)
-    if trained_action and trained_action.startswith("Discrete") != discrete_target:
-        kind = "discrete" if discrete_target else "continuous"
-        raise TransferError(f"checkpoint trained on {source} with action space {trained_action}; {target} has "
-                            f"{kind} actions {env.action_space}: a policy cannot switch action kinds")
-    if trained_action and trained_action != repr(env.action_space):
-        raise TransferError(f"checkpoint trained on {source} with action space {trained_action}; {target} has "
-                            f"{env.action_space!r} (for traffic lights: the same largest phase count is needed)")
-    if trained_obs is not None and trained_obs != env.obs_dim:
-        raise TransferError(f"checkpoint trained on {source} with {trained_obs} observation features per agent; "
-                            f"{target} gives {env.obs_dim} (for traffic lights: the same largest lane count)")
+#: a checkpoint cannot drive the target environment (one agent's layout differs)
+TransferError = LayoutError
 
 
 def _target_options(config: cfg.RunConfig, env_id: str | None, net_file: str | None,
@@ -88,11 +67,7 @@ def transfer(checkpoint: str | os.PathLike[str], *, env_id: str | None = None, n
     report: dict[str, Any] = {"checkpoint": str(checkpoint), "trained_on": config.env.id, "target": target,
                               "env_options": {k: str(v) for k, v in options.items()}}
     with prepare_env(config, gdmpo.make(target_id, num_envs=num_envs, seed=seed, **options)) as env:
-        check_fits(state, env, target)
-        try:
-            agent = restore_agent(config, env, state["agent"])
-        except RuntimeError as err:
-            raise TransferError(f"{checkpoint}: weights do not fit {target}: {err}") from None
+        agent = restore_agent(config, env, state, target)
         report["num_agents"] = env.num_agents
         report["layout"] = agent_layout(env.graph)
         report["zero_shot"] = run_episodes(env, acting(agent), episodes, seed=seed)
@@ -103,7 +78,7 @@ def transfer(checkpoint: str | os.PathLike[str], *, env_id: str | None = None, n
         run_dir = out_dir / "finetune"
         gdmpo.train(tuned, run_dir, finetune_steps, progress=False, initial_agent=state["agent"])
         with prepare_env(tuned, gdmpo.make(target_id, num_envs=num_envs, seed=seed, **options)) as env:
-            agent = restore_agent(tuned, env, load_checkpoint(run_dir / "checkpoints/last.pt")["agent"])
+            agent = restore_agent(tuned, env, load_checkpoint(run_dir / "checkpoints/last.pt"), target)
             report["finetuned"] = {"env_steps": finetune_steps, **run_episodes(env, acting(agent), episodes, seed=seed)}
     if references:
         report["references"] = _references(target_id, options, episodes, seed, num_envs, graph, vehicles)

@@ -50,8 +50,8 @@ def test_same_seed_same_run(tmp_path):
     assert a["env_steps"] == b["env_steps"]
     losses = [[r["policy_loss"] for r in rows(tmp_path / d)] for d in ("a", "b")]
     assert losses[0] == losses[1]
-    wa = torch.load(tmp_path / "a/checkpoints/last.pt", weights_only=False)["agent"]
-    wb = torch.load(tmp_path / "b/checkpoints/last.pt", weights_only=False)["agent"]
+    wa = torch.load(tmp_path / "a/checkpoints/last.pt", weights_only=True)["agent"]
+    wb = torch.load(tmp_path / "b/checkpoints/last.pt", weights_only=True)["agent"]
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
@@ -75,7 +75,7 @@ def test_resume_after_kill_has_no_duplicate_or_missing_rows(tmp_path):
     table = rows(run)
     assert [int(r["iteration"]) for r in table] == list(range(1, len(table) + 1))
     assert int(table[-1]["env_steps"]) == target
-    state = torch.load(run / "checkpoints/last.pt", weights_only=False)
+    state = torch.load(run / "checkpoints/last.pt", weights_only=True)
     assert state["counters"]["iteration"] == len(table)
 
 

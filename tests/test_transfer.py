@@ -58,7 +58,7 @@ def test_continuous_checkpoint_is_refused_on_a_discrete_task(tmp_path):
     with pytest.raises(TransferError, match="cannot switch action kinds"):
         transfer(checkpoint, env_id="cacc-catchup", episodes=1, out=tmp_path / "r")
     # a checkpoint whose agents observed 3 features cannot read the ring's 2
-    state = torch.load(checkpoint, weights_only=False)
+    state = torch.load(checkpoint, weights_only=True)
     state["spaces"]["obs_dim"] = 3
     torch.save(state, tmp_path / "changed.pt")
     with pytest.raises(TransferError, match="3 observation features per agent; ring-attenuation gives 2"):

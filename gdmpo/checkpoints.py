@@ -1,0 +1,130 @@
+"""Checkpoints: tensors and plain data only, one writer and one reader for every caller.
+
+A checkpoint is a dict of tensors, numbers, strings, lists, tuples and dicts (weights, optimiser
+states, the real-data buffer, counters, RNG states, the config as plain data). It is read with
+``torch.load(weights_only=True)``, whose unpickler rebuilds only those types: a crafted file cannot
+run code, it is refused (:class:`CheckpointError`). Checkpoints of format 1 held numpy's RNG state
+as an array; those arrays, and nothing else, are allowed when reading them.
+
+Writing is atomic (a temporary file, then a rename): a run killed, or a disk that fills up, while a
+checkpoint is written leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import pickle
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+FORMAT = 2
+_reconstruct = (getattr(np, "_core", None) or np.core).multiarray._reconstruct
+#: numpy's RNG state in format-1 checkpoints: uint32 array reconstruction only, nothing callable besides
+_LEGACY_NUMPY = [np.ndarray, np.dtype, np.dtypes.UInt32DType, (_reconstruct, "numpy.core.multiarray._reconstruct"),
+                 (_reconstruct, "numpy._core.multiarray._reconstruct")]
+LOW_DISK_BYTES = 64 * 2**20
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be read, is not a gdmpo checkpoint, or could not be written."""
+
+
+class LayoutError(ValueError):
+    """A checkpoint's policy cannot drive an environment: one agent's observation or action layout differs."""
+
+
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """Write ``state`` to ``path`` atomically; on failure the previous file stays as it was.
+
+    Raises:
+        CheckpointError: the write failed (the message says when the disk is full).
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:
+        tmp.unlink(missing_ok=True)
+        free = shutil.disk_usage(path.parent).free
+        full = getattr(err, "errno", None) == errno.ENOSPC or free < LOW_DISK_BYTES
+        reason = f"the disk is full ({free / 2**20:.0f} MiB free)" if full else f"{type(err).__name__}: {err}"
+        kept = " the previous checkpoint there is intact" if path.exists() else " nothing was written"
+        raise CheckpointError(f"{path}: could not save the checkpoint, {reason};{kept}") from None
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a checkpoint written by gdmpo without ever running code from it.
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointError: unreadable, truncated, not a gdmpo checkpoint, or holding anything besides
+            tensors and plain data (such a file is refused before any of it runs).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+    try:
+        with torch.serialization.safe_globals(_LEGACY_NUMPY):
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        blocked = re.search(r"GLOBAL ([\w.]+)", str(err))
+        if blocked is not None:
+            raise CheckpointError(f"{path}: refused: the file holds objects other than tensors and plain data "
+                                  f"(it asks for {blocked.group(1)}); loading it could run code, so nothing in it "
+                                  "was run") from None
+        detail = re.search(r"WeightsUnpickler error: \s*(.+)", str(err))
+        raise CheckpointError(f"{path}: not a readable gdmpo checkpoint "
+                              f"({detail.group(1) if detail else _first_line(err)})") from None
+    except Exception as err:  # a truncated or foreign file
+        raise CheckpointError(f"{path}: not a readable gdmpo checkpoint ({type(err).__name__}: "
+                              f"{_first_line(err)})") from None
+    if not isinstance(state, dict) or "agent" not in state or "config" not in state:
+        raise CheckpointError(f"{path}: not a gdmpo checkpoint (no 'agent' and 'config' entries)")
+    return state
+
+
+def check_fits(state: dict[str, Any], obs_dim: int, action_space: gym.spaces.Space, target: str) -> None:
+    """Raise :class:`LayoutError` unless one agent's observation size and action space match the checkpoint's."""
+    spaces = state.get("spaces") or {}
+    source = state["config"]["env"]["id"]
+    trained_obs = spaces.get("obs_dim")
+    trained_action = spaces.get("action_space", "")
+    discrete_target = isinstance(action_space, gym.spaces.Discrete)
+    if trained_action and trained_action.startswith("Discrete") != discrete_target:
+        kind = "discrete" if discrete_target else "continuous"
+        raise LayoutError(f"checkpoint trained on {source} with action space {trained_action}; {target} has "
+                          f"{kind} actions {action_space}: a policy cannot switch action kinds")
+    if trained_action and trained_action != repr(action_space):
+        raise LayoutError(f"checkpoint trained on {source} with action space {trained_action}; {target} has "
+                          f"{action_space!r} (for traffic lights: the same largest phase count is needed)")
+    if trained_obs is not None and trained_obs != obs_dim:
+        raise LayoutError(f"checkpoint trained on {source} with {trained_obs} observation features per agent; "
+                          f"{target} gives {obs_dim} (for traffic lights: the same largest lane count)")
+
+
+def numpy_rng_state() -> dict[str, Any]:
+    """numpy's global RNG state as a tensor and plain numbers (no arrays in checkpoints)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+
+
+def restore_numpy_rng(state: Any) -> None:
+    """Inverse of :func:`numpy_rng_state`; also takes the tuple that format-1 checkpoints stored."""
+    if isinstance(state, dict):
+        keys = state["keys"].numpy().astype(np.uint32)
+        state = (state["name"], keys, state["pos"], state["has_gauss"], state["cached_gaussian"])
+    np.random.set_state(state)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
