@@ -1,9 +1,14 @@
-"""The ``gdmpo`` command: parses arguments, calls the library, prints results."""
+"""The ``gdmpo`` command: parses arguments, calls the library, prints results.
+
+Errors print as one line, ``gdmpo: error: ...`` (exit code 2), never as a traceback; ``--debug`` (or
+``GDMPO_DEBUG=1``) shows the traceback instead, with a SUMO worker's own traceback where there is one.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -72,6 +77,8 @@ def cmd_graph(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from gdmpo.trainer import Trainer, default_run_dir
 
+    if args.steps is not None and args.steps < 0:
+        raise ValueError(f"--steps must be >= 0, got {args.steps}")
     if args.resume:
         if args.config or args.set or args.seed is not None or args.out:
             raise SystemExit("gdmpo: --resume continues a run as it was configured; drop CONFIG, --set, --seed, --out")
@@ -97,6 +104,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
     summary = evaluate_checkpoint(args.checkpoint, episodes=args.episodes, seed=args.seed,
                                   deterministic=args.deterministic, env_id=args.env,
                                   env_options=parse_assignments(args.option, "--option"))
@@ -150,6 +159,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gdmpo", description=__doc__)
     parser.add_argument("--version", action="version", version=f"gdmpo {gdmpo.__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors (also GDMPO_DEBUG=1)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     envs = commands.add_parser("envs", help="list the registered environment ids")
@@ -227,15 +237,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    debug = args.debug or os.environ.get("GDMPO_DEBUG", "") not in ("", "0")
+    from gdmpo.trainer import TrainingInterrupted
+
     try:
         return args.func(args)
-    except KeyboardInterrupt:
-        print("gdmpo: interrupted", file=sys.stderr)
+    except (KeyboardInterrupt, TrainingInterrupted) as err:
+        print(f"gdmpo: {err or 'interrupted'}", file=sys.stderr)
         return 130
-    except (KeyError, ValueError, TypeError, FileNotFoundError, FileExistsError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"gdmpo: error: {message}", file=sys.stderr)
+    except Exception as err:
+        if debug:
+            worker_traceback = getattr(err, "worker_traceback", "")
+            if worker_traceback:
+                print(f"in the SUMO worker:\n{worker_traceback}", file=sys.stderr)
+            raise
+        print(f"gdmpo: error: {_message(err)}", file=sys.stderr)
+        if not isinstance(err, EXPECTED_ERRORS):
+            print("gdmpo: this looks like a bug in gdmpo; rerun with --debug for the traceback", file=sys.stderr)
         return 2
+
+
+#: errors that describe bad input or a failed run in their own words (anything else is a bug)
+EXPECTED_ERRORS = (KeyError, ValueError, TypeError, OSError, RuntimeError)
+
+
+def _message(err: BaseException) -> str:
+    if isinstance(err, KeyError) and err.args:
+        return str(err.args[0])
+    if isinstance(err, OSError) and err.filename and str(err.filename) not in str(err.strerror or ""):
+        return f"{err.filename}: {err.strerror or err}"
+    return str(err) or type(err).__name__
 
 
 if __name__ == "__main__":

@@ -174,7 +174,10 @@ def load(path: str | PathLike[str], overrides: dict[str, Any] | None = None) -> 
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
-    return from_dict(apply_overrides(data, overrides or {}, str(path)), str(path))
+    if not overrides:
+        return from_dict(data, str(path))
+    from_dict(data, str(path))  # the file alone must be valid: its errors name the file ...
+    return from_dict(apply_overrides(data, overrides), "--set")  # ... so any error now is an override's
 
 
 def apply_overrides(data: dict[str, Any], overrides: dict[str, Any], source: str = "--set") -> dict[str, Any]:

@@ -16,7 +16,8 @@ def read_curve(run_dir: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]
     """``(env_steps, episode_return)`` of the iterations that finished episodes."""
     path = Path(run_dir) / "metrics.csv"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: not a run directory (no metrics.csv)")
+        raise FileNotFoundError(f"{run_dir}: not a run directory of gdmpo train, or one whose first iteration has "
+                                f"not finished (no metrics.csv)")
     steps, returns = [], []
     with path.open(newline="") as handle:
         for row in csv.DictReader(handle):
@@ -46,7 +47,8 @@ def group_runs(run_dirs: Sequence[str | os.PathLike[str]]) -> dict[str, list[Pat
     for run_dir in run_dirs:
         path = Path(run_dir) / "config.yaml"
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: not a run directory (no config.yaml)")
+            raise FileNotFoundError(f"{run_dir}: not a run directory of gdmpo train (it has no config.yaml and "
+                                    "metrics.csv)")
         flat = _flat(yaml.safe_load(path.read_text()))
         flat.pop("seed", None)
         configs[Path(run_dir)] = flat

@@ -85,6 +85,7 @@ class Trainer:
             self.agent: PPO = self.algorithm.agent
             self.columns = [*BASE_COLUMNS, *self.algorithm.metric_names]
             self.counters = Counters()
+            self._saved_counters = Counters()  # what checkpoints/last.pt holds
             self._writer = None
             if not _resuming:
                 cfg.save(config, self.run_dir / "config.yaml")
@@ -113,6 +114,7 @@ class Trainer:
             trainer.agent.load_state_dict(state["agent"])
             trainer.algorithm.load_state_dict(state["algorithm"])
             trainer.counters = Counters(**state["counters"])
+            trainer._saved_counters = Counters(**state["counters"])
             restore_rng(state["rng"], trainer.env)
             _truncate_metrics(run_dir / "metrics.csv", trainer.counters.iteration, trainer.columns)
         except BaseException:
@@ -163,10 +165,10 @@ class Trainer:
                     bar.update(result.env_steps)
                     bar.set_postfix(ret=f"{last_return:.4g}", sps=f"{row['steps_per_s']:.0f}")
         except KeyboardInterrupt:
-            c = self.counters
+            saved = self._saved_counters
             raise TrainingInterrupted(
-                f"interrupted; {self.checkpoint_dir / 'last.pt'} holds iteration {c.iteration} ({c.env_steps} env "
-                f"steps); continue with: gdmpo train --resume {self.run_dir}") from None
+                f"interrupted; {self.checkpoint_dir / 'last.pt'} holds iteration {saved.iteration} ({saved.env_steps} "
+                f"env steps); continue with: gdmpo train --resume {self.run_dir}") from None
         finally:
             if bar is not None:
                 bar.close()
@@ -215,6 +217,8 @@ class Trainer:
             "spaces": {"obs_dim": self.env.obs_dim, "action_space": repr(self.env.action_space)},
         }
         save_checkpoint(state, path)
+        if path.name == "last.pt":
+            self._saved_counters = Counters(**state["counters"])
 
 
 def train(config: RunConfig, run_dir: str | os.PathLike[str], total_env_steps: int | None = None,

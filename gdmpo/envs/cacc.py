@@ -113,6 +113,10 @@ class CACCEnv(NetworkedVecEnv):
         if unknown:
             raise TypeError(f"unknown CACC parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         self.params = replace(CACCParams(), **params)
+        for name in ("num_vehicles", "episode_steps", "slowdown_points"):
+            value = getattr(self.params, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"CACC option {name} must be an integer >= 1, got {value!r}")
         self.scenario, self.start, self.train_shaping, self.dtype = scenario, start, train_shaping, dtype
         self.terminate_on_collision = terminate_on_collision
         self.has_terminal_states = terminate_on_collision

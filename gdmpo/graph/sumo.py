@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 import xml.etree.ElementTree as ET
+from xml.sax import SAXParseException
 from collections import deque
 from pathlib import Path
 
@@ -50,6 +51,21 @@ def is_green_phase(state: str) -> bool:
     return any(c in "Gg" for c in state) and not any(c in "yYu" for c in state)
 
 
+def _check_network_root(path: Path) -> None:
+    """Refuse, by its first element, a file that is not a SUMO network (empty, not XML, a route file...)."""
+    if path.stat().st_size == 0:
+        raise GraphError(f"{path}: not a SUMO network: the file is empty")
+    try:
+        _, root = next(ET.iterparse(path, events=("start",)))
+    except StopIteration:
+        raise GraphError(f"{path}: not a SUMO network: it holds no XML element") from None
+    except ET.ParseError as err:
+        raise GraphError(f"{path}: not a SUMO network: not readable XML ({err})") from None
+    if root.tag != "net":
+        hint = {"routes": " (a route file? pass it as route_file)", "configuration": " (a .sumocfg?)"}.get(root.tag, "")
+        raise GraphError(f"{path}: not a SUMO network: its root element is <{root.tag}>, not <net>{hint}")
+
+
 def from_sumo(net_file: str | os.PathLike[str]) -> Data:
     """Read the signal agents of a SUMO network and link those a road joins (see the module doc).
 
@@ -63,9 +79,10 @@ def from_sumo(net_file: str | os.PathLike[str]) -> Data:
     path = Path(net_file)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such SUMO network file")
+    _check_network_root(path)
     try:
         net = sumolib.net.readNet(str(path), withPrograms=True)
-    except (ET.ParseError, ValueError, KeyError, AttributeError, IndexError) as err:
+    except (ET.ParseError, SAXParseException, ValueError, KeyError, AttributeError, IndexError) as err:
         raise GraphError(f"{path}: not a readable SUMO network ({type(err).__name__}: {err})") from None
     lights = sorted(net.getTrafficLights(), key=lambda tls: tls.getID())
     if not lights:

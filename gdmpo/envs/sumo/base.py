@@ -74,7 +74,10 @@ class SumoSimulation:
                 self.running = True
         except Exception as err:
             self.running = False
-            raise SumoError(f"SUMO could not start: {err}\n{self.stderr()}") from None
+            named = {"-n": "network", "-r": "routes", "-c": "configuration"}
+            files = ", ".join(f"{named[flag]} {value}" for flag, value in zip(args, args[1:]) if flag in named)
+            said = " ".join((self.stderr().strip() or str(err)).split())
+            raise SumoError(f"SUMO could not start ({files}): {said}") from None
 
     def stderr(self) -> str:
         """The tail of SUMO's error log (for error messages)."""

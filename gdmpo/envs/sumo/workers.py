@@ -8,41 +8,68 @@ advance at the same time on different cores.
 A worker that raises sends the error back (with SUMO's stderr where there is one) and keeps running;
 a worker that dies is reported with its exit code and is restarted by the next ``reset``. Workers are
 daemon processes, stopped by :meth:`SumoWorkers.close` (also at garbage collection and interpreter
-exit), so no SUMO process outlives its environment.
+exit), so no SUMO process outlives its environment. A worker also ends on its own within
+``PARENT_CHECK_SECONDS`` when its parent dies without closing it (``kill -9``): it waits for requests
+in short polls and leaves once its parent process is gone. Workers ignore SIGINT: Ctrl-C in a
+terminal reaches the whole process group, and it is the learner that decides to close them.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import signal
 import traceback
 import weakref
 from multiprocessing.connection import Connection
 from typing import Any, Callable, Sequence
 
 
+PARENT_CHECK_SECONDS = 1.0
+
+
 class SumoError(RuntimeError):
-    """A SUMO simulation failed or its worker process died."""
+    """A SUMO simulation failed or its worker process died.
+
+    ``str(error)`` is the message (SUMO's own words where it gave some); ``worker_traceback`` holds
+    the worker's Python traceback, for debugging.
+    """
+
+    def __init__(self, message: str, worker_traceback: str = "") -> None:
+        super().__init__(message)
+        self.worker_traceback = worker_traceback
 
 
-def _serve(conn: Connection, factory: Callable[..., Any], args: tuple) -> None:
-    """Worker main loop: build the simulation, then answer ``(method, args)`` requests until ``close``."""
+def _failure(err: BaseException) -> tuple[str, str]:
+    """``(message, traceback)`` of an exception raised in the worker, to send to the learner."""
+    message = str(err) if isinstance(err, SumoError) else f"{type(err).__name__}: {err}"
+    return message.rstrip(), traceback.format_exc()
+
+
+def _serve(conn: Connection, factory: Callable[..., Any], args: tuple, parent_pid: int) -> None:
+    """Worker main loop: build the simulation, then answer ``(method, args)`` requests until ``close``
+    or until the parent process is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     simulation = None
     try:
         simulation = factory(*args)
         conn.send(("ok", None))
         while True:
+            while not conn.poll(PARENT_CHECK_SECONDS):
+                if os.getppid() != parent_pid:  # re-parented: the learner died without closing us
+                    return
             method, call_args = conn.recv()
             if method == "close":
                 break
             try:
                 conn.send(("ok", getattr(simulation, method)(*call_args)))
             except Exception as err:  # report, keep serving: the env may reset afterwards
-                conn.send(("error", f"{type(err).__name__}: {err}\n{traceback.format_exc()}"))
-    except (EOFError, KeyboardInterrupt):
+                conn.send(("error", _failure(err)))
+    except (EOFError, KeyboardInterrupt, BrokenPipeError):
         pass
     except Exception as err:
         try:
-            conn.send(("error", f"{type(err).__name__}: {err}\n{traceback.format_exc()}"))
+            conn.send(("error", _failure(err)))
         except OSError:
             pass
     finally:
@@ -77,8 +104,8 @@ class SumoWorkers:
 
     def _start(self, index: int) -> None:
         parent, child = self._context.Pipe()
-        process = self._context.Process(target=_serve, args=(child, self._factory, self._args), daemon=True,
-                                        name=f"gdmpo-sumo-{index}")
+        process = self._context.Process(target=_serve, args=(child, self._factory, self._args, os.getpid()),
+                                        daemon=True, name=f"gdmpo-sumo-{index}")
         process.start()
         child.close()
         self._processes[index], self._pipes[index] = process, parent
@@ -116,7 +143,8 @@ class SumoWorkers:
             raise SumoError(f"SUMO worker {index} died during {method!r} (exit code {process.exitcode}); "
                             "reset the environment to start a new one") from None
         if status == "error":
-            raise SumoError(f"SUMO worker {index} failed in {method!r}: {payload}")
+            message, worker_traceback = payload
+            raise SumoError(f"SUMO worker {index} failed in {method!r}: {message}", worker_traceback)
         return payload
 
     def _stop(self, index: int) -> None:

@@ -1,0 +1,264 @@
+"""Faults a user meets: crafted checkpoints, kills and Ctrl-C, two writers, a full disk, bad input
+(each row of docs/reliability.md names the test here that holds it)."""
+
+from __future__ import annotations
+
+import csv
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import gdmpo
+from gdmpo import checkpoints
+from gdmpo import config as cfg
+from gdmpo.checkpoints import CheckpointError, load_checkpoint
+from gdmpo.cli import main
+from gdmpo.run_lock import RunLock, RunLockedError
+
+SMALL = {"env.num_envs": 2, "rollout_steps": 10, "ppo.epochs": 1, "policy_net.hidden": [8], "value_net.hidden": [8]}
+ATSC_FAST = ["--set", "env.options={episode_seconds: 120}", "--set", "rollout_steps=6",
+             "--set", "policy_net.hidden=[8]", "--set", "value_net.hidden=[8]"]
+
+
+def small_config(**extra) -> cfg.RunConfig:
+    return cfg.from_dict(cfg.apply_overrides({}, {**SMALL, **extra}))
+
+
+def start_training(run: Path, *args: str) -> subprocess.Popen:
+    """``gdmpo train`` in a child process that takes Ctrl-C as a terminal would deliver it."""
+    command = [sys.executable, "-m", "gdmpo.cli", "train", *args, "--out", str(run), "--no-progress"]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def children(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [int(p) for p in found]
+
+
+def wait_for(condition, seconds: float = 120.0) -> None:
+    deadline = time.time() + seconds
+    while not condition():
+        if time.time() > deadline:
+            raise TimeoutError("condition not met in time")
+        time.sleep(0.05)
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(") ")[-1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+# ------------------------------------------------------------------ checkpoints never run code
+class Payload:
+    """Unpickling this object would create ``marker``: the attack a shared checkpoint could carry."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_crafted_checkpoint_is_refused_without_running(tmp_path, capsys):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+    torch.save({"agent": Payload(marker), "config": {}}, evil)
+    with pytest.raises(CheckpointError, match="refused.*asks for posix.system"):
+        load_checkpoint(evil)
+    assert main(["eval", str(evil)]) == 2
+    assert "refused" in capsys.readouterr().err
+    assert not marker.exists()
+
+
+def test_format_1_checkpoints_with_numpy_rng_state_still_load(tmp_path):
+    gdmpo.train(small_config(), tmp_path / "run", total_env_steps=40, progress=False)
+    last = tmp_path / "run/checkpoints/last.pt"
+    state = load_checkpoint(last)
+    assert state["format"] == 2 and isinstance(state["rng"]["numpy"]["keys"], torch.Tensor)
+    np.random.seed(7)
+    state["format"], state["rng"]["numpy"] = 1, np.random.get_state()  # what format 1 stored
+    torch.save(state, last)
+    trainer = gdmpo.Trainer.resume(tmp_path / "run")
+    try:
+        assert np.random.randint(1 << 30) == np.random.RandomState(7).randint(1 << 30)
+        assert trainer.train(total_env_steps=60, progress=False)["env_steps"] == 60
+    finally:
+        trainer.close()
+
+
+def test_a_full_disk_keeps_the_previous_checkpoint_and_says_so(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    checkpoints.save_checkpoint({"agent": {"w": torch.ones(3)}, "config": {}}, path)
+
+    def full_disk(state, target):
+        Path(target).write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoints.torch, "save", full_disk)
+    with pytest.raises(CheckpointError, match="disk is full.*previous checkpoint there is intact"):
+        checkpoints.save_checkpoint({"agent": {"w": torch.zeros(3)}, "config": {}}, path)
+    monkeypatch.undo()
+    assert torch.equal(load_checkpoint(path)["agent"]["w"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left
+
+
+# ------------------------------------------------------------------ one writer per run directory
+def test_a_second_writer_is_refused_and_a_dead_holders_lock_is_taken(tmp_path, capsys):
+    run = tmp_path / "run"
+    first = gdmpo.Trainer(small_config(), run)
+    try:
+        with pytest.raises(RunLockedError, match=f"in use by another gdmpo run \\(pid {os.getpid()}"):
+            gdmpo.Trainer(small_config(), run)
+        assert main(["train", "--out", str(run), "--steps", "20"]) == 2
+        assert "in use by another gdmpo run" in capsys.readouterr().err
+    finally:
+        first.close()
+    # a holder killed with SIGKILL leaves the file but not the lock
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from gdmpo.run_lock import RunLock; "
+                               "lock = RunLock(sys.argv[1]); print('held', flush=True); time.sleep(60)", str(run)],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(RunLockedError, match=f"pid {holder.pid}"):
+        RunLock(run)
+    holder.kill()
+    holder.wait()
+    lock = RunLock(run)
+    assert lock.held
+    lock.release()
+
+
+def test_two_training_processes_cannot_interleave_one_metrics_file(tmp_path):
+    run = tmp_path / "run"
+    sets = [a for k, v in SMALL.items() for a in ("--set", f"{k}={v}")]
+    first = start_training(run, "--steps", "100000", *sets)
+    try:
+        wait_for(lambda: (run / "metrics.csv").exists())
+        second = subprocess.run([sys.executable, "-m", "gdmpo.cli", "train", "--out", str(run), "--steps", "100",
+                                 *sets], capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2 and f"pid {first.pid}" in second.stderr
+        assert "Traceback" not in second.stderr
+    finally:
+        first.kill()
+        first.wait()
+    with open(run / "metrics.csv", newline="") as handle:
+        iterations = [int(r["iteration"]) for r in csv.DictReader(handle)]
+    assert iterations == list(range(1, len(iterations) + 1))
+
+
+# ------------------------------------------------------------------ no orphaned simulations
+def test_sigkill_of_a_sumo_training_leaves_no_worker(tmp_path):
+    process = start_training(tmp_path / "run", "configs/atsc-grid5x5/dppo.yaml", *ATSC_FAST)
+    wait_for(lambda: len(children(process.pid)) >= 2)
+    workers = children(process.pid)
+    process.kill()
+    process.wait()
+    wait_for(lambda: not any(alive(w) for w in workers), seconds=5)  # the workers notice within a second
+
+
+def test_ctrl_c_stops_quickly_keeps_the_checkpoint_and_says_how_to_resume(tmp_path):
+    run = tmp_path / "run"
+    process = start_training(run, "configs/atsc-grid5x5/dppo.yaml", *ATSC_FAST)
+    wait_for(lambda: (run / "metrics.csv").exists())
+    workers = children(process.pid)
+    assert len(workers) == 2
+    process.send_signal(signal.SIGINT)
+    start = time.time()
+    output, _ = process.communicate(timeout=30)
+    assert time.time() - start < 10 and process.returncode == 130
+    assert f"continue with: gdmpo train --resume {run}" in output and "Traceback" not in output
+    assert not any(alive(w) for w in workers)
+    counters = load_checkpoint(run / "checkpoints/last.pt")["counters"]
+    assert f"holds iteration {counters['iteration']}" in output
+    assert RunLock(run).held  # nobody holds the lock any more
+    assert main(["train", "--resume", str(run), "--steps", str(counters["env_steps"] + 12), "--no-progress"]) == 0
+
+
+# ------------------------------------------------------------------ one clear line for bad input
+def sumo_files(tmp_path: Path) -> dict[str, Path]:
+    files = {"empty": tmp_path / "empty.net.xml", "truncated": tmp_path / "truncated.net.xml",
+             "routes": tmp_path / "ghost.rou.xml"}
+    files["empty"].write_text("")
+    files["truncated"].write_text(Path("graphs/grid3x3.net.xml").read_text()[:3000])
+    files["routes"].write_text('<routes><vehicle id="v0" depart="0"><route edges="no_such_edge"/></vehicle></routes>')
+    return files
+
+
+@pytest.mark.parametrize("case", ["empty", "truncated", "route-as-net", "unknown-edge", "out-is-file", "negative-steps",
+                                  "bad-set", "bad-option", "no-episodes", "plot-no-run", "eval-other-layout"])
+def test_bad_input_gets_one_clear_line(case, tmp_path, capsys):
+    files = sumo_files(tmp_path)
+    not_a_dir = tmp_path / "file.txt"
+    not_a_dir.write_text("x")
+    argv, expected = {
+        "empty": (["graph", str(files["empty"])], "empty.net.xml: not a SUMO network: the file is empty"),
+        "truncated": (["graph", str(files["truncated"])], "truncated.net.xml: not a readable SUMO network"),
+        "route-as-net": (["graph", str(files["routes"])], "not a SUMO network: its root element is <routes>"),
+        "unknown-edge": (["rollout", "atsc", "--option", "net_file=graphs/grid3x3.net.xml", "--option",
+                          f"route_file={files['routes']}", "--episodes", "1", "--num-envs", "1"],
+                         "ghost.rou.xml): The edge 'no_such_edge' within the route for vehicle 'v0' is not known"),
+        "out-is-file": (["train", "--out", str(not_a_dir)], "exists and is not a directory"),
+        "negative-steps": (["train", "--steps", "-5", "--out", str(tmp_path / "neg")], "--steps must be >= 0"),
+        "bad-set": (["train", "configs/cacc-catchup/dppo.yaml", "--set", "ppo.lr_policy=abc", "--out",
+                     str(tmp_path / "x")], "--set: ppo.lr_policy must be float"),
+        "bad-option": (["rollout", "--option", "num_vehicles=-3"], "CACC option num_vehicles must be an integer >= 1"),
+        "no-episodes": (["eval", "x.pt", "--episodes", "0"], "--episodes must be >= 1"),
+        "plot-no-run": (["plot", str(tmp_path), "-o", str(tmp_path / "p.png")],
+                        f"{tmp_path}: not a run directory of gdmpo train"),
+        "eval-other-layout": (None, "ring-attenuation has continuous actions Box(-1.0, 1.0, (1,), float32): a policy "
+                                      "cannot switch action kinds"),
+    }[case]
+    if argv is None:
+        gdmpo.train(small_config(), tmp_path / "run", total_env_steps=20, progress=False)
+        argv = ["eval", str(tmp_path / "run/checkpoints/last.pt"), "--env", "ring-attenuation", "--episodes", "1"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert expected in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "neg").exists() and not (tmp_path / "x").exists()  # a failed train leaves no directory
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(ValueError, match="--steps must be >= 0"):
+        main(["--debug", "train", "--steps", "-1", "--out", str(tmp_path / "run")])
+
+
+def test_a_train_that_fails_to_start_removes_its_new_directory(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--set", "env.options={num_vehicles: 0}", "--out", str(run)]) == 2
+    assert "num_vehicles must be an integer >= 1" in capsys.readouterr().err
+    assert not run.exists()
+
+
+# ------------------------------------------------------------------ same seed, same run (SUMO too)
+def metrics_without_timings(run: Path) -> list[dict]:
+    with open(run / "metrics.csv", newline="") as handle:
+        return [{k: v for k, v in row.items() if k not in ("wall_s", "steps_per_s") and not k.startswith("time_")}
+                for row in csv.DictReader(handle)]
+
+
+@pytest.mark.parametrize("base,overrides", [
+    ("configs/atsc-grid5x5/dppo.yaml", {"env.options": {"episode_seconds": 120}, "rollout_steps": 12}),
+    ("configs/ring-attenuation/dppo.yaml", {"env.options": {"horizon": 60}, "rollout_steps": 30}),
+])
+def test_same_seed_same_run_on_sumo_with_two_workers(base, overrides, tmp_path):
+    small = {"policy_net.hidden": [8], "value_net.hidden": [8], "ppo.epochs": 2, **overrides}
+    runs = []
+    for name in ("a", "b"):
+        config = cfg.load(base, small)
+        assert config.env.num_envs == 2
+        gdmpo.train(config, tmp_path / name, total_env_steps=3 * 2 * small["rollout_steps"], progress=False)
+        runs.append(metrics_without_timings(tmp_path / name))
+    assert runs[0] == runs[1] and len(runs[0]) == 3
+    assert any(row["policy_loss"] not in ("", "0.0") for row in runs[0])
