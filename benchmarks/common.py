@@ -23,12 +23,10 @@ def train_one(job: dict[str, Any]) -> dict[str, Any]:
 
     Runs in a worker process with one torch thread, so ``--jobs`` workers share the cores evenly.
     """
-    import torch
-
-    torch.set_num_threads(job.get("threads", 1))
     run_dir = Path(job["out"]) / "runs" / job["env"] / f"{job['name']}-s{job['seed']}"
     path = job.get("config", f"configs/{job['env']}/{job['algo']}.yaml")
-    config = cfg.load(path, {"seed": job["seed"], "env.id": job["env"], **job.get("overrides", {})})
+    config = cfg.load(path, {"seed": job["seed"], "env.id": job["env"], "threads": job.get("threads", 1),
+                             **job.get("overrides", {})})
     start = time.perf_counter()
     gdmpo.train(config, run_dir, total_env_steps=job["steps"], progress=False)
     train_s = time.perf_counter() - start

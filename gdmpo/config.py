@@ -151,6 +151,7 @@ class RunConfig:
     rollout_steps: int = 75  # vector steps per iteration; env steps per iteration = rollout_steps * num_envs
     seed: int = 0
     device: str = "cpu"
+    threads: int | None = None  # torch CPU threads; null: the CPUs this process may use (gdmpo.threads)
     eval_episodes: int = 0  # extra evaluation episodes per iteration (0: report training episodes only)
 
 

@@ -39,6 +39,7 @@ from gdmpo.checkpoints import FORMAT, load_checkpoint, numpy_rng_state, restore_
 from gdmpo.config import RunConfig
 from gdmpo.envs.base import NetworkedVecEnv
 from gdmpo.run_lock import RunLock
+from gdmpo.threads import configure_threads
 
 #: columns every run writes; the algorithm appends its own (``Algorithm.metric_names``)
 BASE_COLUMNS = ("iteration", "env_steps", "episode_return", "episodes", "wall_s", "steps_per_s")
@@ -78,6 +79,7 @@ class Trainer:
             if not _resuming and ((self.run_dir / "metrics.csv").exists() or (self.checkpoint_dir / "last.pt").exists()):
                 raise FileExistsError(f"{self.run_dir} already holds a run; use --resume to continue it or pick --out")
             self.checkpoint_dir.mkdir(exist_ok=True)
+            configure_threads(config.threads)
             seed_everything(config.seed)
             self.env = prepare_env(config, gdmpo.make(config.env.id, num_envs=config.env.num_envs, seed=config.seed,
                                                       device=config.device, **config.env.options))

@@ -262,3 +262,27 @@ def test_same_seed_same_run_on_sumo_with_two_workers(base, overrides, tmp_path):
         runs.append(metrics_without_timings(tmp_path / name))
     assert runs[0] == runs[1] and len(runs[0]) == 3
     assert any(row["policy_loss"] not in ("", "0.0") for row in runs[0])
+
+
+# ------------------------------------------------------------------ threads that neither oversubscribe nor spin
+def test_thread_settings_are_respected(tmp_path):
+    from gdmpo.threads import available_cpus
+
+    probe = ("import os, gdmpo, torch; from gdmpo.threads import configure_threads; "
+             "print(os.environ['OMP_WAIT_POLICY'], configure_threads(), torch.get_num_threads())")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env).stdout.split()
+    assert out == ["PASSIVE", str(available_cpus()), str(available_cpus())]
+    assert available_cpus() <= len(os.sched_getaffinity(0))
+    own = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         env={**env, "OMP_WAIT_POLICY": "ACTIVE"}).stdout.split()
+    assert own[0] == "ACTIVE"  # a user's own choice is kept
+    threads = torch.get_num_threads()
+    try:
+        trainer = gdmpo.Trainer(small_config(threads=1), tmp_path / "run")
+        trainer.close()
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        gdmpo.Trainer(small_config(threads=0), tmp_path / "run0")

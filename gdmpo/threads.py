@@ -1,0 +1,66 @@
+"""CPU threads that never oversubscribe the cores nor spin on them.
+
+Two habits of PyTorch's CPU defaults hurt on small shared machines, measured on this project's 2-core
+machines: OpenMP's *active* wait policy makes an idle thread spin for its partner, so with any other
+busy process on the cores (the learner's own SUMO workers, a second run) 2 threads ran 2.6x *slower*
+than 1; and the default thread count is the machine's cores, not the ones this process may use
+(CPU affinity, a container's CPU quota).
+
+- ``OMP_WAIT_POLICY=PASSIVE`` is set when gdmpo is imported, unless the user set it: OpenMP reads it
+  once, when torch loads its runtime, so it only takes effect if gdmpo is imported before torch (the
+  ``gdmpo`` command always is; in a script, ``import gdmpo`` first).
+- :func:`configure_threads` sets torch's intra-op threads to the CPUs this process may actually use
+  (``threads: null`` in a run config), or to the number the config names.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+WAIT_POLICY_VARIABLE = "OMP_WAIT_POLICY"
+
+
+def set_passive_wait_policy() -> None:
+    """Make OpenMP threads sleep instead of spinning while they wait (unless the user chose otherwise)."""
+    os.environ.setdefault(WAIT_POLICY_VARIABLE, "PASSIVE")
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on: its affinity mask, capped by a cgroup (container) CPU quota."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        count = os.cpu_count() or 1
+    quota = _cgroup_quota()
+    if quota is not None:
+        count = min(count, max(1, math.ceil(quota)))
+    return max(1, count)
+
+
+def configure_threads(threads: int | None = None) -> int:
+    """Set torch's intra-op threads to ``threads`` (None: :func:`available_cpus`); returns the number set."""
+    import torch
+
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be >= 1 or null (all available CPUs), got {threads}")
+    count = available_cpus() if threads is None else threads
+    if torch.get_num_threads() != count:
+        torch.set_num_threads(count)
+    return count
+
+
+def _cgroup_quota() -> float | None:
+    """CPUs allowed by cgroup v2 ``cpu.max`` (or v1 ``cfs_quota_us``), or None when unlimited."""
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        period = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+        return None if quota <= 0 else quota / period
+    except (OSError, ValueError):
+        return None
