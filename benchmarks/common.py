@@ -62,8 +62,9 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def run_jobs(jobs: list[dict[str, Any]], workers: int) -> list[dict[str, Any]]:
-    """Train every job in a pool of ``workers`` processes, printing each as it finishes.
+def run_jobs(jobs: list[dict[str, Any]], workers: int, fn=train_one) -> list[dict[str, Any]]:
+    """Run ``fn`` (default :func:`train_one`) on every job in a pool of ``workers`` processes, printing
+    each as it finishes.
 
     Stopping the benchmark (Ctrl-C or SIGTERM) stops the training processes too: they would otherwise
     run on, orphaned, and skew every timing taken afterwards on the machine.
@@ -74,7 +75,7 @@ def run_jobs(jobs: list[dict[str, Any]], workers: int) -> list[dict[str, Any]]:
     # not multiprocessing.Pool: its daemonic workers could not start the SUMO worker processes
     pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
     try:
-        for future in as_completed([pool.submit(train_one, job) for job in jobs]):
+        for future in as_completed([pool.submit(fn, job) for job in jobs]):
             result = future.result()
             results.append(result)
             print(f"[{time.perf_counter() - start:6.0f} s] {result['env']} {result['name']} seed {result['seed']}: "

@@ -96,6 +96,7 @@ class ModelConfig:
     lr: float = 3e-4
     batch_size: int = 256  # real time steps (whole graphs of n agents) per gradient step
     reward_weight: float = 10.0  # loss = state MSE + reward_weight * reward MSE (+ termination BCE)
+    reward_transform: Literal["none", "symlog"] = "none"  # symlog: fit sign(r) log(1 + |r|) (wide reward ranges)
     ensemble_size: int = 1  # K members, each fitted on its own minibatches
     elites: int | None = None  # members used in rollouts, best by held-out error; None: all
     holdout_fraction: float = 0.1  # share of real trajectories kept out of fitting to measure the error
@@ -113,6 +114,8 @@ class DMPOConfig:
     horizon: int = 25  # T steps per branched rollout
     model_data_prob: float = 0.5  # chance that an inner update uses model data (else the latest real data)
     inner_updates: int = 10  # PPO updates per iteration
+    spread_threshold: float | None = None  # stop a branch where the elites disagree beyond this; null: never
+    return_error_tolerance: float | None = None  # lower model_data_prob when model returns err more; null: off
 
 
 @dataclass

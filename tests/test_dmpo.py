@@ -1,5 +1,7 @@
 """DMPO: the real-data buffer, model fitting and errors, branched rollouts, and the outer loop."""
 
+import dataclasses
+
 import pytest
 import torch
 from toy_envs import Drift
@@ -200,3 +202,97 @@ def test_dmpo_run_directory_and_resume(tmp_path):
     assert trainer.algorithm.buffer.added == 10 and trainer.algorithm.model_steps == 320
     summary = trainer.train(total_env_steps=360, progress=False)
     assert summary["env_steps"] == 360
+
+
+def fitted_drift_model(members: int = 3) -> tuple:
+    """A PPO agent and a ``members``-strong ensemble fitted on Drift (s' = s + a), with its buffer."""
+    torch.manual_seed(0)
+    env = Drift(num_envs=8, horizon=10)
+    config = from_dict({"algo": "dmpo", "policy_net": {"hidden": [16]}, "value_net": {"hidden": [16]},
+                        "ppo": {"value_hops": 1},
+                        "model": {"net": {"hidden": [16, 16]}, "lr": 3e-3, "batch_size": 32,
+                                  "ensemble_size": members, "elites": members, "holdout_fraction": 0.25}})
+    agent = build_agent(config, env)
+    algo = DMPO(agent, env, 10, config.model, config.dmpo)
+    obs = env.reset(seed=0)
+    for _ in range(4):
+        rollout, obs, _ = collect(env, agent, obs, 10)
+        algo.buffer.add(rollout, agent.policy.to_env(rollout.actions))
+        algo.model.update_normalizers(rollout.obs, rollout.next_obs, rollout.rewards)
+    algo.model.fit(algo.buffer, 300)
+    return env, agent, algo
+
+
+def test_a_branch_stops_where_the_elites_disagree_and_bootstraps_from_the_state_it_reached():
+    env, agent, algo = fitted_drift_model()
+    model, start = algo.model, algo.buffer.start_states(16)
+    members = model.assign_members(16)
+    actions = torch.rand(16, 3, 1) * 2 - 1
+    pred, spread = model.step_with_spread(start, actions, members)
+    plain = model.step(start, actions, members)
+    assert torch.allclose(pred.next_obs, plain.next_obs) and torch.allclose(pred.reward, plain.reward)
+    assert spread.shape == (16,) and bool((spread >= 0).all())
+    torch.manual_seed(1)
+    calm = branched_rollout(agent, model, start, 6, algo.buffer, spread_threshold=1e6)
+    assert not calm.dones.any()
+    with torch.no_grad():  # member 2 now predicts far-off states: every step is in doubt
+        model.members[2].head[-1].bias[:3] += 50.0
+    _, spread = model.step_with_spread(start, actions, members)
+    assert bool((spread > 10).all())
+    wild = branched_rollout(agent, model, start, 6, algo.buffer, spread_threshold=1.0)
+    assert wild.dones.all() and not wild.terminated.any()
+    expected = agent.value(wild.next_obs.reshape(6 * 16, 3, 1)).reshape(6, 16, 3)
+    assert torch.allclose(wild.next_values, expected, atol=1e-6)  # not the restarted state's value
+
+
+def test_model_share_falls_from_tolerance_to_twice_it():
+    _, _, algo = fitted_drift_model(members=1)
+    algo.config = dataclasses.replace(algo.config, model_data_prob=0.8, return_error_tolerance=0.5)
+    assert [algo.model_share(e) for e in (None, 0.2, 0.5, 0.75, 1.0, 3.0)] == pytest.approx([0.8, 0.8, 0.8, 0.4, 0, 0])
+    algo.config = dataclasses.replace(algo.config, return_error_tolerance=None)
+    assert algo.model_share(3.0) == 0.8
+
+
+@pytest.mark.parametrize("guard", [True, False])
+def test_the_return_guard_keeps_the_best_return_after_a_forced_model_error(guard):
+    """Learn Drift on model data, then make the model lie (it predicts the negated reward, so pushing
+    down looks best). With the guard the policy keeps its return; without it, it unlearns."""
+    torch.manual_seed(0)
+    env = Drift(num_envs=8, horizon=10)
+    config = from_dict({"algo": "dmpo", "policy_net": {"hidden": [16, 16]}, "value_net": {"hidden": [16, 16]},
+                        "ppo": {"reward_scale": 1.0, "gae_lambda": 0.95, "lr_policy": 3e-3, "lr_value": 3e-3},
+                        "model": {"net": {"hidden": [16, 16]}, "lr": 3e-3, "batch_size": 32,
+                                  "holdout_fraction": 0.25},
+                        "dmpo": {"warmup_env_steps": 160, "warmup_model_steps": 300, "model_steps": 50,
+                                 "rollouts": 64, "horizon": 5, "inner_updates": 4, "model_data_prob": 1.0,
+                                 "return_error_tolerance": 0.5 if guard else None}})
+    agent = build_agent(config, env)
+    algo = DMPO(agent, env, 20, config.model, config.dmpo)
+
+    def score() -> float:
+        return run_episodes(env, lambda o: agent.policy.to_env(agent.act(o, deterministic=True)[0]), 16,
+                            seed=1)["mean_return"]
+
+    obs = env.reset()
+    for _ in range(12):
+        obs = algo.iteration(env, obs).obs
+    learned = score()
+    assert learned > 100, learned  # random play is worth about 15, always +1 about 180
+    honest = algo.model.step
+
+    def lying(*args, **kwargs):
+        pred = honest(*args, **kwargs)
+        pred.reward = -pred.reward
+        return pred
+
+    algo.model.step = lying
+    shares = []
+    for _ in range(8):
+        result = algo.iteration(env, obs)
+        obs = result.obs
+        shares.append(result.metrics["model_share"])
+    after = score()
+    if guard:
+        assert shares == [0.0] * 8 and after > learned - 30, (shares, learned, after)
+    else:
+        assert after < learned - 60, (learned, after)  # the lie is exploitable: it does hurt without the guard

@@ -13,12 +13,17 @@ from gdmpo.nn import CentralCritic, GraphCritic, GraphPolicy, KHopNetwork, Neigh
 def test_neighbour_layer_by_hand():
     layer = NeighbourLayer(1, 1, aggr="mean")
     with torch.no_grad():
-        layer.lin_self.weight.fill_(2.0)
-        layer.lin_self.bias.fill_(0.5)
-        layer.lin_neighbour.weight.fill_(10.0)
+        layer.lin.weight.copy_(torch.tensor([[2.0, 10.0]]))  # [W_self | W_nbr]
+        layer.lin.bias.fill_(0.5)
     x = torch.tensor([[1.0], [2.0], [4.0]])
     out = layer(x, G.chain(3).edge_index)  # node 1 sees mean(1, 4) = 2.5
     assert out.flatten().tolist() == pytest.approx([2 + 0.5 + 20, 4 + 0.5 + 25, 8 + 0.5 + 20])
+    # weights saved in the earlier two-Linear layout load into the fused one
+    old = {"lin_self.weight": torch.tensor([[2.0]]), "lin_self.bias": torch.tensor([0.5]),
+           "lin_neighbour.weight": torch.tensor([[10.0]])}
+    again = NeighbourLayer(1, 1, aggr="mean")
+    again.load_state_dict(old)
+    assert torch.equal(again(x, G.chain(3).edge_index), out)
 
 
 @pytest.mark.parametrize("hops", [0, 1, 2, 3])

@@ -136,8 +136,9 @@ class RealBuffer:
     def windows(self, length: int, held_out: bool = True) -> dict[str, torch.Tensor]:
         """Every run of ``length`` consecutive transitions within one episode, from the held-out columns.
 
-        Returns ``obs [W, n, d]`` (the start states), ``actions [W, length, n(, a)]`` and
-        ``next_obs [W, length, n, d]`` (the real states reached), for open-loop model evaluation.
+        Returns ``obs [W, n, d]`` (the start states), ``actions [W, length, n(, a)]``,
+        ``next_obs [W, length, n, d]`` (the real states reached) and ``rewards [W, length, n]``, for
+        open-loop model evaluation.
         """
         columns = self._columns(held_out)
         length = min(length, self.segment_steps)
@@ -152,7 +153,8 @@ class RealBuffer:
         col = columns[c]
         span = t[:, None] + torch.arange(length)
         return {"obs": self.data["obs"][col, t], "actions": self.data["actions"][col[:, None], span],
-                "next_obs": self.data["next_obs"][col[:, None], span]}
+                "next_obs": self.data["next_obs"][col[:, None], span],
+                "rewards": self.data["rewards"][col[:, None], span]}
 
     def state_dict(self) -> dict:
         return {"data": self.data, "held_out": self.held_out, "added": self.added}

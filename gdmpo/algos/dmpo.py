@@ -5,9 +5,17 @@ One iteration, top to bottom:
 1. act in the real environment with the current policy; add the segment to D^E (line 4);
 2. fit the local dynamics models on D^E and measure their held-out errors (line 5);
 3. unless still warming up, ``inner_updates`` PPO updates (lines 7-13), each on ``M`` branched
-   rollouts of ``T`` steps from real states with probability ``model_data_prob`` (model data,
-   bootstrapped with V at the end, eq. 7), else on the latest real segment re-evaluated with the
-   current networks.
+   rollouts of ``T`` steps from real states with probability ``p`` (model data, bootstrapped with V
+   at the end, eq. 7), else on the latest real segment re-evaluated with the current networks.
+
+Two guards keep the policy from exploiting model errors (each a ``dmpo`` knob; None turns it off):
+
+- ``spread_threshold``: a branch stops where the ensemble's elites disagree beyond it
+  (:func:`branched_rollout`), so imagined data come only from where the model is trusted;
+- ``return_error_tolerance`` (τ): ``p = model_data_prob · clip((2τ − e) / τ, 0, 1)``, where ``e`` is
+  the relative error of the T-step return the model predicts for held-out real trajectories: full
+  use of model data up to τ, less and less beyond, none from 2τ on. When the model's returns drift
+  from the real ones, the policy learns from real data until the model has caught up.
 
 Only real transitions count as ``env_steps``; imagined ones are counted as ``model_steps``.
 """
@@ -29,7 +37,7 @@ from gdmpo.config import DMPOConfig, ModelConfig
 from gdmpo.envs.base import NetworkedVecEnv
 
 MODEL_METRICS = ("model_loss", "model_state_mse", "model_reward_mse", "model_error_1", "model_error_5",
-                 "model_error_T")
+                 "model_error_T", "model_return_error", "model_share", "model_stopped")
 TIME_METRICS = ("time_env", "time_model", "time_rollout", "time_policy")
 
 
@@ -82,26 +90,39 @@ class DMPO(Algorithm):
             self.model_fitted = self.model_fitted or not warming_up
             metrics.update(self.model.evaluate(self.buffer, cfg.horizon))
         stats: list[UpdateStats] = []
-        model_updates = 0
+        model_updates, stopped = 0, []
+        share = self.model_share(metrics.get("model_return_error"))
+        metrics["model_share"] = share
         if not warming_up:
             for _ in range(cfg.inner_updates):  # lines 7-13
-                if float(torch.rand(())) < cfg.model_data_prob:
+                if float(torch.rand(())) < share:
                     with timer("time_rollout"):
                         start = self.buffer.start_states(cfg.rollouts)
                         data = branched_rollout(self.agent, self.model, start, cfg.horizon, self.buffer,
-                                                bounds=self.obs_bounds)
+                                                bounds=self.obs_bounds, spread_threshold=cfg.spread_threshold)
                     self.model_steps += cfg.rollouts * cfg.horizon
                     model_updates += 1
+                    stopped.append(float((data.dones & ~data.terminated).float().mean()))
                 else:
                     with timer("time_policy"):
                         data = self.agent.reevaluate(rollout)
                 with timer("time_policy"):
                     stats.append(self.agent.update(data))
+        if stopped:
+            metrics["model_stopped"] = sum(stopped) / len(stopped)  # share of branch steps cut by the spread
         metrics.update(_mean_stats(stats))
         metrics.update(timer.totals)
         metrics["model_steps"] = self.model_steps
         metrics["model_updates"] = model_updates
         return IterationResult(obs, episodes, real_steps, metrics)
+
+    def model_share(self, return_error: float | None) -> float:
+        """``p``, the chance that an inner update uses model data: ``model_data_prob``, lowered by the
+        return-error guard when the model's predicted returns drift from the real ones."""
+        cfg, tolerance = self.config, self.config.return_error_tolerance
+        if tolerance is None or return_error is None:
+            return cfg.model_data_prob
+        return cfg.model_data_prob * min(1.0, max(0.0, (2 * tolerance - return_error) / tolerance))
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -152,3 +173,7 @@ def _check(dmpo: DMPOConfig) -> None:
             raise ValueError(f"dmpo.{key} must be >= 1, got {getattr(dmpo, key)}")
     if not 0.0 <= dmpo.model_data_prob <= 1.0:
         raise ValueError(f"dmpo.model_data_prob must be in [0, 1], got {dmpo.model_data_prob}")
+    for key in ("spread_threshold", "return_error_tolerance"):
+        value = getattr(dmpo, key)
+        if value is not None and value <= 0:
+            raise ValueError(f"dmpo.{key} must be > 0 or null (off), got {value}")

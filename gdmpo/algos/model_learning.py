@@ -7,7 +7,13 @@ with the lowest held-out error are the *elites*, and every branched rollout foll
 The error figures are the paper's model-error curves: the one-step state MSE on held-out real
 transitions, and the open-loop error after 1, 5 and T steps, where the model is fed the real actions
 and its own predicted states (every agent's prediction reaching its neighbours at each step), so the
-error compounds exactly as in a branched rollout.
+error compounds exactly as in a branched rollout. Beside them, ``model_return_error``: how far the
+return the model predicts over those T open-loop steps is from the real one (relative), which is what
+decides whether policy updates on model data help or mislead (DMPO's model-data guard reads it).
+
+:meth:`DynamicsEnsemble.step` can also return each copy's *disagreement*: the spread of the elites'
+predictions, in units of the typical one-step change of each feature; DMPO stops a branch where it is
+large (the model is guessing there).
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ class DynamicsEnsemble(nn.Module):
             raise ValueError(f"model.elites must be in [1, ensemble_size={config.ensemble_size}], got {config.elites}")
         self.config, self.num_agents, self.predict_done = config, num_agents, predict_done
         self.members = nn.ModuleList(
-            LocalDynamicsModel(obs_dim, action_space, config.hops, config.net, predict_done)
+            LocalDynamicsModel(obs_dim, action_space, config.hops, config.net, predict_done, config.reward_transform)
             for _ in range(config.ensemble_size))
         self.register_buffer("edge_index", edge_index)
         self.register_buffer("elites", torch.arange(num_elites))
@@ -80,6 +86,30 @@ class DynamicsEnsemble(nn.Module):
         return total / max(steps, 1)
 
     # ------------------------------------------------------------------ prediction
+    @torch.no_grad()
+    def step_with_spread(self, obs: torch.Tensor, actions: torch.Tensor,
+                         member_of_copy: torch.Tensor) -> tuple[Prediction, torch.Tensor]:
+        """:meth:`step`, plus each copy's disagreement ``[B]``: every elite predicts every copy, and the
+        spread is ``max_i mean_f std_k(ŝ'_{k,i,f}) / σ_f`` (σ_f: the std of feature f's one-step
+        change in the real data), the largest over agents of the elites' standard deviation."""
+        b, n, d = obs.shape
+        flat_actions = actions.reshape(b * n, *actions.shape[2:])
+        preds = [self.members[k].predict(obs.reshape(b * n, d), flat_actions, self.graph_of(b))
+                 for k in self.elites.tolist()]
+        next_all = torch.stack([p.next_obs.reshape(b, n, d) for p in preds])  # [K, B, n, d]
+        row_of_member = torch.full((len(self.members),), -1, dtype=torch.long, device=obs.device)
+        row_of_member[self.elites] = torch.arange(len(preds), device=obs.device)
+        order = row_of_member[member_of_copy]  # each copy's own elite, as a row of the stacks
+        rows = torch.arange(b, device=obs.device)
+        reward_all = torch.stack([p.reward.reshape(b, n) for p in preds])
+        done = None
+        if self.predict_done:
+            done = torch.stack([p.done_prob.reshape(b, n) for p in preds])[order, rows]
+        scale = self.members[int(self.elites[0])].delta_norm.var.sqrt().clamp(min=1e-6)
+        spread = (next_all.std(0, unbiased=False) / scale).mean(-1).amax(-1) if len(preds) > 1 \
+            else obs.new_zeros(b)
+        return Prediction(next_all[order, rows], reward_all[order, rows], done), spread
+
     @torch.no_grad()
     def step(self, obs: torch.Tensor, actions: torch.Tensor, member_of_copy: torch.Tensor | None = None) -> Prediction:
         """One model step for ``B`` copies: ``obs [B, n, d]``, env-form ``actions [B, n(, a)]``.
@@ -144,7 +174,8 @@ class DynamicsEnsemble(nn.Module):
 
     @torch.no_grad()
     def open_loop_errors(self, windows: dict[str, torch.Tensor]) -> dict[str, float]:
-        """State MSE after 1, 5 and T (the window length) open-loop steps of the best elite."""
+        """State MSE after 1, 5 and T (the window length) open-loop steps of the best elite, and the
+        relative error of the return it predicts over the window, ``mean|R̂_i − R_i| / mean|R_i|``."""
         length = windows["actions"].size(1)
         report: dict[int, list[str]] = {}
         for steps, name in ((1, "model_error_1"), (5, "model_error_5"), (length, "model_error_T")):
@@ -152,8 +183,13 @@ class DynamicsEnsemble(nn.Module):
                 report.setdefault(steps, []).append(name)
         obs = windows["obs"]
         errors: dict[str, float] = {}
+        predicted_return = torch.zeros_like(windows["rewards"][:, 0])
         for t in range(length):
-            obs = self.step(obs, windows["actions"][:, t]).next_obs
+            pred = self.step(obs, windows["actions"][:, t])
+            obs, predicted_return = pred.next_obs, predicted_return + pred.reward
             for name in report.get(t + 1, []):
                 errors[name] = float((obs - windows["next_obs"][:, t]).pow(2).mean())
+        real_return = windows["rewards"].sum(1)
+        errors["model_return_error"] = float((predicted_return - real_return).abs().mean()
+                                             / real_return.abs().mean().clamp(min=1e-8))
         return errors

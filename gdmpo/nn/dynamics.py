@@ -4,6 +4,12 @@ States pass through a κ_p-hop message-passing network, so agent i's embedding d
 ``s_{N_i^κ}`` only; its own action is joined afterwards (paper eq. 4: the model sees a_i, not the
 neighbours' actions). The head predicts the *change* of the local state and the reward (and a
 termination logit where the environment has terminal states), all in running-normalised units.
+
+Rewards can span six orders of magnitude in one task (CACC: squared errors near 0, a collision
+−1000 × the steps left), and a plain normalisation then sizes its unit by the rare huge values, so
+every ordinary step is predicted to within hundreds. With ``reward_transform="symlog"`` (DreamerV3's
+``sign(r) log(1 + |r|)``) the model fits symlog rewards and inverts the prediction, which keeps both
+ends accurate in relative terms.
 """
 
 from __future__ import annotations
@@ -30,6 +36,14 @@ class Prediction:
     done_prob: torch.Tensor | None
 
 
+def symlog(x: torch.Tensor) -> torch.Tensor:
+    return torch.sign(x) * torch.log1p(x.abs())
+
+
+def symexp(x: torch.Tensor) -> torch.Tensor:
+    return torch.sign(x) * torch.expm1(x.abs())
+
+
 class LocalDynamicsModel(nn.Module):
     """Predicts each agent's next local state and reward from its κ-hop states and its own action.
 
@@ -39,12 +53,16 @@ class LocalDynamicsModel(nn.Module):
         hops: κ_p.
         net: widths (``hidden[0]`` for the graph layers and the action join) and activation.
         predict_done: also predict termination (environments with terminal states).
+        reward_transform: ``"none"`` or ``"symlog"`` (fit ``symlog(r)``; see the module doc).
     """
 
     def __init__(self, obs_dim: int, action_space: gym.spaces.Space, hops: int, net: NetworkConfig,
-                 predict_done: bool = False) -> None:
+                 predict_done: bool = False, reward_transform: str = "none") -> None:
         super().__init__()
+        if reward_transform not in ("none", "symlog"):
+            raise ValueError(f"reward_transform must be 'none' or 'symlog', got {reward_transform!r}")
         self.obs_dim, self.predict_done = obs_dim, predict_done
+        self.symlog_rewards = reward_transform == "symlog"
         layout = action_layout(action_space)
         self.discrete, self.action_dim = layout.discrete, layout.dim
         if not self.discrete:
@@ -70,11 +88,14 @@ class LocalDynamicsModel(nn.Module):
             return F.one_hot(actions.long(), self.action_dim).float()
         return (actions - self.action_centre) / self.action_half_range
 
+    def _reward_target(self, rewards: torch.Tensor) -> torch.Tensor:
+        return symlog(rewards) if self.symlog_rewards else rewards
+
     def update_normalizers(self, obs: torch.Tensor, next_obs: torch.Tensor, rewards: torch.Tensor) -> None:
         """Fold a batch of real transitions into the input and target statistics."""
         self.obs_norm.update(obs)
         self.delta_norm.update(next_obs - obs)
-        self.reward_norm.update(rewards)
+        self.reward_norm.update(self._reward_target(rewards))
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         """Raw head output ``[N, d + 1 (+ 1)]``: normalised Δs, normalised reward (, done logit)."""
@@ -88,6 +109,7 @@ class LocalDynamicsModel(nn.Module):
         d = self.obs_dim
         next_obs = obs + self.delta_norm.denormalize(out[:, :d])
         reward = self.reward_norm.denormalize(out[:, d])
+        reward = symexp(reward) if self.symlog_rewards else reward
         done = torch.sigmoid(out[:, d + 1]) if self.predict_done else None
         return Prediction(next_obs, reward, done)
 
@@ -98,7 +120,7 @@ class LocalDynamicsModel(nn.Module):
         out = self(obs, actions, edge_index)
         d = self.obs_dim
         state_loss = F.mse_loss(out[:, :d], self.delta_norm.normalize(next_obs - obs))
-        reward_loss = F.mse_loss(out[:, d], self.reward_norm.normalize(rewards))
+        reward_loss = F.mse_loss(out[:, d], self.reward_norm.normalize(self._reward_target(rewards)))
         total = state_loss + reward_weight * reward_loss
         parts = {"state_loss": state_loss.item(), "reward_loss": reward_loss.item()}
         if self.predict_done:

@@ -1,0 +1,167 @@
+"""The paper's Fig. 4 at 1e5 real steps: DMPO, DPPO, CPPO and IC3Net (and IA2C) on the five tasks, 3 seeds.
+
+Run (resumable: stop it at any time, run the same command again)::
+
+    python benchmarks/paper.py [--envs cacc-catchup ...] [--algos dmpo dppo ...] [--seeds 0 1 2]
+        [--steps 100000] [--episodes 16] [--jobs 1] [--out benchmarks/results/paper] [--summary-only]
+
+Each run trains ``configs/<env>/<algo>.yaml`` for ``--steps`` real environment steps into
+``<out>/runs/<env>/<algo>-s<seed>/`` (run directories are not committed: ``runs/`` holds checkpoints).
+A run with ``result.json`` is finished and skipped; one with a checkpoint resumes from it. When a run
+finishes, its final policy is evaluated for ``--episodes`` episodes without the training-only reward
+shaping, and ``result.json`` records that return with the run's training wall-clock.
+
+Then, from every finished run, it writes into ``<out>``: ``curves.csv`` (return vs real env steps per
+run), ``fig4.png`` (one panel per task, mean and min-max band over seeds per algorithm) and
+``summary.md`` (final return mean ± std over seeds, wall-clock, the real steps each algorithm's
+smoothed training curve needs to reach the task's threshold, and the DPPO/DMPO step ratio).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from common import run_jobs, write_curves, write_summary
+
+import gdmpo
+from gdmpo import config as cfg
+from gdmpo.plot import aggregate, read_curve
+from gdmpo.threads import available_cpus
+
+ENVS = ("cacc-catchup", "cacc-slowdown", "ring-attenuation", "figure-eight", "atsc-grid5x5")
+ALGOS = ("dmpo", "dppo", "cppo", "ic3net")
+#: team-return thresholds for "steps to reach": about a tenth of the way from random play to the best
+#: policies measured here (CACC: no collision; ring and figure eight: well above the stop-and-go
+#: baseline; the 5x5 grid: better than max-pressure's -1 057)
+THRESHOLDS = {"cacc-catchup": -1.0e5, "cacc-slowdown": -3.0e5, "ring-attenuation": 200.0,
+              "figure-eight": 1.5e5, "atsc-grid5x5": -1.0e3}
+
+
+def run_dir(out: Path, env: str, algo: str, seed: int) -> Path:
+    return out / "runs" / env / f"{algo}-s{seed}"
+
+
+def train_resumable(job: dict[str, Any]) -> dict[str, Any]:
+    """Finish one run (fresh, or resumed from its checkpoint), evaluate it once, record ``result.json``."""
+    directory = Path(job["run_dir"])
+    result_file = directory / "result.json"
+    if result_file.exists():
+        return json.loads(result_file.read_text())
+    start = time.perf_counter()
+    if (directory / "checkpoints" / "last.pt").exists():
+        trainer = gdmpo.Trainer.resume(directory)
+    else:
+        config = cfg.load(f"configs/{job['env']}/{job['algo']}.yaml", {"seed": job["seed"], "threads": job["threads"]})
+        trainer = gdmpo.Trainer(config, directory)
+    try:
+        summary = trainer.train(job["steps"], progress=False)
+    finally:
+        trainer.close()
+    evaluation = gdmpo.evaluate(directory / "checkpoints/last.pt", episodes=job["episodes"], seed=1000 + job["seed"])
+    result = {"env": job["env"], "name": job["algo"], "seed": job["seed"], "run_dir": str(directory),
+              "env_steps": summary["env_steps"], "train_s": summary["wall_s"],
+              "final_return": evaluation["mean_return"], "final_std": evaluation["std_return"],
+              "traffic": evaluation.get("traffic"), "session_s": time.perf_counter() - start}
+    result_file.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def steps_to_threshold(directory: str, threshold: float, window: int = 3) -> float:
+    """First real env step at which the mean of the last ``window`` logged returns reaches ``threshold``."""
+    steps, returns = read_curve(directory)
+    for i in range(window - 1, len(returns)):
+        if np.mean(returns[i + 1 - window:i + 1]) >= threshold:
+            return float(steps[i])
+    return math.nan
+
+
+def summary_lines(results: list[dict[str, Any]], steps: int) -> list[str]:
+    lines = [f"# Paper runs: {steps:.0e} real env steps per run", "",
+             "Final return: the last policy, evaluated for 16 episodes without training-only reward shaping "
+             "(mean ± std over seeds). Steps to threshold: first real step at which the mean of three logged "
+             "training returns reaches the task's threshold (mean over the seeds that reach it). Wall-clock: "
+             "training time of one run on this 2-core machine (mean over seeds).", ""]
+    for env in sorted({r["env"] for r in results}):
+        rows = [r for r in results if r["env"] == env]
+        threshold = THRESHOLDS.get(env, math.nan)
+        lines += [f"## {env} (threshold {threshold:g})", "",
+                  "| algorithm | seeds | final return | steps to threshold (seeds reaching it) | wall-clock per run |",
+                  "| --- | --- | --- | --- | --- |"]
+        reach: dict[str, float] = {}
+        for algo in sorted({r["name"] for r in rows}):
+            runs = sorted((r for r in rows if r["name"] == algo), key=lambda r: r["seed"])
+            finals = np.array([r["final_return"] for r in runs])
+            hits = [s for s in (steps_to_threshold(r["run_dir"], threshold) for r in runs) if not math.isnan(s)]
+            reach[algo] = float(np.mean(hits)) if hits else math.nan
+            lines.append(f"| {algo} | {', '.join(str(r['seed']) for r in runs)} | {finals.mean():.4g} ± "
+                         f"{finals.std():.3g} | {reach[algo]:.3g} ({len(hits)}/{len(runs)}) | "
+                         f"{np.mean([r['train_s'] for r in runs]):.0f} s |")
+        if "dmpo" in reach and "dppo" in reach:
+            lines += ["", f"DPPO / DMPO real steps to threshold: {reach['dppo'] / reach['dmpo']:.2f}"]
+        lines.append("")
+    return lines
+
+
+def plot_fig4(results: list[dict[str, Any]], path: Path) -> None:
+    """One panel per task: return vs real env steps, mean and min-max band over seeds per algorithm."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    envs = sorted({r["env"] for r in results})
+    fig, axes = plt.subplots(1, len(envs), figsize=(4.2 * len(envs), 3.4), squeeze=False)
+    for ax, env in zip(axes[0], envs):
+        for algo in sorted({r["name"] for r in results if r["env"] == env}):
+            curves = [read_curve(r["run_dir"]) for r in results if r["env"] == env and r["name"] == algo]
+            grid, mean, low, high = aggregate(curves)
+            line, = ax.plot(grid, mean, label=algo)
+            ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2)
+        ax.set_title(env)
+        ax.set_xlabel("real env steps")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("team return per episode")
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--envs", nargs="+", default=list(ENVS))
+    parser.add_argument("--algos", nargs="+", default=list(ALGOS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=100_000)
+    parser.add_argument("--episodes", type=int, default=16)
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once (threads are split between them)")
+    parser.add_argument("--out", default="benchmarks/results/paper")
+    parser.add_argument("--summary-only", action="store_true", help="only rewrite the files from finished runs")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    threads = max(1, available_cpus() // args.jobs)
+    jobs = [{"env": e, "algo": a, "seed": s, "steps": args.steps, "episodes": args.episodes, "threads": threads,
+             "run_dir": str(run_dir(out, e, a, s))} for e in args.envs for a in args.algos for s in args.seeds]
+    done = [j for j in jobs if (Path(j["run_dir"]) / "result.json").exists()]
+    todo = [] if args.summary_only else [j for j in jobs if j not in done]
+    print(f"{len(done)} of {len(jobs)} runs finished; {len(todo)} to run", flush=True)
+    if todo:
+        run_jobs(todo, args.jobs, train_resumable)
+    results = [json.loads((Path(j["run_dir"]) / "result.json").read_text()) for j in jobs
+               if (Path(j["run_dir"]) / "result.json").exists()]
+    if results:
+        write_curves(results, out / "curves.csv")
+        plot_fig4(results, out / "fig4.png")
+        write_summary(summary_lines(results, args.steps), out)
+    return results
+
+
+if __name__ == "__main__":
+    main()
