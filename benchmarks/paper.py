@@ -120,6 +120,9 @@ def plot_fig4(results: list[dict[str, Any]], path: Path) -> None:
     for ax, env in zip(axes[0], envs):
         for algo in sorted({r["name"] for r in results if r["env"] == env}):
             curves = [read_curve(r["run_dir"]) for r in results if r["env"] == env and r["name"] == algo]
+            curves = [c for c in curves if len(c[0])]
+            if not curves:  # no episode finished yet
+                continue
             grid, mean, low, high = aggregate(curves)
             line, = ax.plot(grid, mean, label=algo)
             ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2)
