@@ -38,9 +38,9 @@ def evaluate_controller(env_id: str, name: str, episodes: int, seed: int, num_en
 
 
 def row(name: str, returns: list[float], traffic: list[dict], note: str) -> str:
-    mean = {key: np.mean([t[key] for t in traffic]) for key in ("trip_time", "delay", "waiting_time", "trips")}
+    mean = {key: np.mean([t[key] for t in traffic]) for key in ("trip_time", "delay", "waiting_time", "arrived")}
     return (f"| {name} | {np.mean(returns):.5g} ± {np.std(returns):.2g} | {mean['trip_time']:.1f} | "
-            f"{mean['delay']:.1f} | {mean['waiting_time']:.1f} | {mean['trips']:.0f} | {note} |")
+            f"{mean['delay']:.1f} | {mean['waiting_time']:.1f} | {mean['arrived']:.0f} | {note} |")
 
 
 def main() -> None:
@@ -64,7 +64,7 @@ def main() -> None:
              f"classical controllers; {args.episodes} evaluation episodes each, seed 1000 + training seed.", ""]
     for algo, overrides in sets.items():
         lines.append(f"overrides for {algo}: {overrides}")
-    lines += ["", "| policy | team return | trip time (s) | delay (s) | waiting (s) | trips | note |",
+    lines += ["", "| policy | team return | trip time, all vehicles (s) | delay, all vehicles (s) | waiting (s) | arrived | note |",
               "| --- | --- | --- | --- | --- | --- | --- |"]
     for algo in args.algos:
         mine = [r for r in results if r["algo"] == algo]

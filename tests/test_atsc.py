@@ -121,11 +121,13 @@ def test_shipped_5x5_grid_with_peak_hour_flows():
         for _ in range(40):  # 200 s of the schedule: flows 1-2 are on the roads
             obs, reward, _, _, _ = env.step(torch.zeros(1, 25, dtype=torch.long))
         figures = env.traffic_metrics()[0]
-        assert figures["vehicles"] > 10 and obs.sum() > 0
-        assert figures["trips"] > 0 and figures["trip_time"] >= figures["delay"] >= figures["waiting_time"] >= 0
+        assert figures["in_network"] > 10 and obs.sum() > 0
+        assert figures["arrived"] > 0 and figures["waiting_time"] >= 0
+        assert figures["trip_time"] + figures["insertion_delay"] >= figures["delay"] >= figures["insertion_delay"]
+        assert figures["departed"] == figures["arrived"] + figures["in_network"]
         for _ in range(80):  # to the end of the 600 s episode: its figures are kept through the reset
             env.step(torch.zeros(1, 25, dtype=torch.long))
-        assert env.episode_traffic[0]["trips"] >= figures["trips"]
+        assert env.episode_traffic[0]["arrived"] >= figures["arrived"]
 
 
 def test_classical_controllers_follow_their_rules():

@@ -95,3 +95,57 @@ def test_graph_command_prints_agents_and_draws_the_network(tmp_path, capsys):
     assert (tmp_path / "net.png").stat().st_size > 10_000
     assert main(["graph", str(tmp_path / "none.net.xml")]) == 2
     assert "none.net.xml: no such SUMO network file" in capsys.readouterr().err
+
+
+def maze_between_arterials(tmp_path):
+    """Two lit arterials (A at y = 0, B at y = 400, lights every 200 m) joined only by a maze of unlit
+    side streets that leave them between the lights."""
+    nodes = [(f"A{k}", 200 * k, 0, "traffic_light") for k in range(3)]
+    nodes += [(f"B{k}", 200 * k, 400, "traffic_light") for k in range(3)]
+    nodes += [(f"a{k}", 200 * k + 100, 0, "priority") for k in range(2)]  # side-street mouths on A
+    nodes += [(f"b{k}", 200 * k + 100, 400, "priority") for k in range(2)]
+    nodes += [("Aw", -150, 0, "priority"), ("Ae", 550, 0, "priority"), ("Bw", -150, 400, "priority"),
+              ("Be", 550, 400, "priority")]
+    nodes += [(f"m{i}{j}", 100 + 200 * i, 130 * (j + 1), "priority") for i in range(2) for j in range(2)]
+    edges = [("Aw", "A0"), ("A0", "a0"), ("a0", "A1"), ("A1", "a1"), ("a1", "A2"), ("A2", "Ae"),
+             ("Bw", "B0"), ("B0", "b0"), ("b0", "B1"), ("B1", "b1"), ("b1", "B2"), ("B2", "Be"),
+             ("a0", "m00"), ("m00", "m01"), ("m01", "b0"), ("a1", "m10"), ("m10", "m11"), ("m11", "b1"),
+             ("m00", "m10"), ("m01", "m11")]
+    return netconvert(tmp_path, nodes, edges)
+
+
+def test_road_rule_follows_roads_not_side_streets(tmp_path):
+    net = maze_between_arterials(tmp_path)
+    road = G.from_sumo(net)
+    names = road.names
+    pairs = {tuple(sorted((names[u], names[v]))) for u, v in road.edge_index.t().tolist()}
+    assert pairs == {("A0", "A1"), ("A1", "A2"), ("B0", "B1"), ("B1", "B2")}
+    assert road.neighbour_rule == "road"
+    anywhere = G.from_sumo(net, neighbours="any-path")
+    wide = {tuple(sorted((names[u], names[v]))) for u, v in anywhere.edge_index.t().tolist()}
+    assert pairs < wide and ("A1", "B1") in wide  # through the maze, every light reaches the other arterial
+    short = G.from_sumo(net, max_distance=150)  # lights 200 m apart are out of reach
+    assert short.edge_index.size(1) == 0
+    with pytest.raises(ValueError, match="neighbours must be one of"):
+        G.from_sumo(net, neighbours="nearest")
+
+
+def test_road_rule_on_irregular_generated_networks(tmp_path):
+    """netgenerate's random networks with guessed lights: the road rule never links more lights than a
+    junction has roads, never more than the any-path rule, and keeps every linked pair joined by roads."""
+    for seed in (1, 2):
+        out = tmp_path / f"rand{seed}.net.xml"
+        subprocess.run([sumo_binary("netgenerate"), "--rand", "--rand.iterations", "80", "--seed", str(seed),
+                        "--tls.guess", "--tls.guess.threshold", "20", "-o", str(out)], check=True, capture_output=True)
+        road, anywhere = G.from_sumo(out), G.from_sumo(out, neighbours="any-path")
+        assert road.num_nodes > 5
+        import sumolib
+
+        net = sumolib.net.readNet(str(out))
+        degree = torch.bincount(road.edge_index[0], minlength=road.num_nodes)
+        for i, nodes in enumerate(road.junctions):
+            roads = {e.getID() for n in nodes for e in [*net.getNode(n).getIncoming(), *net.getNode(n).getOutgoing()]}
+            assert degree[i] <= len(roads)
+        road_pairs = set(map(tuple, road.edge_index.t().tolist()))
+        assert road_pairs <= set(map(tuple, anywhere.edge_index.t().tolist()))
+        G.validate_graph(road)

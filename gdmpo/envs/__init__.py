@@ -12,7 +12,7 @@ list = registered  # noqa: A001 - ``gdmpo.envs.list()`` is the documented spelli
 
 register("cacc-catchup", CACCEnv, "CACC Catch-up: 8-vehicle platoon, vehicle 1 starts far behind", scenario="catchup")
 register("cacc-slowdown", CACCEnv, "CACC Slow-down: 8-vehicle platoon behind a decelerating leader", scenario="slowdown")
-register("atsc", ATSCEnv, "Traffic signal control on SUMO for any .net.xml (options: net_file=, route_file=)")
+register("atsc", ATSCEnv, "Traffic signal control on SUMO for any .net.xml (options: net_file=, route_file=, sumocfg=, begin=, warmup_seconds=, scale=)")
 for _size in (3, 5, 10):
     register(f"atsc-grid{_size}x{_size}", atsc_grid(_size),
              f"Traffic signal control on the {_size}x{_size} grid (graphs/) with its peak-hour flows")

@@ -1,8 +1,15 @@
 """Communication graphs of traffic-signal agents read from a SUMO road network (``.net.xml``).
 
-Every traffic light (a ``tlLogic``, which may drive several joined junctions) is one agent. Two agents
-are neighbours when a road links them, directly or through junctions without lights: a walk along
-edges (either direction) from one light's junctions reaches the other's before any third light.
+Every traffic light (a ``tlLogic``, which may drive several joined junctions) is one agent. Which lights
+are neighbours is a rule (``neighbours=``):
+
+- ``"road"`` (default): from each road that leaves or enters a light, follow that road through unlit
+  junctions (straight on, as SUMO's connections say; a bend with one way on is followed too) until it
+  meets a light, within ``max_distance`` metres. Side streets are not followed, so a light's degree is
+  at most the number of roads at its junction: on real cities this is the benchmarks' local graph.
+- ``"any-path"``: any walk along edges (either direction) through unlit junctions that reaches another
+  light before a third one. In a city the side streets join almost everything, so this gives nearly
+  complete graphs; it is kept for grids and for comparison.
 Each node keeps what a signal controller needs to know about itself:
 
 - ``names``: the traffic-light ids, in agent order (sorted, so the order is reproducible);
@@ -66,8 +73,16 @@ def _check_network_root(path: Path) -> None:
         raise GraphError(f"{path}: not a SUMO network: its root element is <{root.tag}>, not <net>{hint}")
 
 
-def from_sumo(net_file: str | os.PathLike[str]) -> Data:
+NEIGHBOUR_RULES = ("road", "any-path")
+
+
+def from_sumo(net_file: str | os.PathLike[str], neighbours: str = "road", max_distance: float = 1000.0) -> Data:
     """Read the signal agents of a SUMO network and link those a road joins (see the module doc).
+
+    Args:
+        net_file: a SUMO ``.net.xml``.
+        neighbours: the neighbour rule, ``"road"`` or ``"any-path"``.
+        max_distance: with ``"road"``, the longest road walk (m) that still links two lights.
 
     Raises:
         FileNotFoundError: the file does not exist.
@@ -76,6 +91,10 @@ def from_sumo(net_file: str | os.PathLike[str]) -> Data:
     """
     import sumolib
 
+    if neighbours not in NEIGHBOUR_RULES:
+        raise ValueError(f"neighbours must be one of {', '.join(NEIGHBOUR_RULES)}, got {neighbours!r}")
+    if max_distance <= 0:
+        raise ValueError(f"max_distance must be > 0 m, got {max_distance}")
     path = Path(net_file)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such SUMO network file")
@@ -122,12 +141,75 @@ def from_sumo(net_file: str | os.PathLike[str]) -> Data:
         for in_lane, out_lane, link_index in links:
             by_index.setdefault(link_index, (in_lane.getID(), out_lane.getID()))
         link_lanes.append([by_index.get(k, ("", "")) for k in range(len(greens[0]))])
-    edges = sorted(_road_neighbours(net, junctions, owner))
+    if neighbours == "road":
+        edges = sorted(_along_roads(net, junctions, owner, max_distance))
+    else:
+        edges = sorted(_road_neighbours(net, junctions, owner))
     graph = from_edges(edges, len(names), pos=torch.stack(positions), names=names)
     graph.junctions, graph.lanes, graph.phases, graph.programs = junctions, lanes, phases, programs
     graph.green_seconds, graph.links, graph.lane_lengths = durations, link_lanes, lengths
-    graph.source = str(path)
+    graph.source, graph.neighbour_rule = str(path), neighbours
     return graph
+
+
+def _along_roads(net, junctions: list[list[str]], owner: dict[str, int], max_distance: float) -> set[tuple[int, int]]:
+    """Pairs of lights one road joins: each road at a light is followed, straight on through unlit
+    junctions, to the first light it meets (``"road"`` rule; see the module doc)."""
+    pairs: set[tuple[int, int]] = set()
+    for agent, nodes in enumerate(junctions):
+        own = set(nodes)
+        for node_id in nodes:
+            node = net.getNode(node_id)
+            starts = [(edge, True) for edge in node.getOutgoing()] + [(edge, False) for edge in node.getIncoming()]
+            for edge, forward in starts:
+                far = edge.getToNode() if forward else edge.getFromNode()
+                if far.getID() in own:
+                    continue  # an edge inside the light's own cluster
+                other = _follow_road(edge, forward, owner, max_distance)
+                if other is not None and other != agent:
+                    pairs.add((min(agent, other), max(agent, other)))
+    return pairs
+
+
+def _follow_road(edge, forward: bool, owner: dict[str, int], max_distance: float) -> int | None:
+    """The light at the end of the road that starts with ``edge`` (walked with or against its
+    direction), or None when the road ends, turns off, or runs past ``max_distance``."""
+    walked, visited = 0.0, set()
+    while edge.getID() not in visited:
+        visited.add(edge.getID())
+        walked += edge.getLength()
+        if walked > max_distance:
+            return None
+        node = edge.getToNode() if forward else edge.getFromNode()
+        if node.getID() in owner:
+            return owner[node.getID()]
+        edge = _continuation(edge, forward)
+        if edge is None:
+            return None
+    return None
+
+
+def _continuation(edge, forward: bool):
+    """The edge that continues ``edge`` straight on through its far junction, or None.
+
+    Forward: the outgoing edge SUMO connects with direction ``s``; backward: the incoming edge whose
+    connection to ``edge`` is ``s``. A junction with exactly one way on besides turning back (a bend,
+    a geometry node) continues that way whatever its direction.
+    """
+    if forward:
+        node, back = edge.getToNode(), edge.getFromNode()
+        options = [(out, {c.getDirection() for c in conns}) for out, conns in edge.getOutgoing().items()]
+    else:
+        node, back = edge.getFromNode(), edge.getToNode()
+        options = [(inc, {c.getDirection() for c in inc.getOutgoing().get(edge, [])}) for inc in node.getIncoming()]
+        options = [(inc, dirs) for inc, dirs in options if dirs]
+    ways = [(e, dirs) for e, dirs in options if (e.getToNode() if forward else e.getFromNode()) != back]
+    straight = [e for e, dirs in ways if "s" in dirs]
+    if len(straight) == 1:
+        return straight[0]
+    if len(ways) == 1:
+        return ways[0][0]
+    return None
 
 
 def _road_neighbours(net, junctions: list[list[str]], owner: dict[str, int]) -> set[tuple[int, int]]:

@@ -13,6 +13,11 @@ on the links that lose right of way, then 3 s of the new phase (spec/environment
 - Reward of agent i: −Σ over its incoming lanes of the halting vehicles (at most 10 counted per lane),
   minus ``wait_weight`` × the summed waiting time of the lanes' first vehicles.
 
+The scenario (network, one or more route files or a ``.sumocfg``, the time window with a warm-up,
+demand scale) is resolved by :mod:`gdmpo.envs.sumo.scenario`. Each episode's traffic figures
+(``episode_traffic``) count every vehicle, not only those that finished: see
+:meth:`ATSCSimulation.metrics`.
+
 Each copy runs in its own worker process (libsumo allows one simulation per process); see
 :mod:`gdmpo.envs.sumo.workers`.
 """
@@ -31,6 +36,7 @@ import torch
 
 from gdmpo.envs.base import ActionError
 from gdmpo.envs.sumo.base import SumoSimulation, SumoVecEnv, timed_step
+from gdmpo.envs.sumo.scenario import Scenario, first_departure, make_scenario
 from gdmpo.envs.sumo.workers import SumoError
 from gdmpo.graph.sumo import from_sumo
 
@@ -45,18 +51,22 @@ class ATSCSimulation(SumoSimulation):
 
     def __init__(self, spec: dict[str, Any]) -> None:
         super().__init__(spec)
+        self.scenario: Scenario = spec["scenario"]
         self.current: list[str] = []
         self.time = 0.0
+        self.departed = self.arrived = 0
 
     # ------------------------------------------------------------------ episode
     def reset(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        spec = self.spec
-        routes = spec["route_file"] or self._random_trips(seed)
-        self.start(["-n", spec["net_file"], "-r", routes, "--seed", str(seed), "--begin", "0",
+        spec, scenario = self.spec, self.scenario
+        routes = scenario.route_files or [self._random_trips(seed)]
+        self.start([*scenario.sumo_args(routes), "--seed", str(seed),
                     "--step-length", "1", "--time-to-teleport", str(spec["teleport_seconds"]),
                     "--tripinfo-output", os.devnull,  # enables SUMO's trip statistics without writing them
                     *spec["sumo_options"]])
-        self.time = 0.0
+        self.time, self.departed, self.arrived = scenario.begin, 0, 0
+        if scenario.warmup_seconds:  # the network's own programmes run until control starts
+            self._advance(scenario.warmup_seconds)
         self.current = [phases[0] for phases in spec["phases"]]
         for tls, state in zip(spec["tls_ids"], self.current):
             self.sim.trafficlight.setRedYellowGreenState(tls, state)
@@ -85,8 +95,17 @@ class ATSCSimulation(SumoSimulation):
         return self._observe()
 
     def _advance(self, seconds: float) -> None:
-        self.time += seconds
-        self.sim.simulationStep(self.time)
+        for _ in range(int(round(seconds))):  # second by second: departures and arrivals are per step
+            self.time += 1.0
+            self.sim.simulationStep(self.time)
+            self.departed += self.sim.simulation.getDepartedNumber()
+            self.arrived += self.sim.simulation.getArrivedNumber()
+        if self.time >= self.scenario.end - 0.5 and self.departed == 0:
+            first = first_departure(self.scenario.route_files)
+            routes = ", ".join(os.path.basename(r) for r in self.scenario.route_files) or "the random trips"
+            raise SumoError(f"no vehicle departed in the window {self.scenario.window()} from {routes}"
+                            + (f", whose first departure is at {first:g} s" if first is not None else "")
+                            + "; set begin (or the sumocfg's <begin>) to where the traffic is")
 
     # ------------------------------------------------------------------ measurements
     def _observe(self) -> tuple[np.ndarray, np.ndarray]:
@@ -115,17 +134,41 @@ class ATSCSimulation(SumoSimulation):
         return [self.sim.trafficlight.getRedYellowGreenState(tls) for tls in self.spec["tls_ids"]]
 
     def metrics(self) -> dict[str, float]:
-        """Traffic figures of the episode so far, for reports: vehicles now in the network, trips
-        completed, and SUMO's means over completed trips of trip time, delay (time lost to driving
-        below the allowed speed) and waiting time, in seconds."""
+        """Traffic figures of the episode so far, counting every vehicle, not only finished trips.
+
+        A policy that leaves vehicles stuck must not look better than one that clears them, so the
+        leading figures average over all vehicles that departed, with the time so far for those
+        still driving: ``delay`` (time lost to driving below the allowed speed, plus the insertion
+        delay of waiting to enter), ``trip_time``, and ``waiting_time`` (mean s per vehicle). Also:
+        ``departed``, ``arrived``, ``in_network`` and ``waiting_to_insert`` at the end,
+        ``insertion_delay`` (mean s), ``total_waiting`` (vehicle-seconds stopped) and ``throughput``
+        (arrivals per hour of control). ``*_completed`` are SUMO's means over finished trips only.
+        """
         if not self.running:
             return {}
-        stat = self.sim.simulation.getParameter
-        return {"vehicles": float(len(self.sim.vehicle.getIDList())),
-                "trips": float(stat("", "device.tripinfo.count")),
-                "trip_time": float(stat("", "device.tripinfo.duration")),
-                "delay": float(stat("", "device.tripinfo.timeLoss")),
-                "waiting_time": float(stat("", "device.tripinfo.waitingTime"))}
+        sim, stat = self.sim, self.sim.simulation.getParameter
+        done = int(stat("", "device.tripinfo.count"))
+        means = {key: float(stat("", f"device.tripinfo.{key}")) if done else 0.0
+                 for key in ("duration", "timeLoss", "waitingTime", "departDelay")}
+        running = sim.vehicle.getIDList()
+        now = sim.simulation.getTime()
+        trip = sum(now - sim.vehicle.getDeparture(v) for v in running)
+        lost = sum(sim.vehicle.getTimeLoss(v) for v in running)
+        waited = sum(sim.vehicle.getAccumulatedWaitingTime(v) for v in running)
+        inserted_late = sum(sim.vehicle.getDepartDelay(v) for v in running)
+        vehicles = done + len(running)
+        per_vehicle = max(vehicles, 1)
+        hours = max(now - self.scenario.control_start, 1.0) / 3600
+        total_waiting = done * means["waitingTime"] + waited
+        insertion = done * means["departDelay"] + inserted_late
+        return {"delay": (done * means["timeLoss"] + lost + insertion) / per_vehicle,
+                "trip_time": (done * means["duration"] + trip) / per_vehicle,
+                "waiting_time": total_waiting / per_vehicle,
+                "departed": float(vehicles), "arrived": float(done), "in_network": float(len(running)),
+                "waiting_to_insert": float(len(sim.simulation.getPendingVehicles())),
+                "insertion_delay": insertion / per_vehicle, "total_waiting": total_waiting,
+                "throughput": done / hours,
+                "trip_time_completed": means["duration"], "delay_completed": means["timeLoss"]}
 
     def _random_trips(self, seed: int) -> str:
         """Trips between random edges at the configured rate, generated by SUMO's randomTrips tool."""
@@ -135,7 +178,7 @@ class ATSCSimulation(SumoSimulation):
         if not os.path.exists(out):
             tool = Path(sumo.SUMO_HOME) / "tools" / "randomTrips.py"
             cmd = [sys.executable, str(tool), "-n", self.spec["net_file"], "-o", out, "--seed", str(seed),
-                   "--begin", "0", "--end", str(self.spec["episode_seconds"]), "--period",
+                   "--begin", f"{self.scenario.begin:g}", "--end", f"{self.scenario.end:g}", "--period",
                    str(self.spec["trip_period"]), "--fringe-factor", "10", "--validate",
                    "--route-file", os.path.join(self.workdir, f"routes-{seed}.rou.xml")]
             env = {**os.environ, "SUMO_HOME": sumo.SUMO_HOME}
@@ -150,11 +193,16 @@ class ATSCEnv(SumoVecEnv):
     """``B`` copies of a signalised SUMO network, each in its own worker process.
 
     Args:
-        net_file: SUMO ``.net.xml`` with traffic lights.
-        route_file: routes or flows; None generates random trips (``trip_period`` seconds apart,
-            seeded per episode) with SUMO's randomTrips tool.
+        net_file: SUMO ``.net.xml`` with traffic lights (or from ``sumocfg``).
+        route_file: routes or flows: one path, several (a list or comma-separated), or None to
+            generate random trips (``trip_period`` seconds apart, seeded per episode) with randomTrips.
+        sumocfg: a ``.sumocfg`` to take the network, route files, begin and end from.
+        begin: simulated time SUMO starts at (s); ``warmup_seconds``: the network's own programmes
+            run that long before the agents take control.
+        end, episode_seconds: when control ends, or for how long it runs (default 3600 s).
+        scale: demand scale (SUMO's ``--scale``).
+        neighbours, neighbour_distance: the neighbour rule of :func:`gdmpo.graph.from_sumo`.
         control_interval, yellow_seconds: seconds per decision, of which yellow on a phase change.
-        episode_seconds: simulated seconds per episode (truncation).
         observe_wait: add each lane's first-vehicle waiting time to the observation.
         wait_weight: reward weight of the waiting time (0: queue reward only).
         backend: ``libsumo`` (fast, default) or ``traci``.
@@ -164,20 +212,24 @@ class ATSCEnv(SumoVecEnv):
     simulation_class = ATSCSimulation
 
     def __init__(self, num_envs: int = 1, seed: int | None = None, device: str | torch.device = "cpu", *,
-                 net_file: str | os.PathLike[str], route_file: str | os.PathLike[str] | None = None,
+                 net_file: str | os.PathLike[str] | None = None, route_file: Any = None,
+                 sumocfg: str | os.PathLike[str] | None = None, begin: float | None = None, end: float | None = None,
+                 episode_seconds: int | None = None, warmup_seconds: float = 0.0, scale: float = 1.0,
+                 neighbours: str = "road", neighbour_distance: float = 1000.0,
                  trip_period: float = 2.0, control_interval: int = 5, yellow_seconds: int = 2,
-                 episode_seconds: int = 3600, wave_distance: float = 50.0, wave_scale: float = 5.0,
+                 wave_distance: float = 50.0, wave_scale: float = 5.0,
                  obs_clip: float = 2.0, max_halting: int = 10, observe_wait: bool = False, wait_scale: float = 60.0,
                  wait_weight: float = 0.0, teleport_seconds: int = 600, backend: str = "libsumo",
                  sumo_options: tuple[str, ...] = ()) -> None:
         super().__init__(num_envs, seed, device)
         if not 0 <= yellow_seconds < control_interval:
             raise ValueError(f"yellow_seconds must be in [0, control_interval={control_interval}), got {yellow_seconds}")
-        if route_file is not None and not Path(route_file).is_file():
-            raise FileNotFoundError(f"{route_file}: no such route file")
-        self.graph = from_sumo(net_file)
+        scenario = make_scenario(net_file, route_file, sumocfg, begin, end, episode_seconds, warmup_seconds, scale,
+                                 sumo_options)
+        self.scenario = scenario
+        self.graph = from_sumo(scenario.net_file, neighbours, neighbour_distance)
         self.num_agents = self.graph.num_nodes
-        self.max_episode_steps = episode_seconds // control_interval
+        self.max_episode_steps = int(scenario.episode_seconds // control_interval)
         self.control_interval = control_interval
         self.has_terminal_states = False
         lanes, phases = self.graph.lanes, self.graph.phases
@@ -192,11 +244,10 @@ class ATSCEnv(SumoVecEnv):
         self.observation_space = gym.spaces.Box(0.0, obs_clip, (width,), dtype=np.float32)
         self.action_space = gym.spaces.Discrete(self.max_phases)
         spec = {
-            "net_file": str(Path(net_file).resolve()), "route_file": None if route_file is None else str(Path(route_file).resolve()),
-            "tls_ids": list(self.graph.names), "lanes": lanes, "phases": phases,
+            "scenario": scenario, "net_file": scenario.net_file, "tls_ids": list(self.graph.names), "lanes": lanes, "phases": phases,
             "lane_lengths": self.graph.lane_lengths,
             "max_lanes": self.max_lanes, "control_interval": control_interval, "yellow_seconds": yellow_seconds,
-            "episode_seconds": episode_seconds, "wave_distance": wave_distance, "wave_scale": wave_scale,
+            "wave_distance": wave_distance, "wave_scale": wave_scale,
             "obs_clip": obs_clip, "max_halting": max_halting, "observe_wait": observe_wait, "wait_scale": wait_scale,
             "wait_weight": wait_weight, "teleport_seconds": teleport_seconds, "trip_period": trip_period,
             "backend": backend, "sumo_options": list(sumo_options),

@@ -1,0 +1,169 @@
+"""What a user brings, turned into one SUMO run's start arguments: network, routes, time window, demand.
+
+Real scenarios start at the hour they model (07:00 = 25 200 s is common) and come as a ``.net.xml``
+with one or more route files, or as a ``.sumocfg`` that names them and the window. A
+:class:`Scenario` holds the resolved result:
+
+    SUMO starts at ``begin`` → the network's own signal programmes run for ``warmup_seconds`` →
+    the agents control from ``control_start = begin + warmup`` for ``episode_seconds`` (until ``end``).
+
+Explicit options override what a ``.sumocfg`` says. The window, the demand ``scale`` and the files are
+set here only: passing ``--begin``, ``--end``, ``--scale``, ``-n``, ``-r`` or ``-c`` through
+``sumo_options`` is refused with the option to use instead. A window that ends before the route files'
+first departure is refused when the environment is made, naming both.
+"""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+#: SUMO options a scenario owns, and the gdmpo option to use instead
+OWNED_OPTIONS = {"--begin": "begin", "-b": "begin", "--end": "end or episode_seconds", "-e": "end or episode_seconds",
+                 "--scale": "scale", "-n": "net_file", "--net-file": "net_file", "-r": "route_file",
+                 "--route-files": "route_file", "-c": "sumocfg", "--configuration-file": "sumocfg"}
+_DEPARTING = ("vehicle", "trip", "flow", "person", "personFlow", "container")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One scenario's resolved inputs (see the module doc); times in simulated seconds."""
+
+    net_file: str
+    route_files: tuple[str, ...]  # empty: random trips are generated per episode
+    begin: float = 0.0
+    warmup_seconds: float = 0.0
+    episode_seconds: float = 3600.0
+    scale: float = 1.0
+
+    @property
+    def control_start(self) -> float:
+        return self.begin + self.warmup_seconds
+
+    @property
+    def end(self) -> float:
+        return self.control_start + self.episode_seconds
+
+    def window(self) -> str:
+        return (f"{self.begin:g}-{self.end:g} s" + (f" (control from {self.control_start:g} s)"
+                                                    if self.warmup_seconds else ""))
+
+    def sumo_args(self, route_files: Sequence[str] | None = None) -> list[str]:
+        """``-n``, ``-r``, ``--begin`` and ``--scale`` for SUMO (``route_files`` replaces the scenario's)."""
+        routes = list(self.route_files if route_files is None else route_files)
+        return ["-n", self.net_file, "-r", ",".join(routes), "--begin", f"{self.begin:g}", "--scale", f"{self.scale:g}"]
+
+
+def make_scenario(net_file: str | os.PathLike[str] | None = None,
+                  route_file: str | os.PathLike[str] | Sequence[str] | None = None,
+                  sumocfg: str | os.PathLike[str] | None = None, begin: float | None = None,
+                  end: float | None = None, episode_seconds: float | None = None, warmup_seconds: float = 0.0,
+                  scale: float = 1.0, sumo_options: Sequence[str] = ()) -> Scenario:
+    """Resolve a scenario from explicit options and an optional ``.sumocfg`` (explicit ones win).
+
+    ``route_file`` may be one path, a comma-separated string or a list. Give ``end`` or
+    ``episode_seconds`` (default 3600 s of control), not both.
+    """
+    for option in sumo_options:
+        name = str(option).split("=")[0]
+        if name in OWNED_OPTIONS:
+            raise ValueError(f"sumo_options: {name} is set by gdmpo; use the environment option "
+                             f"{OWNED_OPTIONS[name]!r} instead")
+    from_cfg = read_sumocfg(sumocfg) if sumocfg is not None else {}
+    net = net_file if net_file is not None else from_cfg.get("net_file")
+    if net is None:
+        raise ValueError("a scenario needs net_file (or a sumocfg that names one)")
+    if not Path(net).is_file():
+        raise FileNotFoundError(f"{net}: no such SUMO network file")
+    routes = _route_list(route_file) if route_file is not None else from_cfg.get("route_files", [])
+    for route in routes:
+        if not Path(route).is_file():
+            raise FileNotFoundError(f"{route}: no such route file")
+    start = float(begin if begin is not None else from_cfg.get("begin", 0.0))
+    if end is None and episode_seconds is None and "end" in from_cfg:
+        end = from_cfg["end"]
+    if end is not None and episode_seconds is not None:
+        raise ValueError("give end or episode_seconds, not both")
+    if warmup_seconds < 0 or scale <= 0:
+        raise ValueError(f"warmup_seconds must be >= 0 and scale > 0, got {warmup_seconds} and {scale}")
+    seconds = float(end) - start - warmup_seconds if end is not None else float(episode_seconds or 3600)
+    if seconds <= 0:
+        raise ValueError(f"the control window is empty: begin {start:g} s + warm-up {warmup_seconds:g} s "
+                         f"reaches end {end} s")
+    scenario = Scenario(str(Path(net).resolve()), tuple(str(Path(r).resolve()) for r in routes), start,
+                        float(warmup_seconds), seconds, float(scale))
+    first = first_departure(scenario.route_files)
+    if first is not None and first >= scenario.end:
+        raise ValueError(f"no vehicle departs in the window {scenario.window()}: the route files' first departure "
+                         f"is at {first:g} s ({first / 3600:.2f} h); set begin (or a sumocfg's <begin>) to it")
+    return scenario
+
+
+def read_sumocfg(path: str | os.PathLike[str]) -> dict:
+    """``net_file``, ``route_files``, ``begin`` and ``end`` from a ``.sumocfg`` (paths made absolute)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such SUMO configuration file")
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as err:
+        raise ValueError(f"{path}: not a readable .sumocfg ({err})") from None
+    if root.tag != "configuration":
+        raise ValueError(f"{path}: not a .sumocfg: its root element is <{root.tag}>, not <configuration>")
+
+    def value(*names: str) -> str | None:
+        for name in names:
+            element = root.find(f".//{name}")
+            if element is not None and element.get("value") is not None:
+                return element.get("value")
+        return None
+
+    out: dict = {}
+    if (net := value("net-file")) is not None:
+        out["net_file"] = str(path.parent / net)
+    if (routes := value("route-files")) is not None:
+        out["route_files"] = [str(path.parent / r.strip()) for r in routes.split(",") if r.strip()]
+    for key in ("begin", "end"):
+        if (text := value(key)) is not None:
+            out[key] = _seconds(text, path, key)
+    return out
+
+
+def first_departure(route_files: Sequence[str]) -> float | None:
+    """The earliest departure the route files announce, from each file's first departing element
+    (SUMO requires route files sorted by departure), or None when it cannot tell."""
+    times = []
+    for route in route_files:
+        try:
+            for _, element in ET.iterparse(route, events=("start",)):
+                if element.tag in _DEPARTING:
+                    text = element.get("depart", element.get("begin"))
+                    if text is not None:
+                        try:
+                            times.append(float(text))
+                        except ValueError:  # "triggered" and the like
+                            pass
+                    break
+        except ET.ParseError as err:
+            raise ValueError(f"{route}: not a readable route file ({err})") from None
+    return min(times) if times else None
+
+
+def _route_list(route_file: str | os.PathLike[str] | Sequence[str]) -> list[str]:
+    if isinstance(route_file, (str, os.PathLike)):
+        return [r.strip() for r in str(route_file).split(",") if r.strip()]
+    return [str(r) for r in route_file]
+
+
+def _seconds(text: str, path: Path, key: str) -> float:
+    """SUMO times are seconds or ``[[D:]H:]M:S``."""
+    try:
+        parts = [float(part) for part in text.split(":")]
+        if len(parts) > 4:
+            raise ValueError
+        return sum(value * unit for value, unit in zip(reversed(parts), (1, 60, 3600, 86400)))
+    except ValueError:
+        raise ValueError(f"{path}: <{key}> must be a time in seconds, got {text!r}") from None
