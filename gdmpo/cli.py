@@ -42,7 +42,10 @@ def cmd_envs(args: argparse.Namespace) -> int:
 
 def cmd_rollout(args: argparse.Namespace) -> int:
     options = parse_assignments(args.option, "--option")
-    with gdmpo.make(args.env_id, num_envs=args.num_envs, seed=args.seed, **options) as env:
+    if args.episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+    num_envs = args.num_envs or min(args.episodes, 4)  # no copy runs an episode nobody asked for
+    with gdmpo.make(args.env_id, num_envs=num_envs, seed=args.seed, **options) as env:
         policy = reference_policy(env, args.policy, seed=args.seed)
         summary = run_episodes(env, policy, args.episodes, seed=args.seed)
     summary.pop("agent_returns")
@@ -59,13 +62,22 @@ def cmd_rollout(args: argparse.Namespace) -> int:
 def cmd_graph(args: argparse.Namespace) -> int:
     from gdmpo.graph import from_sumo
 
-    graph = from_sumo(args.net_file)
+    from collections import Counter
+
+    from gdmpo.plot import short_label
+
+    graph = from_sumo(args.net_file, args.neighbours, args.max_distance)
     neighbours = [[] for _ in range(graph.num_nodes)]
     for u, v in graph.edge_index.t().tolist():
         neighbours[u].append(graph.names[v])
-    print(f"{args.net_file}: {graph.num_nodes} signal agents, {graph.edge_index.size(1) // 2} links")
+    degrees = Counter(len(n) for n in neighbours)
+    print(f"{args.net_file}: {graph.num_nodes} signal agents, {graph.edge_index.size(1) // 2} links "
+          f"({args.neighbours} neighbour rule)")
+    print("neighbours per agent: " + ", ".join(f"{d}: {degrees[d]} agent{'s' * (degrees[d] != 1)}"
+                                                for d in sorted(degrees)))
     for i, name in enumerate(graph.names):
-        print(f"{name}: neighbours {', '.join(neighbours[i]) or '-'}; {len(graph.lanes[i])} incoming lanes "
+        label = name if short_label(name, i) == name else f"{short_label(name, i)} {name}"
+        print(f"{label}: neighbours {', '.join(neighbours[i]) or '-'}; {len(graph.lanes[i])} incoming lanes "
               f"({' '.join(graph.lanes[i])}); {len(graph.phases[i])} green phases ({' '.join(graph.phases[i])})")
     if args.png:
         from gdmpo.plot import plot_road_network
@@ -203,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     graph = commands.add_parser("graph", help="the signal agents of a SUMO network, their neighbours, lanes, phases")
     graph.add_argument("net_file", help="a SUMO .net.xml")
     graph.add_argument("--png", help="also draw the roads with the communication graph over them")
+    graph.add_argument("--neighbours", choices=["road", "any-path"], default="road",
+                       help="neighbour rule: the first light along each road (default) or any path through unlit junctions")
+    graph.add_argument("--max-distance", type=float, default=1000.0, help="road rule: longest road walk (m)")
     graph.set_defaults(func=cmd_graph)
 
     transfer = commands.add_parser(
@@ -226,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="random | constant:K | fixed-time | max-pressure | idm | constant-speed[:V] "
                               "(default: random)")
     rollout.add_argument("--episodes", type=int, default=4)
-    rollout.add_argument("--num-envs", type=int, default=4)
+    rollout.add_argument("--num-envs", type=int, default=None, help="copies run at once (default: min(episodes, 4))")
     rollout.add_argument("--seed", type=int, default=0)
     rollout.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                          help="environment option, e.g. --option start=nominal (repeatable)")

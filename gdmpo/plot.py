@@ -13,7 +13,8 @@ import yaml
 
 
 def read_curve(run_dir: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
-    """``(env_steps, episode_return)`` of the iterations that finished episodes."""
+    """``(env_steps, episode_return)`` of the iterations that finished episodes (rows with ``episodes`` 0
+    repeat the last return and are left out)."""
     path = Path(run_dir) / "metrics.csv"
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir}: not a run directory of gdmpo train, or one whose first iteration has "
@@ -21,7 +22,7 @@ def read_curve(run_dir: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]
     steps, returns = [], []
     with path.open(newline="") as handle:
         for row in csv.DictReader(handle):
-            if row["episode_return"]:
+            if row["episode_return"] and int(float(row.get("episodes") or 1)) > 0:
                 steps.append(float(row["env_steps"]))
                 returns.append(float(row["episode_return"]))
     return np.asarray(steps), np.asarray(returns)
@@ -129,12 +130,18 @@ def plot_road_network(net_file: str | os.PathLike[str], output: str | os.PathLik
             ax.plot(pos[[u, v], 0], pos[[u, v], 1], color="tab:blue", linewidth=1.2, zorder=2)
     ax.scatter(pos[:, 0], pos[:, 1], s=40, color="tab:red", zorder=3, label="signal agents")
     if graph.num_nodes <= 100:
-        for (x, y), name in zip(pos, graph.names):
-            ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        for index, ((x, y), name) in enumerate(zip(pos, graph.names)):
+            ax.annotate(short_label(name, index), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.set_aspect("equal")
     ax.set_title(f"{Path(net_file).name}: {graph.num_nodes} agents, {graph.edge_index.size(1) // 2} links")
     ax.legend(loc="best", fontsize=8)
     return _save(fig, output)
+
+
+def short_label(name: str, index: int, limit: int = 16) -> str:
+    """A junction id fit for a drawing: as is when short, else the agent index (SUMO's joined clusters
+    have ids of hundreds of characters, which would squeeze the figure to a thumbnail)."""
+    return name if len(name) <= limit else f"#{index}"
 
 
 def plot_agent_map(report_file: str | os.PathLike[str], output: str | os.PathLike[str],

@@ -6,7 +6,8 @@ A run directory holds:
 - ``metrics.csv``: one row per iteration (``iteration, env_steps, episode_return, episodes, wall_s,
   steps_per_s``, then the algorithm's own figures: losses, and for DMPO model steps, model errors and
   the time spent in each phase); ``env_steps`` counts real transitions only; ``episode_return`` is the
-  mean team return of the episodes that finished during the iteration (empty when none did);
+  mean team return of the episodes that finished during the iteration, and on an iteration where
+  none did (long episodes span several) the last such mean again, with ``episodes`` 0 to say so;
 - ``tb/``: TensorBoard event files of the same figures;
 - ``checkpoints/last.pt`` and ``checkpoints/best.pt``, written atomically (write, then rename), so a
   run killed at any moment resumes from its last finished iteration (:meth:`Trainer.resume`);
@@ -51,6 +52,7 @@ class Counters:
     env_steps: int = 0
     wall_s: float = 0.0
     best_return: float = -math.inf
+    last_return: float = math.nan  # mean return of the latest iteration that finished episodes
 
 
 class TrainingInterrupted(Exception):
@@ -133,7 +135,6 @@ class Trainer:
         if not (self.checkpoint_dir / "last.pt").exists():  # resumable from the very start
             self.save_checkpoint(self.checkpoint_dir / "last.pt")
         bar = _progress_bar(total, self.counters.env_steps, progress)
-        last_return = math.nan
         try:
             obs = self.env.reset()
             while self.counters.env_steps < total:
@@ -146,11 +147,12 @@ class Trainer:
                 self.counters.wall_s += elapsed
                 mean_return = float(np.mean(episodes.returns)) if episodes.returns else math.nan
                 if episodes.returns:
-                    last_return = mean_return
+                    self.counters.last_return = mean_return
+                last_return = self.counters.last_return
                 row = {
                     "iteration": self.counters.iteration,
                     "env_steps": self.counters.env_steps,
-                    "episode_return": "" if math.isnan(mean_return) else mean_return,
+                    "episode_return": "" if math.isnan(last_return) else last_return,
                     "episodes": len(episodes.returns),
                     "wall_s": round(self.counters.wall_s, 3),
                     "steps_per_s": round(result.env_steps / elapsed, 1),
@@ -177,7 +179,7 @@ class Trainer:
             if self._writer is not None:
                 self._writer.close()
         return {"run_dir": str(self.run_dir), "iterations": self.counters.iteration,
-                "env_steps": self.counters.env_steps, "last_return": last_return,
+                "env_steps": self.counters.env_steps, "last_return": self.counters.last_return,
                 "best_return": self.counters.best_return, "wall_s": self.counters.wall_s}
 
     def close(self) -> None:

@@ -122,3 +122,28 @@ def test_plot_groups_runs_that_differ_only_by_seed(tmp_path):
     assert sorted(len(d) for d in groups.values()) == [1, 2]
     assert "dppo on cacc-catchup (ppo.value_hops=3)" in groups
     assert sorted(p.name for p in groups["dppo on cacc-catchup (ppo.value_hops=2)"]) == ["a0", "a1"]
+
+
+def test_iterations_without_a_finished_episode_repeat_the_last_return(tmp_path):
+    """Episodes of 50 steps, iterations of 25: every other iteration finishes episodes; the rows between
+    repeat the last mean (``episodes`` 0), and curves keep only the rows that measured something."""
+    from gdmpo.plot import read_curve
+
+    config = small_config(**{"env.options": {"terminate_on_collision": True, "episode_steps": 50}})
+    gdmpo.train(config, tmp_path / "run", total_env_steps=600, progress=False)
+    table = rows(tmp_path / "run")
+    assert [int(r["episodes"]) for r in table] == [0, 4] * 3
+    assert table[0]["episode_return"] == ""  # nothing finished yet
+    assert table[2]["episode_return"] == table[1]["episode_return"] and table[4]["episode_return"] == table[3]["episode_return"]
+    steps, _ = read_curve(tmp_path / "run")
+    assert steps.tolist() == [200, 400, 600]
+
+
+def test_rollout_runs_as_many_copies_as_episodes_asked(capsys, monkeypatch):
+    made = []
+    make = gdmpo.make
+    monkeypatch.setattr(gdmpo, "make", lambda *a, **kw: made.append(kw["num_envs"]) or make(*a, **kw))
+    assert main(["rollout", "cacc-catchup", "--episodes", "1", "--json"]) == 0
+    assert main(["rollout", "cacc-catchup", "--episodes", "9", "--json"]) == 0
+    assert made == [1, 4]  # one episode asked, one copy run; more episodes share at most 4 copies
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["episodes"] == 1
