@@ -149,3 +149,21 @@ def test_road_rule_on_irregular_generated_networks(tmp_path):
         road_pairs = set(map(tuple, road.edge_index.t().tolist()))
         assert road_pairs <= set(map(tuple, anywhere.edge_index.t().tolist()))
         G.validate_graph(road)
+
+
+def test_drawing_a_network_with_very_long_junction_ids_stays_readable(tmp_path, capsys):
+    """SUMO's joined clusters have ids of hundreds of characters: the drawing labels them by index (so
+    the axes are not squeezed to make room for the text); the text listing keeps the full ids."""
+    from gdmpo.cli import main
+    from gdmpo.plot import short_label
+
+    assert short_label("J0_1", 3) == "J0_1" and short_label("cluster_" + "x" * 200, 7) == "#7"
+
+    long = ["cluster_" + "_".join(f"{k}{i:03d}" for i in range(40)) for k in "ABC"]
+    nodes = [(long[k], 200 * k, 0, "traffic_light") for k in range(3)] + [("W", -200, 0, "priority"),
+                                                                          ("E", 600, 0, "priority")]
+    net = netconvert(tmp_path, nodes, [("W", long[0]), (long[0], long[1]), (long[1], long[2]), (long[2], "E")])
+    assert main(["graph", str(net), "--png", str(tmp_path / "city.png")]) == 0
+    listing = capsys.readouterr().out
+    assert all(name in listing for name in long) and "neighbours per agent: 1: 2 agents, 2: 1 agent" in listing
+    assert (tmp_path / "city.png").stat().st_size > 1000
