@@ -1,13 +1,19 @@
-"""Traffic signals on the 5x5 grid: learned policies beside the classical controllers.
+"""Traffic signals on any network: learned policies beside the classical controllers.
 
-Run: ``python benchmarks/atsc_grid.py [--env atsc-grid5x5] [--algos dppo dmpo] [--steps 30000]
-[--seeds 0] [--episodes 4] [--set dmpo:dmpo.rollouts=256 ...] [--jobs 2] [--out DIR]``.
+Run on the shipped 5x5 grid, on your own network, or on an irregular one generated here::
 
-Trains each algorithm with ``configs/atsc-grid5x5/<algo>.yaml`` (on ``--env``) for ``--steps`` real control steps, then
-plays its final policy and the fixed-time and max-pressure controllers for ``--episodes`` episodes
-on the same seeds. Writes ``runs/``, ``curves.csv``, ``<env>.png`` and ``summary.md`` (team return,
-SUMO's mean trip time, delay and waiting time per completed trip) into ``--out`` (default
-``benchmarks/results/atsc/<env>``).
+    python benchmarks/atsc_grid.py [--env atsc-grid5x5] [--algos dppo dmpo] [--steps 30000] [--seeds 0]
+        [--episodes 4] [--set dmpo:dmpo.rollouts=256 ...] [--jobs 2] [--out DIR]
+    python benchmarks/atsc_grid.py --net city.net.xml --routes a.rou.xml b.rou.xml [--option begin=25200 ...]
+    python benchmarks/atsc_grid.py --sumocfg city.sumocfg [--option warmup_seconds=300 ...]
+    python benchmarks/atsc_grid.py --irregular 7     # netgenerate --rand --tls.guess, randomTrips demand
+
+Trains each algorithm with ``configs/atsc-grid5x5/<algo>.yaml`` for ``--steps`` real control steps, then
+plays its final policy and the fixed-time and max-pressure controllers for ``--episodes`` episodes on
+the same seeds. Writes ``runs/``, ``curves.csv``, ``<env>.png`` and ``summary.md`` into ``--out``
+(default ``benchmarks/results/atsc/<name>``). The table leads with the figures no policy can game by
+leaving vehicles stuck: delay and trip time over all vehicles (unfinished ones with their time so
+far), vehicles left in or waiting to enter the network, and throughput.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import add_run_arguments, run_jobs, write_curves, write_summary
+from common import add_run_arguments, parse_value, run_jobs, write_curves, write_summary
 from sample_efficiency import parse_sets
 
 import gdmpo
@@ -28,51 +34,98 @@ from gdmpo.plot import plot_runs
 CONTROLLERS = ("fixed-time", "max-pressure")
 
 
-def evaluate_controller(env_id: str, name: str, episodes: int, seed: int, num_envs: int) -> dict:
-    """Team return and SUMO trip statistics of a classical controller."""
-    with gdmpo.make(env_id, num_envs=num_envs, seed=seed) as env:
+def evaluate_controller(env_id: str, name: str, episodes: int, seed: int, num_envs: int, options: dict) -> dict:
+    """Team return and SUMO traffic figures of a classical controller."""
+    with gdmpo.make(env_id, num_envs=num_envs, seed=seed, **options) as env:
         start = time.perf_counter()
         summary = run_episodes(env, reference_policy(env, name, seed=seed), episodes, seed=seed)
     return {"name": name, "final_return": summary["mean_return"], "std": summary["std_return"],
             "traffic": summary["traffic"], "seconds": time.perf_counter() - start}
 
 
+COLUMNS = ("delay", "trip_time", "waiting_time", "left", "throughput", "arrived")
+HEADER = ("| policy | delay, all vehicles (s) | trip time, all vehicles (s) | waiting (s) | vehicles left at the end "
+          "| throughput (veh/h) | arrived | team return | note |")
+
+
 def row(name: str, returns: list[float], traffic: list[dict], note: str) -> str:
-    mean = {key: np.mean([t[key] for t in traffic]) for key in ("trip_time", "delay", "waiting_time", "arrived")}
-    return (f"| {name} | {np.mean(returns):.5g} ± {np.std(returns):.2g} | {mean['trip_time']:.1f} | "
-            f"{mean['delay']:.1f} | {mean['waiting_time']:.1f} | {mean['arrived']:.0f} | {note} |")
+    for t in traffic:
+        t["left"] = t["in_network"] + t["waiting_to_insert"]
+    mean = {key: np.mean([t[key] for t in traffic]) for key in COLUMNS}
+    return (f"| {name} | {mean['delay']:.1f} | {mean['trip_time']:.1f} | {mean['waiting_time']:.1f} | "
+            f"{mean['left']:.0f} | {mean['throughput']:.0f} | {mean['arrived']:.0f} | "
+            f"{np.mean(returns):.5g} ± {np.std(returns):.2g} | {note} |")
+
+
+def irregular_network(seed: int, out: Path) -> dict:
+    """An irregular network (``netgenerate --rand``, lights guessed) and a random-trips demand for it."""
+    import subprocess
+    import sys
+
+    import sumo
+
+    from gdmpo.graph.sumo import sumo_binary
+
+    out.mkdir(parents=True, exist_ok=True)
+    net, routes = out / f"irregular{seed}.net.xml", out / f"irregular{seed}.rou.xml"
+    subprocess.run([sumo_binary("netgenerate"), "--rand", "--rand.iterations", "60", "--seed", str(seed),
+                    "--rand.min-distance", "150", "--tls.guess", "--tls.guess.threshold", "25", "--default.lanenumber", "2",
+                    "-o", str(net)], check=True, capture_output=True)
+    tool = Path(sumo.SUMO_HOME) / "tools" / "randomTrips.py"
+    subprocess.run([sys.executable, str(tool), "-n", str(net), "-r", str(routes), "--seed", str(seed), "--begin", "0",
+                    "--end", "3600", "--period", "2.0", "--fringe-factor", "10", "--validate",
+                    "-o", str(out / f"irregular{seed}.trips.xml")], check=True, capture_output=True, cwd=out)
+    return {"net_file": str(net.resolve()), "route_file": str(routes.resolve())}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="atsc-grid5x5")
+    parser.add_argument("--net", help="a SUMO .net.xml of your own (with --routes, or random trips)")
+    parser.add_argument("--routes", nargs="+", help="its route files")
+    parser.add_argument("--sumocfg", help="a .sumocfg naming network, routes, begin and end")
+    parser.add_argument("--irregular", type=int, metavar="SEED", help="generate an irregular network and demand")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="environment option, e.g. begin=25200, warmup_seconds=300, scale=1.5 (repeatable)")
     parser.add_argument("--algos", nargs="+", default=["dppo", "dmpo"])
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="ALGO:KEY=VALUE")
     add_run_arguments(parser, steps=30_000)
     parser.set_defaults(seeds=[0], episodes=4)
     args = parser.parse_args()
-    out = Path(args.out or f"benchmarks/results/atsc/{args.env}")
+    options = {key: parse_value(value) for key, value in (o.split("=", 1) for o in args.option)}
+    name = args.env
+    if args.irregular is not None:
+        name = f"irregular{args.irregular}"
+        options.update(irregular_network(args.irregular, Path(args.out or f"benchmarks/results/atsc/{name}")))
+    elif args.net or args.sumocfg:
+        name = Path(args.net or args.sumocfg).name.split(".")[0]
+        options.update({"net_file": args.net} if args.net else {"sumocfg": args.sumocfg})
+        if args.routes:
+            options["route_file"] = [str(Path(r).resolve()) for r in args.routes]
+    env_id = "atsc" if options.get("net_file") or options.get("sumocfg") else args.env
+    out = Path(args.out or f"benchmarks/results/atsc/{name}")
     sets = parse_sets(args.sets)
-    jobs = [{"env": args.env, "algo": a, "name": a, "seed": s, "steps": args.steps, "episodes": args.episodes,
-             "out": str(out), "overrides": sets.get(a, {}), "config": f"configs/atsc-grid5x5/{a}.yaml"}
-            for a in args.algos for s in args.seeds]
+    jobs = [{"env": env_id, "algo": a, "name": a, "seed": s, "steps": args.steps, "episodes": args.episodes,
+             "out": str(out), "overrides": {"env.options": options, **sets.get(a, {})},
+             "config": f"configs/atsc-grid5x5/{a}.yaml"} for a in args.algos for s in args.seeds]
     results = run_jobs(jobs, args.jobs)
     write_curves(results, out / "curves.csv")
-    plot_runs([r["run_dir"] for r in results], out / f"{args.env}.png", title=f"{args.env}: return vs control steps")
+    plot_runs([r["run_dir"] for r in results], out / f"{name}.png", title=f"{name}: return vs control steps")
 
-    lines = [f"{args.env}: learned policies after {args.steps} real control steps (seeds {args.seeds}) and "
-             f"classical controllers; {args.episodes} evaluation episodes each, seed 1000 + training seed.", ""]
+    lines = [f"{name}: learned policies after {args.steps} real control steps (seeds {args.seeds}) and "
+             f"classical controllers; {args.episodes} evaluation episodes each, seed 1000 + training seed.",
+             f"environment {env_id} with options {options}" if options else "", ""]
     for algo, overrides in sets.items():
         lines.append(f"overrides for {algo}: {overrides}")
-    lines += ["", "| policy | team return | trip time, all vehicles (s) | delay, all vehicles (s) | waiting (s) | arrived | note |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines += ["", HEADER, "|" + " --- |" * 9]
     for algo in args.algos:
         mine = [r for r in results if r["algo"] == algo]
         lines.append(row(algo, [r["final_return"] for r in mine], [r["traffic"] for r in mine],
                          f"train {np.mean([r['train_s'] for r in mine]):.0f} s"))
-    for name in CONTROLLERS:
-        found = [evaluate_controller(args.env, name, args.episodes, 1000 + s, min(args.episodes, 2)) for s in args.seeds]
-        lines.append(row(name, [f["final_return"] for f in found], [f["traffic"] for f in found], "reference"))
+    for controller in CONTROLLERS:
+        found = [evaluate_controller(env_id, controller, args.episodes, 1000 + s, min(args.episodes, 2), options)
+                 for s in args.seeds]
+        lines.append(row(controller, [f["final_return"] for f in found], [f["traffic"] for f in found], "reference"))
     write_summary(lines, out)
 
 

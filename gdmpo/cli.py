@@ -260,6 +260,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KeyboardInterrupt, TrainingInterrupted) as err:
         print(f"gdmpo: {err or 'interrupted'}", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`gdmpo graph ... | head`): nothing left to say
+        sys.stderr.close()
+        return 0
     except Exception as err:
         if debug:
             worker_traceback = getattr(err, "worker_traceback", "")
