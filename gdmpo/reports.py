@@ -37,13 +37,14 @@ def agent_layout(graph: Data) -> dict[str, Any]:
 
 
 def markdown_table(title: str, rows: Sequence[tuple[str, dict[str, Any]]]) -> str:
-    """One row per named summary: team return ± std, per-step return, traffic figures where present."""
-    traffic_keys = sorted({k for _, r in rows for k in r.get("traffic", {})})
-    header = ["policy", "team return", "per-step", *traffic_keys]
+    """One row per named summary: traffic figures where present, led by those that count every vehicle
+    (delay, trip time), then team return ± std and per-step return."""
+    traffic_keys = list(dict.fromkeys(k for _, r in rows for k in r.get("traffic", {})))  # the environment's order
+    header = ["policy", *traffic_keys, "team return", "per-step"]
     lines = [f"# {title}", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for name, r in rows:
         traffic = [f"{r.get('traffic', {}).get(k, math.nan):.1f}" for k in traffic_keys]
-        cells = [name, f"{r['mean_return']:.5g} ± {r['std_return']:.2g}", f"{r['mean_step_return']:.4g}", *traffic]
+        cells = [name, *traffic, f"{r['mean_return']:.5g} ± {r['std_return']:.2g}", f"{r['mean_step_return']:.4g}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
