@@ -33,10 +33,13 @@ class NeighbourLayer(MessagePassing):
 
     def __init__(self, in_dim: int, out_dim: int, aggr: str = "mean") -> None:
         super().__init__(aggr=aggr)
-        self.lin = nn.Linear(2 * in_dim, out_dim)
-        bound = 1.0 / in_dim**0.5  # each half initialised as its own in_dim-wide Linear was
-        nn.init.uniform_(self.lin.weight, -bound, bound)
-        nn.init.uniform_(self.lin.bias, -bound, bound)
+        # each half initialised as its own in_dim-wide Linear, drawn in the order the two-Linear layer
+        # drew them: a seed gives the same initial network as before the fusion
+        own, neighbour = nn.Linear(in_dim, out_dim), nn.Linear(in_dim, out_dim, bias=False)
+        self.lin = nn.Linear(2 * in_dim, out_dim, device="meta").to_empty(device=own.weight.device)
+        with torch.no_grad():
+            self.lin.weight.copy_(torch.cat([own.weight, neighbour.weight], dim=1))
+            self.lin.bias.copy_(own.bias)
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         return self.lin(torch.cat([x, self.propagate(edge_index, x=x)], dim=-1))
