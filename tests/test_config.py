@@ -12,6 +12,17 @@ def write(tmp_path, text):
     return path
 
 
+def test_every_shipped_config_loads_and_names_its_folder_and_algorithm():
+    from pathlib import Path
+
+    paths = sorted(Path("configs").glob("*/*.yaml"))
+    assert len(paths) >= 5 * 5
+    for path in paths:
+        config = cfg.load(path)
+        assert config.env.id == path.parent.name, path
+        assert config.algo == path.stem.split("-")[0], path  # dmpo-paper.yaml is a dmpo config
+
+
 def test_shipped_configs_load():
     for name in ("cacc-catchup/dppo", "cacc-catchup/cppo", "cacc-slowdown/dppo", "cacc-slowdown/cppo"):
         config = cfg.load(f"configs/{name}.yaml")
