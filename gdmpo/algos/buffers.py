@@ -133,14 +133,20 @@ class RealBuffer:
         step = torch.randint(self.segment_steps, (count,), generator=generator)
         return self.data["obs"][col, step]
 
-    def windows(self, length: int, held_out: bool = True) -> dict[str, torch.Tensor]:
-        """Every run of ``length`` consecutive transitions within one episode, from the held-out columns.
+    def latest_columns(self, count: int) -> torch.Tensor:
+        """Slots of the ``count`` columns added last (the newest segment), held out or not."""
+        count = min(count, len(self))
+        return (self.added - 1 - torch.arange(count)) % self.capacity
+
+    def windows(self, length: int, held_out: bool = True, columns: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Every run of ``length`` consecutive transitions within one episode, from the held-out columns
+        (or from the given ``columns``, e.g. :meth:`latest_columns`).
 
         Returns ``obs [W, n, d]`` (the start states), ``actions [W, length, n(, a)]``,
         ``next_obs [W, length, n, d]`` (the real states reached) and ``rewards [W, length, n]``, for
         open-loop model evaluation.
         """
-        columns = self._columns(held_out)
+        columns = self._columns(held_out) if columns is None else columns
         length = min(length, self.segment_steps)
         if columns.numel() == 0:
             return {}

@@ -13,9 +13,12 @@ Two guards keep the policy from exploiting model errors (each a ``dmpo`` knob; N
 - ``spread_threshold``: a branch stops where the ensemble's elites disagree beyond it
   (:func:`branched_rollout`), so imagined data come only from where the model is trusted;
 - ``return_error_tolerance`` (τ): ``p = model_data_prob · clip((2τ − e) / τ, 0, 1)``, where ``e`` is
-  the relative error of the T-step return the model predicts for held-out real trajectories: full
-  use of model data up to τ, less and less beyond, none from 2τ on. When the model's returns drift
-  from the real ones, the policy learns from real data until the model has caught up.
+  the relative error of the T-step returns the model predicts for real trajectories it has not been
+  fitted on: the held-out ones, and the segment just collected with the current policy, measured
+  before the model sees it (the larger of the two). Full use of model data up to τ, less and less
+  beyond, none from 2τ on: when the model's returns drift from those the current policy really
+  gets (the policy found a flaw to exploit, or the model lags behind it), the policy learns from
+  real data until the model has caught up.
 
 Only real transitions count as ``env_steps``; imagined ones are counted as ``model_steps``.
 """
@@ -37,7 +40,7 @@ from gdmpo.config import DMPOConfig, ModelConfig
 from gdmpo.envs.base import NetworkedVecEnv
 
 MODEL_METRICS = ("model_loss", "model_state_mse", "model_reward_mse", "model_error_1", "model_error_5",
-                 "model_error_T", "model_return_error", "model_share", "model_stopped")
+                 "model_error_T", "model_return_error", "model_return_error_fresh", "model_share", "model_stopped")
 TIME_METRICS = ("time_env", "time_model", "time_rollout", "time_policy")
 
 
@@ -79,8 +82,13 @@ class DMPO(Algorithm):
             self.env_steps += real_steps
             env_actions = self.agent.policy.to_env(rollout.actions)
             self.buffer.add(rollout, env_actions)
-            self.model.update_normalizers(rollout.obs, rollout.next_obs, rollout.rewards)
         metrics: dict[str, Any] = {}
+        with timer("time_model"):
+            if self.model_fitted:  # the current policy's fresh data, before the model is fitted on them
+                fresh = self.buffer.windows(cfg.horizon, columns=self.buffer.latest_columns(rollout.num_envs))
+                if fresh:
+                    metrics["model_return_error_fresh"] = self.model.open_loop_errors(fresh)["model_return_error"]
+            self.model.update_normalizers(rollout.obs, rollout.next_obs, rollout.rewards)
         warming_up = self.env_steps < cfg.warmup_env_steps
         with timer("time_model"):  # line 5
             # the long warm-up fit runs once, when the warm-up data are in; otherwise a few steps
@@ -91,7 +99,8 @@ class DMPO(Algorithm):
             metrics.update(self.model.evaluate(self.buffer, cfg.horizon))
         stats: list[UpdateStats] = []
         model_updates, stopped = 0, []
-        share = self.model_share(metrics.get("model_return_error"))
+        errors = [metrics[k] for k in ("model_return_error", "model_return_error_fresh") if k in metrics]
+        share = self.model_share(max(errors) if errors else None)
         metrics["model_share"] = share
         if not warming_up:
             for _ in range(cfg.inner_updates):  # lines 7-13
