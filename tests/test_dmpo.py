@@ -43,6 +43,15 @@ def test_buffer_is_fifo_and_holds_out_every_kth_column():
     assert fit["obs"].max() >= 200  # the fitting slots hold the newest segment
 
 
+def test_latest_columns_are_the_newest_segment_even_after_wrapping():
+    buffer = RealBuffer(capacity_steps=12, segment_steps=4, holdout_fraction=0.0)  # 3 columns
+    for k in range(4):  # the 4th segment of one column overwrites slot 0
+        buffer.add(segment(4, 1, start=10.0 * k), torch.zeros(4, 1, 2, dtype=torch.long))
+    assert buffer.latest_columns(1).tolist() == [0] and buffer.latest_columns(2).tolist() == [0, 2]
+    windows = buffer.windows(2, columns=buffer.latest_columns(1))
+    assert windows["obs"][:, 0, 0].tolist() == [30.0, 31.0, 32.0]  # the newest segment's starts
+
+
 def test_windows_never_cross_an_episode_end():
     buffer = RealBuffer(capacity_steps=10, segment_steps=10, holdout_fraction=0.0)
     part = segment(10, 1, done_at=[(3, 0)])
@@ -198,6 +207,7 @@ def test_dmpo_run_directory_and_resume(tmp_path):
     assert [int(r["model_steps"]) for r in table] == [2 * 8 * 4 * k for k in range(1, 6)]
     assert all(float(r["time_env"]) > 0 and float(r["time_rollout"]) > 0 for r in table)
     assert table[-1]["model_error_T"] != "" and table[-1]["model_state_mse"] != ""
+    assert table[0]["model_return_error_fresh"] == "" and table[-1]["model_return_error_fresh"] != ""  # once fitted
     trainer = gdmpo.Trainer.resume(run)
     assert trainer.algorithm.buffer.added == 10 and trainer.algorithm.model_steps == 320
     summary = trainer.train(total_env_steps=360, progress=False)
