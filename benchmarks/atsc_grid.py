@@ -66,6 +66,7 @@ def irregular_network(seed: int, out: Path) -> dict:
 
     from gdmpo.graph.sumo import sumo_binary
 
+    out = out.resolve()  # randomTrips runs in that folder
     out.mkdir(parents=True, exist_ok=True)
     net, routes = out / f"irregular{seed}.net.xml", out / f"irregular{seed}.rou.xml"
     subprocess.run([sumo_binary("netgenerate"), "--rand", "--rand.iterations", "60", "--seed", str(seed),
