@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 from common import run_jobs, write_curves, write_summary
+from sample_efficiency import THRESHOLDS, steps_to_threshold
 
 import gdmpo
 from gdmpo import config as cfg
@@ -36,11 +37,6 @@ from gdmpo.threads import available_cpus
 
 ENVS = ("cacc-catchup", "cacc-slowdown", "ring-attenuation", "figure-eight", "atsc-grid5x5")
 ALGOS = ("dmpo", "dppo", "cppo", "ic3net")
-#: team-return thresholds for "steps to reach": about a tenth of the way from random play to the best
-#: policies measured here (CACC: no collision; ring and figure eight: well above the stop-and-go
-#: baseline; the 5x5 grid: better than max-pressure's -1 057)
-THRESHOLDS = {"cacc-catchup": -1.0e5, "cacc-slowdown": -3.0e5, "ring-attenuation": 200.0,
-              "figure-eight": 1.5e5, "atsc-grid5x5": -1.0e3}
 
 
 def run_dir(out: Path, env: str, algo: str, seed: int) -> Path:
@@ -70,15 +66,6 @@ def train_resumable(job: dict[str, Any]) -> dict[str, Any]:
               "traffic": evaluation.get("traffic"), "session_s": time.perf_counter() - start}
     result_file.write_text(json.dumps(result, indent=1))
     return result
-
-
-def steps_to_threshold(directory: str, threshold: float, window: int = 3) -> float:
-    """First real env step at which the mean of the last ``window`` logged returns reaches ``threshold``."""
-    steps, returns = read_curve(directory)
-    for i in range(window - 1, len(returns)):
-        if np.mean(returns[i + 1 - window:i + 1]) >= threshold:
-            return float(steps[i])
-    return math.nan
 
 
 def summary_lines(results: list[dict[str, Any]], steps: int) -> list[str]:

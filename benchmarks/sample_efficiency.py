@@ -25,7 +25,11 @@ from common import add_run_arguments, parse_value, run_jobs, write_curves, write
 from gdmpo.plot import plot_runs, read_curve
 
 ALGOS = ("dmpo", "dppo", "cppo", "ic3net", "ia2c")
-THRESHOLDS = {"cacc-catchup": -1.0e5, "cacc-slowdown": -3.0e5}
+#: team-return thresholds for "steps to reach": about a tenth of the way from random play to the best
+#: policies measured here (CACC: no collision; ring and figure eight: well above the stop-and-go
+#: baseline; the 5x5 grid: better than max-pressure's -1 057)
+THRESHOLDS = {"cacc-catchup": -1.0e5, "cacc-slowdown": -3.0e5, "ring-attenuation": 200.0,
+              "figure-eight": 1.5e5, "atsc-grid5x5": -1.0e3}
 
 
 def steps_to_threshold(run_dir: str, threshold: float, window: int = 3) -> float:
