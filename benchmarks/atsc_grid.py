@@ -49,9 +49,8 @@ HEADER = ("| policy | delay, all vehicles (s) | trip time, all vehicles (s) | wa
 
 
 def row(name: str, returns: list[float], traffic: list[dict], note: str) -> str:
-    for t in traffic:
-        t["left"] = t["in_network"] + t["waiting_to_insert"]
-    mean = {key: np.mean([t[key] for t in traffic]) for key in COLUMNS}
+    figures = [{**t, "left": t["in_network"] + t["waiting_to_insert"]} for t in traffic]
+    mean = {key: np.mean([t[key] for t in figures]) for key in COLUMNS}
     return (f"| {name} | {mean['delay']:.1f} | {mean['trip_time']:.1f} | {mean['waiting_time']:.1f} | "
             f"{mean['left']:.0f} | {mean['throughput']:.0f} | {mean['arrived']:.0f} | "
             f"{np.mean(returns):.5g} ± {np.std(returns):.2g} | {note} |")
