@@ -17,13 +17,18 @@ from gdmpo import config as cfg
 from gdmpo.plot import read_curve
 
 
+def run_dir_of(out: str | Path, env: str, name: str, seed: int) -> Path:
+    """Where a benchmark keeps the run of ``name`` on ``env`` with ``seed``: ``OUT/runs/ENV/NAME-sSEED``."""
+    return Path(out) / "runs" / env / f"{name}-s{seed}"
+
+
 def train_one(job: dict[str, Any]) -> dict[str, Any]:
     """Train ``job['config']`` (default ``configs/<env>/<algo>.yaml``) on ``job['env']`` with ``job['overrides']``
     for ``job['steps']`` real steps, then evaluate.
 
     Runs in a worker process with one torch thread, so ``--jobs`` workers share the cores evenly.
     """
-    run_dir = Path(job["out"]) / "runs" / job["env"] / f"{job['name']}-s{job['seed']}"
+    run_dir = run_dir_of(job["out"], job["env"], job["name"], job["seed"])
     path = job.get("config", f"configs/{job['env']}/{job['algo']}.yaml")
     config = cfg.load(path, {"seed": job["seed"], "env.id": job["env"], "threads": job.get("threads", 1),
                              **job.get("overrides", {})})

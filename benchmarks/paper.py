@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import run_jobs, write_curves, write_summary
+from common import run_dir_of, run_jobs, write_curves, write_summary
 from sample_efficiency import THRESHOLDS, steps_to_threshold
 
 import gdmpo
@@ -37,10 +37,6 @@ from gdmpo.threads import available_cpus
 
 ENVS = ("cacc-catchup", "cacc-slowdown", "ring-attenuation", "figure-eight", "atsc-grid5x5")
 ALGOS = ("dmpo", "dppo", "cppo", "ic3net")
-
-
-def run_dir(out: Path, env: str, algo: str, seed: int) -> Path:
-    return out / "runs" / env / f"{algo}-s{seed}"
 
 
 def train_resumable(job: dict[str, Any]) -> dict[str, Any]:
@@ -138,7 +134,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     out.mkdir(parents=True, exist_ok=True)
     threads = max(1, available_cpus() // args.jobs)
     jobs = [{"env": e, "algo": a, "seed": s, "steps": args.steps, "episodes": args.episodes, "threads": threads,
-             "run_dir": str(run_dir(out, e, a, s))} for e in args.envs for a in args.algos for s in args.seeds]
+             "run_dir": str(run_dir_of(out, e, a, s))} for e in args.envs for a in args.algos for s in args.seeds]
     done = [j for j in jobs if (Path(j["run_dir"]) / "result.json").exists()]
     todo = [] if args.summary_only else [j for j in jobs if j not in done]
     print(f"{len(done)} of {len(jobs)} runs finished; {len(todo)} to run", flush=True)

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 import gdmpo
-from gdmpo.envs import SumoError
 from gdmpo.envs.sumo.scenario import first_departure, make_scenario, read_sumocfg
 
 NET = Path("graphs/grid3x3.net.xml").resolve()
