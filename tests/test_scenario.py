@@ -106,3 +106,14 @@ def test_delay_counts_the_vehicles_a_policy_leaves_stuck():
     assert stuck["in_network"] + stuck["waiting_to_insert"] > served["in_network"] + served["waiting_to_insert"]
     assert stuck["delay"] > served["delay"] and stuck["throughput"] < served["throughput"]
     assert served["departed"] == served["arrived"] + served["in_network"]
+
+
+def test_an_episode_in_which_nothing_departs_is_an_error_naming_the_window():
+    from gdmpo.envs import SumoError
+
+    with gdmpo.make("atsc", num_envs=1, seed=0, net_file=str(NET), route_file=str(ROUTES), episode_seconds=20,
+                    scale=0.0001) as env:  # the flows start at 0 s, but almost no demand is left
+        env.reset()
+        with pytest.raises(SumoError, match=r"no vehicle departed in the window 0-20 s from grid3x3.rou.xml"):
+            for _ in range(env.max_episode_steps):
+                env.step(torch.zeros(1, 9, dtype=torch.long))

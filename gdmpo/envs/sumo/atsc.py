@@ -54,7 +54,6 @@ class ATSCSimulation(SumoSimulation):
         self.scenario: Scenario = spec["scenario"]
         self.current: list[str] = []
         self.time = 0.0
-        self.departed = self.arrived = 0
 
     # ------------------------------------------------------------------ episode
     def reset(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -64,7 +63,7 @@ class ATSCSimulation(SumoSimulation):
                     "--step-length", "1", "--time-to-teleport", str(spec["teleport_seconds"]),
                     "--tripinfo-output", os.devnull,  # enables SUMO's trip statistics without writing them
                     *spec["sumo_options"]])
-        self.time, self.departed, self.arrived = scenario.begin, 0, 0
+        self.time = scenario.begin
         if scenario.warmup_seconds:  # the network's own programmes run until control starts
             self._advance(scenario.warmup_seconds)
         self.current = [phases[0] for phases in spec["phases"]]
@@ -95,17 +94,19 @@ class ATSCSimulation(SumoSimulation):
         return self._observe()
 
     def _advance(self, seconds: float) -> None:
-        for _ in range(int(round(seconds))):  # second by second: departures and arrivals are per step
-            self.time += 1.0
-            self.sim.simulationStep(self.time)
-            self.departed += self.sim.simulation.getDepartedNumber()
-            self.arrived += self.sim.simulation.getArrivedNumber()
-        if self.time >= self.scenario.end - 0.5 and self.departed == 0:
+        self.time += seconds
+        self.sim.simulationStep(self.time)
+        if self.time >= self.scenario.end - 0.5 and self._nothing_departed():
             first = first_departure(self.scenario.route_files)
             routes = ", ".join(os.path.basename(r) for r in self.scenario.route_files) or "the random trips"
             raise SumoError(f"no vehicle departed in the window {self.scenario.window()} from {routes}"
                             + (f", whose first departure is at {first:g} s" if first is not None else "")
                             + "; set begin (or the sumocfg's <begin>) to where the traffic is")
+
+    def _nothing_departed(self) -> bool:
+        """No vehicle has entered the network this episode: none finished and none is driving."""
+        return (int(self.sim.simulation.getParameter("", "device.tripinfo.count")) == 0
+                and self.sim.vehicle.getIDCount() == 0)
 
     # ------------------------------------------------------------------ measurements
     def _observe(self) -> tuple[np.ndarray, np.ndarray]:
