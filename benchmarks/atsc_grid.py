@@ -108,7 +108,7 @@ def main() -> None:
     jobs = [{"env": env_id, "algo": a, "name": a, "seed": s, "steps": args.steps, "episodes": args.episodes,
              "out": str(out), "overrides": {"env.options": options, **sets.get(a, {})},
              "config": f"configs/atsc-grid5x5/{a}.yaml"} for a in args.algos for s in args.seeds]
-    results = run_jobs(jobs, args.jobs)
+    results = run_jobs(jobs, args.jobs, ray=args.ray)
     write_curves(results, out / "curves.csv")
     plot_runs([r["run_dir"] for r in results], out / f"{name}.png", title=f"{name}: return vs control steps")
 

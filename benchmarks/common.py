@@ -57,6 +57,13 @@ def add_run_arguments(parser, steps: int = 100_000) -> None:
     parser.add_argument("--episodes", type=int, default=16, help="evaluation episodes per final policy")
     parser.add_argument("--jobs", type=int, default=2, help="runs trained in parallel (one thread each)")
     parser.add_argument("--out", default=None)
+    add_ray_argument(parser)
+
+
+def add_ray_argument(parser) -> None:
+    """``--ray [ADDRESS]``: run the jobs as Ray tasks, locally or on the cluster at ADDRESS."""
+    parser.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                        help="run the jobs as Ray tasks: on a local Ray, or on the cluster at ADDRESS")
 
 
 def parse_value(text: str) -> Any:
@@ -67,24 +74,36 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def run_jobs(jobs: list[dict[str, Any]], workers: int, fn=train_one) -> list[dict[str, Any]]:
-    """Run ``fn`` (default :func:`train_one`) on every job in a pool of ``workers`` processes, printing
-    each as it finishes.
+def run_jobs(jobs: list[dict[str, Any]], workers: int, fn=train_one, ray: str | None = None) -> list[dict[str, Any]]:
+    """Run ``fn`` (default :func:`train_one`) on every job and print each as it finishes: in a pool of
+    ``workers`` local processes, or, with ``ray`` (a cluster address, or ``"local"``), as Ray tasks
+    (the path of ``gdmpo sweep``; a task whose process dies is retried, and resumes where ``fn`` can).
 
     Stopping the benchmark (Ctrl-C or SIGTERM) stops the training processes too: they would otherwise
     run on, orphaned, and skew every timing taken afterwards on the machine.
     """
     start = time.perf_counter()
     results = []
+
+    def report(result: dict[str, Any]) -> None:
+        results.append(result)
+        print(f"[{time.perf_counter() - start:6.0f} s] {result['env']} {result['name']} seed {result['seed']}: "
+              f"final return {result['final_return']:.4g} ({result['train_s']:.0f} s)", flush=True)
+
+    if ray is not None:
+        from gdmpo.distributed import connect, map_unordered
+
+        connect(None if ray == "local" else ray)
+        cpus = max(int(job.get("threads", 1)) for job in jobs) if jobs else 1
+        for _, result in map_unordered(fn, jobs, cpus_per_item=cpus):
+            report(result)
+        return results
     previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     # not multiprocessing.Pool: its daemonic workers could not start the SUMO worker processes
     pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
     try:
         for future in as_completed([pool.submit(fn, job) for job in jobs]):
-            result = future.result()
-            results.append(result)
-            print(f"[{time.perf_counter() - start:6.0f} s] {result['env']} {result['name']} seed {result['seed']}: "
-                  f"final return {result['final_return']:.4g} ({result['train_s']:.0f} s)", flush=True)
+            report(future.result())
     except BaseException:
         for process in list(getattr(pool, "_processes", {}).values()):  # the executor offers no public kill
             process.terminate()

@@ -48,7 +48,7 @@ def main() -> None:
     jobs = [{"env": args.env, "algo": "dmpo", "name": f"dmpo-kappa{k}", "kappa": k, "seed": s, "steps": args.steps,
              "episodes": args.episodes, "out": str(out), "overrides": {**common, **{key: k for key in KEYS[args.vary]}}}
             for k in args.kappas for s in args.seeds]
-    results = run_jobs(jobs, args.jobs)
+    results = run_jobs(jobs, args.jobs, ray=args.ray)
     write_curves(results, out / "curves.csv")
     plot_runs([r["run_dir"] for r in results], out / f"{args.env}.png", title=f"{args.env}: DMPO, κ ({args.vary})")
     lines = [f"{args.env}: DMPO, κ varies {', '.join(KEYS[args.vary])}; {args.steps} real env steps, seeds "

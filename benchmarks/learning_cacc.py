@@ -45,7 +45,7 @@ def main() -> None:
     out = Path(args.out or "benchmarks/results/learning_cacc")
     jobs = [{"env": e, "algo": a, "name": a, "seed": s, "steps": args.steps, "episodes": args.episodes,
              "out": str(out)} for e in args.envs for a in ALGOS for s in args.seeds]
-    results = run_jobs(jobs, args.jobs)
+    results = run_jobs(jobs, args.jobs, ray=args.ray)
 
     write_curves(results, out / "curves.csv")
 

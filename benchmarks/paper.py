@@ -22,46 +22,21 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import run_dir_of, run_jobs, write_curves, write_summary
+from common import add_ray_argument, run_dir_of, run_jobs, write_curves, write_summary
 from sample_efficiency import THRESHOLDS, steps_to_threshold
 
-import gdmpo
 from gdmpo import config as cfg
+from gdmpo.cli import parse_assignments
 from gdmpo.plot import aggregate, read_curve
+from gdmpo.sweep import finish_run
 from gdmpo.threads import available_cpus
 
 ENVS = ("cacc-catchup", "cacc-slowdown", "ring-attenuation", "figure-eight", "atsc-grid5x5")
 ALGOS = ("dmpo", "dppo", "cppo", "ic3net")
-
-
-def train_resumable(job: dict[str, Any]) -> dict[str, Any]:
-    """Finish one run (fresh, or resumed from its checkpoint), evaluate it once, record ``result.json``."""
-    directory = Path(job["run_dir"])
-    result_file = directory / "result.json"
-    if result_file.exists():
-        return json.loads(result_file.read_text())
-    start = time.perf_counter()
-    if (directory / "checkpoints" / "last.pt").exists():
-        trainer = gdmpo.Trainer.resume(directory)
-    else:
-        config = cfg.load(f"configs/{job['env']}/{job['algo']}.yaml", {"seed": job["seed"], "threads": job["threads"]})
-        trainer = gdmpo.Trainer(config, directory)
-    try:
-        summary = trainer.train(job["steps"], progress=False)
-    finally:
-        trainer.close()
-    evaluation = gdmpo.evaluate(directory / "checkpoints/last.pt", episodes=job["episodes"], seed=1000 + job["seed"])
-    result = {"env": job["env"], "name": job["algo"], "seed": job["seed"], "run_dir": str(directory),
-              "env_steps": summary["env_steps"], "train_s": summary["wall_s"],
-              "final_return": evaluation["mean_return"], "final_std": evaluation["std_return"],
-              "traffic": evaluation.get("traffic"), "session_s": time.perf_counter() - start}
-    result_file.write_text(json.dumps(result, indent=1))
-    return result
 
 
 def summary_lines(results: list[dict[str, Any]], steps: int) -> list[str]:
@@ -128,18 +103,27 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--episodes", type=int, default=16)
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (threads are split between them)")
     parser.add_argument("--out", default="benchmarks/results/paper")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="config overrides for every run (a variant: give it its own --out)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per run (default: cores / jobs)")
+    add_ray_argument(parser)
     parser.add_argument("--summary-only", action="store_true", help="only rewrite the files from finished runs")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    threads = max(1, available_cpus() // args.jobs)
-    jobs = [{"env": e, "algo": a, "seed": s, "steps": args.steps, "episodes": args.episodes, "threads": threads,
-             "run_dir": str(run_dir_of(out, e, a, s))} for e in args.envs for a in args.algos for s in args.seeds]
+    threads = args.threads or max(1, available_cpus() // args.jobs)
+    overrides = parse_assignments(args.set)
+    jobs = []
+    for env, algo, seed in ((e, a, s) for e in args.envs for a in args.algos for s in args.seeds):
+        config = cfg.load(f"configs/{env}/{algo}.yaml", {**overrides, "seed": seed, "threads": threads})
+        jobs.append({"config": cfg.to_dict(config), "run_dir": str(run_dir_of(out, env, algo, seed)), "seed": seed,
+                     "steps": args.steps, "episodes": args.episodes, "threads": threads,
+                     "labels": {"env": env, "name": algo}})
     done = [j for j in jobs if (Path(j["run_dir"]) / "result.json").exists()]
     todo = [] if args.summary_only else [j for j in jobs if j not in done]
     print(f"{len(done)} of {len(jobs)} runs finished; {len(todo)} to run", flush=True)
     if todo:
-        run_jobs(todo, args.jobs, train_resumable)
+        run_jobs(todo, args.jobs, finish_run, ray=args.ray)
     results = [json.loads((Path(j["run_dir"]) / "result.json").read_text()) for j in jobs
                if (Path(j["run_dir"]) / "result.json").exists()]
     if results:

@@ -66,7 +66,7 @@ def main() -> None:
     sets = parse_sets(args.sets)
     jobs = [{"env": args.env, "algo": a, "name": a, "seed": s, "steps": args.steps, "episodes": args.episodes,
              "out": str(out), "overrides": sets.get(a, {})} for a in args.algos for s in args.seeds]
-    results = run_jobs(jobs, args.jobs)
+    results = run_jobs(jobs, args.jobs, ray=args.ray)
     write_curves(results, out / "curves.csv")
     plot_runs([r["run_dir"] for r in results], out / f"{args.env}.png", title=f"{args.env}: return vs real env steps")
 

@@ -60,6 +60,14 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> None
         raise CheckpointError(f"{path}: could not save the checkpoint, {reason};{kept}") from None
 
 
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write a small text file (a result, a summary) so a reader never sees half of it."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a checkpoint written by gdmpo without ever running code from it.
 

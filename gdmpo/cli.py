@@ -115,6 +115,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from gdmpo.sweep import parse_grid, run_sweep
+
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps must be >= 1, got {args.steps}")
+    out = args.out or str(Path("runs") / "sweeps" / Path(args.config).stem)
+    run_sweep(args.config, args.seeds, parse_grid(args.grid), out, steps=args.steps, episodes=args.episodes,
+              address=args.address, cpus_per_trial=args.cpus_per_trial)
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
@@ -187,6 +198,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its checkpoints/last.pt")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
+
+    sweep = commands.add_parser("sweep", help="train every seed x override combination as Ray tasks (resumable)")
+    sweep.add_argument("config", help="YAML run config")
+    sweep.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    sweep.add_argument("--grid", nargs="+", default=[], metavar="KEY=V1,V2",
+                       help="values to sweep, e.g. --grid ppo.lr_policy=3e-4,1e-3 model.hops=1,2")
+    sweep.add_argument("--steps", type=int, help="real env steps per trial (default: the config's)")
+    sweep.add_argument("--episodes", type=int, default=16, help="evaluation episodes of each final policy")
+    sweep.add_argument("--out", help="sweep directory (default runs/sweeps/<config name>)")
+    sweep.add_argument("--address", help="join this Ray cluster (default: RAY_ADDRESS, else a local Ray)")
+    sweep.add_argument("--cpus-per-trial", type=int, default=1, help="Ray CPUs and torch threads per trial")
+    sweep.set_defaults(func=cmd_sweep)
 
     evaluate = commands.add_parser("eval", help="team return of a trained checkpoint")
     evaluate.add_argument("checkpoint")

@@ -79,6 +79,7 @@ class PPOConfig:
     critic: Literal["local", "central"] = "local"
     normalize_advantage: bool = True
     reward_scale: float = 0.01  # rewards are multiplied by this for learning; metrics stay raw
+    reward_clip: float | None = None  # learning rewards (after reward_scale) clipped to [-c, c]; None: no clip
     value_norm: bool = True  # critic regresses running-normalised returns
     chunk_nodes: int = 16384  # nodes per forward/backward pass within a minibatch (speed only; 0: whole minibatch)
 

@@ -159,6 +159,8 @@ class PPO(nn.Module):
         """``(extended advantages, returns)``, both ``[T, B, n]``; returns = A_i + V_i (eq. 7)."""
         cfg = self.config
         rewards = rollout.rewards * cfg.reward_scale
+        if cfg.reward_clip is not None:  # tames one-step charges (a collision's whole penalty at once)
+            rewards = rewards.clamp(-cfg.reward_clip, cfg.reward_clip)
         adv = gae(rewards, rollout.values, rollout.next_values, rollout.dones, cfg.gamma, cfg.gae_lambda)
         return extended_advantage(adv, self.reach), adv + rollout.values
 

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from gdmpo.envs.base import ActionError
-from gdmpo.envs.sumo.base import SumoSimulation, SumoVecEnv, timed_step
+from gdmpo.envs.sumo.base import SumoSimulation, SumoVecEnv, check_worker_kind, timed_step
 from gdmpo.envs.sumo.scenario import Scenario, first_departure, make_scenario
 from gdmpo.envs.sumo.workers import SumoError
 from gdmpo.graph.sumo import from_sumo
@@ -208,6 +208,8 @@ class ATSCEnv(SumoVecEnv):
         wait_weight: reward weight of the waiting time (0: queue reward only).
         backend: ``libsumo`` (fast, default) or ``traci``.
         sumo_options: extra SUMO command-line options.
+        workers: ``process`` (local worker processes) or ``ray`` (Ray actors anywhere in the cluster);
+            ``worker_cpus``: Ray CPUs per actor.
     """
 
     simulation_class = ATSCSimulation
@@ -221,8 +223,9 @@ class ATSCEnv(SumoVecEnv):
                  wave_distance: float = 50.0, wave_scale: float = 5.0,
                  obs_clip: float = 2.0, max_halting: int = 10, observe_wait: bool = False, wait_scale: float = 60.0,
                  wait_weight: float = 0.0, teleport_seconds: int = 600, backend: str = "libsumo",
-                 sumo_options: tuple[str, ...] = ()) -> None:
+                 sumo_options: tuple[str, ...] = (), workers: str = "process", worker_cpus: float = 1.0) -> None:
         super().__init__(num_envs, seed, device)
+        check_worker_kind(workers)
         if not 0 <= yellow_seconds < control_interval:
             raise ValueError(f"yellow_seconds must be in [0, control_interval={control_interval}), got {yellow_seconds}")
         scenario = make_scenario(net_file, route_file, sumocfg, begin, end, episode_seconds, warmup_seconds, scale,
@@ -253,7 +256,7 @@ class ATSCEnv(SumoVecEnv):
             "wait_weight": wait_weight, "teleport_seconds": teleport_seconds, "trip_period": trip_period,
             "backend": backend, "sumo_options": list(sumo_options),
         }
-        self._start_workers(spec)
+        self._start_workers(spec, workers, worker_cpus)
 
     def _step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         allowed = self.action_mask.to(actions.device)[torch.arange(self.num_agents, device=actions.device), actions]

@@ -100,6 +100,15 @@ class SumoSimulation:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+WORKER_KINDS = ("process", "ray")
+
+
+def check_worker_kind(workers: str) -> None:
+    """Refuse an unknown ``env.options.workers`` before anything is built."""
+    if workers not in WORKER_KINDS:
+        raise ValueError(f"workers must be one of {', '.join(WORKER_KINDS)}, got {workers!r}")
+
+
 class SumoVecEnv(NetworkedVecEnv):
     """``B`` copies of a SUMO task, one worker process each, stepped in parallel.
 
@@ -110,11 +119,19 @@ class SumoVecEnv(NetworkedVecEnv):
 
     simulation_class: type[SumoSimulation]
 
-    def _start_workers(self, spec: dict[str, Any]) -> None:
+    def _start_workers(self, spec: dict[str, Any], workers: str = "process", worker_cpus: float = 1.0) -> None:
+        """Start one worker per copy: a local process (``workers="process"``) or a Ray actor (``"ray"``,
+        ``worker_cpus`` Ray CPUs each), both behind the same interface."""
+        check_worker_kind(workers)
         self._tmp = tempfile.TemporaryDirectory(prefix="gdmpo-sumo-")  # workers' files; gone at close()
-        spec["workdir"] = self._tmp.name
+        spec["workdir"] = self._tmp.name  # where it exists: a Ray actor on another node uses its own temp dir
         self.simulation_spec = spec  # what each worker's simulation is built from (picklable)
-        self.workers = SumoWorkers(self.num_envs, self.simulation_class, (spec,))
+        if workers == "ray":
+            from gdmpo.envs.sumo.ray_workers import RaySumoWorkers
+
+            self.workers = RaySumoWorkers(self.num_envs, self.simulation_class, (spec,), worker_cpus)
+        else:
+            self.workers = SumoWorkers(self.num_envs, self.simulation_class, (spec,))
         self._obs = torch.zeros(self.num_envs, self.num_agents, self.obs_dim, device=self.device)
         self.episode_traffic: list[dict[str, float]] = [{} for _ in range(self.num_envs)]
 
@@ -128,7 +145,7 @@ class SumoVecEnv(NetworkedVecEnv):
         seeds = torch.randint(0, 2**31 - 1, (len(indices),), generator=self._generator).tolist()
         results = self.workers.call("reset", [(s,) for s in seeds], indices)
         for index, result in zip(indices, results):
-            self._obs[index] = torch.from_numpy(result[0]).to(self.device)
+            self._obs[index] = torch.tensor(result[0], device=self.device)  # a copy: Ray hands read-only arrays
         return self._obs.clone()
 
     def _step_workers(self, actions: list) -> tuple[torch.Tensor, torch.Tensor, list[tuple]]:

@@ -43,7 +43,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from gdmpo.envs.sumo.base import SumoSimulation, SumoVecEnv, timed_step
+from gdmpo.envs.sumo.base import SumoSimulation, SumoVecEnv, check_worker_kind, timed_step
 from gdmpo.envs.sumo.workers import SumoError
 from gdmpo.graph import ring
 from gdmpo.graph.sumo import sumo_binary
@@ -300,7 +300,7 @@ class VehicleEnv(SumoVecEnv):
         horizon: steps per episode (truncation); ``dt``: seconds per step.
         reward: ``"ring"`` (speed closeness and acceleration penalty, scaled by 1/n) or ``"speed"``.
         start_jitter: half-width (m) of the seeded uniform perturbation of start positions.
-        backend, sumo_options: as for :class:`~gdmpo.envs.sumo.ATSCEnv`.
+        backend, sumo_options, workers, worker_cpus: as for :class:`~gdmpo.envs.sumo.ATSCEnv`.
     """
 
     simulation_class = VehicleSimulation
@@ -308,8 +308,10 @@ class VehicleEnv(SumoVecEnv):
     def __init__(self, num_envs: int = 1, seed: int | None = None, device: str | torch.device = "cpu", *,
                  track: str = "ring", num_vehicles: int = 22, length_range: tuple[float, float] = (220.0, 270.0),
                  max_accel: float = 1.0, horizon: int = 3000, dt: float = 0.1, reward: str = "ring",
-                 start_jitter: float = 1.0, backend: str = "libsumo", sumo_options: tuple[str, ...] = ()) -> None:
+                 start_jitter: float = 1.0, backend: str = "libsumo", sumo_options: tuple[str, ...] = (),
+                 workers: str = "process", worker_cpus: float = 1.0) -> None:
         super().__init__(num_envs, seed, device)
+        check_worker_kind(workers)
         if track not in SPEED_MODE:
             raise ValueError(f"track must be one of {sorted(SPEED_MODE)}, got {track!r}")
         if reward not in ("ring", "speed"):
@@ -331,7 +333,7 @@ class VehicleEnv(SumoVecEnv):
         self._start_workers({"track": track, "num_vehicles": num_vehicles, "length_range": (low, high),
                              "max_accel": float(max_accel), "horizon": horizon, "dt": dt, "reward": reward,
                              "start_jitter": float(start_jitter), "backend": backend,
-                             "sumo_options": list(sumo_options)})
+                             "sumo_options": list(sumo_options)}, workers, worker_cpus)
 
     def _step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         obs, reward, extras = self._step_workers(actions[..., 0].tolist())

@@ -1,0 +1,97 @@
+"""Ray, the one distributed engine gdmpo builds on: connecting to a cluster and mapping jobs over it.
+
+Ray is an optional dependency (``pip install gdmpo[ray]``). Two things use it: ``gdmpo sweep`` (and the
+benchmarks' job pool), which runs whole training runs as Ray tasks, and ``env.options.workers: ray``,
+which places SUMO simulations on Ray actors (:mod:`gdmpo.envs.sumo.ray_workers`).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, Callable, Iterator, Sequence
+
+from gdmpo.threads import available_cpus
+
+
+class RayUnavailableError(RuntimeError):
+    """Ray is not installed, or the cluster cannot be reached."""
+
+
+def require_ray() -> Any:
+    """The ``ray`` module, or a clear error saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise RayUnavailableError("this needs Ray, an optional dependency: pip install 'gdmpo[ray]'") from None
+    return ray
+
+
+def connect(address: str | None = None) -> Any:
+    """Join the Ray cluster at ``address`` (or ``RAY_ADDRESS``), or start a local one sized to this machine.
+
+    Inside a Ray task or actor, and after an earlier call, the running connection is used as it is.
+    Returns the ``ray`` module.
+    """
+    ray = require_ray()
+    if ray.is_initialized():
+        return ray
+    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+    try:
+        if address:
+            ray.init(address=address, **options)
+        else:  # RAY_ADDRESS, when set, is honoured by ray.init itself
+            import os
+
+            if not os.environ.get("RAY_ADDRESS"):
+                options["num_cpus"] = available_cpus()
+            ray.init(**options)
+    except ConnectionError as err:
+        raise RayUnavailableError(f"could not reach the Ray cluster at {address or 'RAY_ADDRESS'}: {err}") from None
+    return ray
+
+
+def cluster_cpus() -> float:
+    """CPUs the connected cluster offers in all (its nodes' ``CPU`` resources)."""
+    return float(require_ray().cluster_resources().get("CPU", 0.0))
+
+
+def ship_by_value(fn: Callable[..., Any]) -> None:
+    """Let Ray workers run ``fn`` even where its module is not importable there (a benchmark script):
+    its module is then pickled with it instead of imported by name."""
+    module = sys.modules.get(fn.__module__)
+    if module is not None and fn.__module__ != "__main__" and not fn.__module__.startswith("gdmpo"):
+        require_ray().cloudpickle.register_pickle_by_value(module)
+
+
+def map_unordered(fn: Callable[[Any], Any], items: Sequence[Any], cpus_per_item: float = 1.0,
+                  retries: int = 2) -> Iterator[tuple[int, Any]]:
+    """Run ``fn(item)`` for every item as Ray tasks on the connected cluster; yield ``(index, result)``
+    as each finishes.
+
+    A task whose worker process dies (a killed process, a lost node) is run again up to ``retries``
+    times; ``fn`` is expected to resume its own work (training runs resume from their checkpoints).
+    An exception raised by ``fn`` itself is not retried: it is raised here.
+    """
+    ray = require_ray()
+    ship_by_value(fn)
+    remote = ray.remote(fn).options(num_cpus=cpus_per_item, max_retries=retries, retry_exceptions=False)
+    pending = {remote.remote(item): index for index, item in enumerate(items)}
+    try:
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            index = pending.pop(done[0])
+            yield index, ray.get(done[0])
+    finally:
+        for ref in pending:  # stopped early (an error, Ctrl-C): do not leave runs going on the cluster
+            ray.cancel(ref, force=True)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.2) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` seconds pass; return whether it held."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return condition()
