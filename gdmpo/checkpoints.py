@@ -99,8 +99,14 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return state
 
 
-def check_fits(state: dict[str, Any], obs_dim: int, action_space: gym.spaces.Space, target: str) -> None:
-    """Raise :class:`LayoutError` unless one agent's observation size and action space match the checkpoint's."""
+def check_fits(state: dict[str, Any], obs_dim: int, action_space: gym.spaces.Space, target: str,
+               lane_features: int | None = None) -> None:
+    """Raise :class:`LayoutError` unless one agent's observation and actions fit the checkpoint's policy.
+
+    A ``movements`` policy (traffic signals, :mod:`gdmpo.nn.signals`) fits any signal network whose
+    lanes carry the same features (``lane_features``), whatever its lane and phase counts; any other
+    policy needs the same observation size and action space.
+    """
     spaces = state.get("spaces") or {}
     source = state["config"]["env"]["id"]
     trained_obs = spaces.get("obs_dim")
@@ -110,12 +116,22 @@ def check_fits(state: dict[str, Any], obs_dim: int, action_space: gym.spaces.Spa
         kind = "discrete" if discrete_target else "continuous"
         raise LayoutError(f"checkpoint trained on {source} with action space {trained_action}; {target} has "
                           f"{kind} actions {action_space}: a policy cannot switch action kinds")
+    if ((state["config"].get("policy_net") or {}).get("input") or "flat") == "movements":
+        trained_lanes = spaces.get("lane_features")
+        if lane_features is None:
+            raise LayoutError(f"checkpoint trained on {source} drives traffic signals; {target} has none")
+        if trained_lanes is not None and trained_lanes != lane_features:
+            raise LayoutError(f"checkpoint trained on {source} reads {trained_lanes} feature(s) per lane; {target} "
+                              f"gives {lane_features} (env option observe_wait must match)")
+        return
     if trained_action and trained_action != repr(action_space):
         raise LayoutError(f"checkpoint trained on {source} with action space {trained_action}; {target} has "
-                          f"{action_space!r} (for traffic lights: the same largest phase count is needed)")
+                          f"{action_space!r} (for traffic lights: the same largest phase count is needed, or "
+                          "a policy with policy_net.input: movements)")
     if trained_obs is not None and trained_obs != obs_dim:
         raise LayoutError(f"checkpoint trained on {source} with {trained_obs} observation features per agent; "
-                          f"{target} gives {obs_dim} (for traffic lights: the same largest lane count)")
+                          f"{target} gives {obs_dim} (for traffic lights: the same largest lane count, or a "
+                          "policy with policy_net.input: movements)")
 
 
 def numpy_rng_state() -> dict[str, Any]:

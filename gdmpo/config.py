@@ -55,6 +55,9 @@ class NetworkConfig:
     residual: bool = False
     layer_norm: bool = False
     degree_feature: bool = False
+    # "movements" (traffic signals): read a junction as the set of its movements, score phases by
+    # competition (gdmpo.nn.signals); its weights fit any lane and phase count. "flat": one vector per agent.
+    input: Literal["flat", "movements"] = "flat"
 
 
 @dataclass

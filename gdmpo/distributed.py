@@ -7,8 +7,8 @@ which places SUMO simulations on Ray actors (:mod:`gdmpo.envs.sumo.ray_workers`)
 
 from __future__ import annotations
 
+import os
 import sys
-import time
 from typing import Any, Callable, Iterator, Sequence
 
 from gdmpo.threads import available_cpus
@@ -41,13 +41,17 @@ def connect(address: str | None = None) -> Any:
         if address:
             ray.init(address=address, **options)
         else:  # RAY_ADDRESS, when set, is honoured by ray.init itself
-            import os
-
             if not os.environ.get("RAY_ADDRESS"):
                 options["num_cpus"] = available_cpus()
             ray.init(**options)
     except ConnectionError as err:
         raise RayUnavailableError(f"could not reach the Ray cluster at {address or 'RAY_ADDRESS'}: {err}") from None
+    except Exception as err:
+        if "AuthToken" not in str(err) and "Authentication" not in type(err).__name__:
+            raise
+        raise RayUnavailableError(f"the Ray cluster at {address or 'RAY_ADDRESS'} refused this process's token: "
+                                  "set RAY_AUTH_MODE=token and the cluster's token (RAY_AUTH_TOKEN, or "
+                                  "~/.ray/auth_token) here as on its nodes (docs/scaling.md)") from None
     return ray
 
 
@@ -57,8 +61,8 @@ def cluster_cpus() -> float:
 
 
 def ship_by_value(fn: Callable[..., Any]) -> None:
-    """Let Ray workers run ``fn`` even where its module is not importable there (a benchmark script):
-    its module is then pickled with it instead of imported by name."""
+    """Let Ray workers run ``fn`` (a function or class) even where its module is not importable there
+    (a benchmark script): its module is then pickled with it instead of imported by name."""
     module = sys.modules.get(fn.__module__)
     if module is not None and fn.__module__ != "__main__" and not fn.__module__.startswith("gdmpo"):
         require_ray().cloudpickle.register_pickle_by_value(module)
@@ -86,12 +90,3 @@ def map_unordered(fn: Callable[[Any], Any], items: Sequence[Any], cpus_per_item:
         for ref in pending:  # stopped early (an error, Ctrl-C): do not leave runs going on the cluster
             ray.cancel(ref, force=True)
 
-
-def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.2) -> bool:
-    """Poll ``condition`` until it holds or ``timeout`` seconds pass; return whether it held."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(interval)
-    return condition()

@@ -218,7 +218,8 @@ class Trainer:
             "algorithm": self.algorithm.state_dict(),
             "counters": self.counters.__dict__.copy(),
             "rng": capture_rng(self.env),
-            "spaces": {"obs_dim": self.env.obs_dim, "action_space": repr(self.env.action_space)},
+            "spaces": {"obs_dim": self.env.obs_dim, "action_space": repr(self.env.action_space),
+                       "lane_features": getattr(self.env, "lane_features", None)},
         }
         save_checkpoint(state, path)
         if path.name == "last.pt":

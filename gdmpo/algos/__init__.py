@@ -30,6 +30,7 @@ from gdmpo.algos.ppo import PPO, extended_advantage, gae
 from gdmpo.config import RunConfig
 from gdmpo.envs.base import NetworkedVecEnv
 from gdmpo.nn import CentralCritic, GraphCritic, GraphPolicy
+from gdmpo.nn.signals import MovementCritic, PhaseCompetitionPolicy, SignalStructure
 
 ALGORITHMS = ("dppo", "cppo", "dmpo", "ic3net", "ia2c")
 
@@ -39,6 +40,15 @@ def prepare_env(config: RunConfig, env: NetworkedVecEnv) -> NetworkedVecEnv:
     if config.algo == "ic3net" and not isinstance(env, RecurrentCommEnv):
         return RecurrentCommEnv(env, config.ic3net.hidden)
     return env
+
+
+def signal_layout(env: NetworkedVecEnv, what: str) -> tuple[int, SignalStructure]:
+    """``(lane features, structure)`` of a traffic-signal environment, for a ``movements`` network."""
+    structure = getattr(env, "signal_structure", None)
+    if structure is None:
+        raise ValueError(f"{what}.input 'movements' needs a traffic-signal environment (ATSC); this one has no "
+                         "signal structure")
+    return env.lane_features, structure
 
 
 def build_agent(config: RunConfig, env: NetworkedVecEnv) -> PPO:
@@ -51,11 +61,21 @@ def build_agent(config: RunConfig, env: NetworkedVecEnv) -> PPO:
         if not isinstance(env, RecurrentCommEnv):
             raise TypeError("ic3net needs the environment from gdmpo.algos.prepare_env(config, env)")
         policy = IC3NetPolicy(env.raw_obs_dim, env.action_space, config.ic3net.hidden, config.policy_net)
+    elif config.policy_net.input == "movements":
+        policy = PhaseCompetitionPolicy(signal_layout(env, "policy_net")[0], env.action_space, ppo.policy_hops,
+                                        config.policy_net)
+        policy.bind(env.signal_structure)
     else:
         policy = GraphPolicy(env.obs_dim, env.action_space, ppo.policy_hops, config.policy_net)
     obs_dim = env.raw_obs_dim if config.algo == "ic3net" else env.obs_dim
     central = config.algo == "cppo" or ppo.critic == "central"
-    if central:
+    if config.value_net.input == "movements":
+        if central or config.algo == "ic3net":
+            raise ValueError("value_net.input 'movements' is a local critic: not for cppo, ic3net or ppo.critic central")
+        critic = MovementCritic(signal_layout(env, "value_net")[0], ppo.value_hops, config.value_net)
+        critic.bind(env.signal_structure)
+        advantage_hops = ppo.value_hops if ppo.advantage_hops is None else ppo.advantage_hops
+    elif central:
         critic = CentralCritic(obs_dim, config.value_net)
         advantage_hops = ppo.advantage_hops
     else:

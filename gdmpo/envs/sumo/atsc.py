@@ -38,6 +38,7 @@ from gdmpo.envs.base import ActionError
 from gdmpo.envs.sumo.base import SumoSimulation, SumoVecEnv, check_worker_kind, timed_step
 from gdmpo.envs.sumo.scenario import Scenario, first_departure, make_scenario
 from gdmpo.envs.sumo.workers import SumoError
+from gdmpo.nn.signals import SignalStructure
 from gdmpo.graph.sumo import from_sumo
 
 
@@ -246,6 +247,8 @@ class ATSCEnv(SumoVecEnv):
             self.action_mask[i, : len(phases[i])] = True
         width = self.max_lanes * (2 if observe_wait else 1)
         self.observation_space = gym.spaces.Box(0.0, obs_clip, (width,), dtype=np.float32)
+        self.lane_features = 2 if observe_wait else 1
+        self.signal_structure = SignalStructure.from_graph(self.graph, self.max_lanes)
         self.action_space = gym.spaces.Discrete(self.max_phases)
         spec = {
             "scenario": scenario, "net_file": scenario.net_file, "tls_ids": list(self.graph.names), "lanes": lanes, "phases": phases,

@@ -21,7 +21,7 @@ import weakref
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from gdmpo.distributed import cluster_cpus, connect
+from gdmpo.distributed import cluster_cpus, connect, ship_by_value
 from gdmpo.envs.sumo.workers import SumoError, _failure
 
 START_TIMEOUT_S = 300.0  # a SUMO simulation that cannot be built in this long is reported as stuck
@@ -89,6 +89,7 @@ class RaySumoWorkers:
             raise SumoError(f"{count} SUMO actors x {cpus_per_worker:g} CPU need {needed:g} CPUs but the Ray cluster "
                             f"offers {offered:g}: add nodes, or lower env.options.worker_cpus (e.g. "
                             f"{offered / count:.2g})")
+        ship_by_value(factory)
         self._actor_class = ray.remote(SimulationActor).options(
             num_cpus=cpus_per_worker, scheduling_strategy="SPREAD", max_restarts=0)
         self._factory, self._args = factory, args
@@ -160,10 +161,14 @@ class RaySumoWorkers:
             if self._actors[index] is None:
                 raise SumoError(f"SUMO actor {index} is not running; reset the environment")
             refs.append(self._actors[index].run.remote(method, args))
+        try:
+            answers = ray.get(refs)  # one wait for all: the actors run at the same time
+        except ray.exceptions.RayActorError:
+            answers = None
         results = []
-        for index, ref in zip(indices, refs):
+        for position, index in enumerate(indices):
             try:
-                status, payload = ray.get(ref)
+                status, payload = answers[position] if answers is not None else ray.get(refs[position])
             except ray.exceptions.RayActorError as err:
                 raise SumoError(self._death_message(index, method, err)) from None
             if status == "error":

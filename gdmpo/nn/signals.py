@@ -1,0 +1,180 @@
+"""Networks for traffic signals of any shape: movements as a set, phases scored by competition.
+
+A signalised junction is read as the set of its *movements* (signal links: an incoming lane to an
+outgoing lane). Each movement is described by its incoming lane's observed features and, where a
+neighbouring light observes the outgoing lane, that lane's features too (so the network sees what
+max-pressure sees: queues upstream and downstream). A shared MLP embeds every movement; a phase is
+scored from the mean embedding of the movements it serves green and the junction's context, the
+mean of all its movements passed through κ message-passing layers (phase competition, as in
+FRAP / MPLight). No weight depends on the number of lanes, links or phases, so one set of weights
+drives junctions with 2 to 8 phases and any lane count, on any network.
+
+:class:`SignalStructure` holds a network's static layout (which lane each movement starts from and
+ends on, which movements each phase serves); the environment builds it, the networks are *bound*
+to it (it is not part of their weights) and use it for every copy of the graph in a batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import torch
+from torch import nn
+
+from gdmpo.config import NetworkConfig
+from gdmpo.nn.heads import MASKED_LOGIT, GraphPolicy
+from gdmpo.nn.message_passing import ACTIVATIONS, KHopNetwork
+
+
+@dataclass
+class SignalStructure:
+    """The static layout of ``n`` lights with up to ``L`` observed lanes, ``M`` movements, ``P`` phases.
+
+    ``in_lane [n, M]``: the incoming lane (index among the light's observed lanes) of each movement;
+    ``out_node, out_lane [n, M]``: the light observing its outgoing lane and the lane's index there
+    (-1 where no light observes it: the lane leaves the network or reaches an unsignalised junction);
+    ``movement_mask [n, M]``: real movements; ``phase_movements [n, P, M]``: 1 where phase p shows
+    movement m green. ``lanes`` is L, the lane count the observation is padded to.
+    """
+
+    lanes: int
+    in_lane: torch.Tensor
+    out_node: torch.Tensor
+    out_lane: torch.Tensor
+    movement_mask: torch.Tensor
+    phase_movements: torch.Tensor
+
+    @property
+    def num_agents(self) -> int:
+        return self.in_lane.size(0)
+
+    @classmethod
+    def from_graph(cls, graph: Any, lanes: int) -> "SignalStructure":
+        """From a graph of :func:`gdmpo.graph.from_sumo` (its ``lanes``, ``links`` and ``phases``)."""
+        where = {lane: (i, k) for i, own in enumerate(graph.lanes) for k, lane in enumerate(own)}
+        per_agent = []
+        for i, (own, links) in enumerate(zip(graph.lanes, graph.links)):
+            index = {lane: k for k, lane in enumerate(own)}
+            real = [(m, a, b) for m, (a, b) in enumerate(links) if a in index]  # link position, in, out
+            per_agent.append([(m, index[a], *where.get(b, (-1, -1))) for m, a, b in real])
+        n = len(per_agent)
+        width = max(len(moves) for moves in per_agent)
+        phases = max(len(p) for p in graph.phases)
+        in_lane = torch.zeros(n, width, dtype=torch.long)
+        out_node = torch.full((n, width), -1, dtype=torch.long)
+        out_lane = torch.full((n, width), -1, dtype=torch.long)
+        mask = torch.zeros(n, width, dtype=torch.bool)
+        green = torch.zeros(n, phases, width)
+        for i, moves in enumerate(per_agent):
+            for slot, (link, lane, node, lane_there) in enumerate(moves):
+                in_lane[i, slot], out_node[i, slot], out_lane[i, slot], mask[i, slot] = lane, node, lane_there, True
+                for p, state in enumerate(graph.phases[i]):
+                    green[i, p, slot] = float(state[link] in "Gg")
+        return cls(lanes, in_lane, out_node, out_lane, mask, green)
+
+
+class MovementEncoder(nn.Module):
+    """Embeds every movement of every node and pools them into a junction summary.
+
+    Shapes: ``obs: [N, L·f]`` (feature-major: all lanes' first feature, then the second, ...), ``N = B n``
+    → ``(movements [N, M, h], movement_mask [N, M], summary [N, h])``.
+    """
+
+    def __init__(self, lane_features: int, width: int, activation: str) -> None:
+        super().__init__()
+        act = ACTIVATIONS[activation]
+        self.lane_features = lane_features
+        self.embed = nn.Sequential(nn.Linear(2 * lane_features + 1, width), act(), nn.Linear(width, width), act())
+        self.structure: SignalStructure | None = None
+
+    def bind(self, structure: SignalStructure) -> None:
+        self.structure = structure
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        s = self.structure
+        if s is None:
+            raise RuntimeError("a signal network must be bound to its environment's SignalStructure first")
+        big_n, n, lanes, f = obs.size(0), s.num_agents, s.lanes, self.lane_features
+        if big_n % n or obs.size(1) != lanes * f:
+            raise ValueError(f"signal network bound to {n} lights x {lanes} lanes x {f} features got obs "
+                             f"{tuple(obs.shape)}")
+        copies = big_n // n
+        device = obs.device
+        lane_rows = obs.reshape(big_n, f, lanes).transpose(1, 2).reshape(big_n * lanes, f)
+        lane_rows = torch.cat([lane_rows, lane_rows.new_zeros(1, f)])  # a zero row for unobserved lanes
+        node_base = (torch.arange(copies, device=device) * n)[:, None, None]  # [B, 1, 1]
+        own = torch.arange(n, device=device)[None, :, None]
+        in_rows = ((node_base + own) * lanes + s.in_lane.to(device)).reshape(big_n, -1)
+        observed = s.out_node.to(device) >= 0
+        out_rows = torch.where(observed, (node_base + s.out_node.to(device)) * lanes + s.out_lane.to(device),
+                               big_n * lanes).reshape(big_n, -1)
+        flag = observed.to(obs.dtype).repeat(copies, 1)[..., None]
+        features = torch.cat([lane_rows[in_rows], lane_rows[out_rows], flag], dim=-1)  # [N, M, 2f + 1]
+        movements = self.embed(features)
+        mask = s.movement_mask.to(device).repeat(copies, 1)
+        weights = mask.to(obs.dtype)
+        summary = (movements * weights[..., None]).sum(1) / weights.sum(1, keepdim=True).clamp(min=1.0)
+        return movements, mask, summary
+
+
+class PhaseCompetitionPolicy(GraphPolicy):
+    """π(phase_i | s_{N_i^κ}) for traffic lights: every phase scored from the movements it serves.
+
+    ``logit(p) = score([mean of phase p's green movement embeddings, context_i])`` where ``context_i``
+    is the junction summary after ``hops`` message-passing layers. Weights: the movement MLP, the
+    κ-hop context network and the scorer, none sized by lanes or phases.
+    """
+
+    def __init__(self, lane_features: int, action_space: gym.spaces.Space, hops: int, net: NetworkConfig) -> None:
+        nn.Module.__init__(self)
+        if not isinstance(action_space, gym.spaces.Discrete):
+            raise ValueError("a phase-competition policy needs discrete actions (phases)")
+        self.use_degree, self.action_space, self.discrete = False, action_space, True
+        width = net.hidden[0]
+        act = ACTIVATIONS[net.activation]
+        self.movements = MovementEncoder(lane_features, width, net.activation)
+        self.context = KHopNetwork(width, width, hops, net.hidden, net.activation, net.aggr, net.residual,
+                                   net.layer_norm)
+        self.score = nn.Sequential(nn.Linear(2 * width, width), act(), nn.Linear(width, 1))
+        nn.init.orthogonal_(self.score[-1].weight, gain=0.01)  # near-uniform initial policy
+        nn.init.zeros_(self.score[-1].bias)
+
+    def bind(self, structure: SignalStructure) -> None:
+        self.movements.bind(structure)
+
+    def logits(self, obs: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        """``[N, P]`` phase scores (``P``: the bound network's largest phase count)."""
+        movements, mask, summary = self.movements(obs)
+        context = self.context(summary, edge_index)
+        structure = self.movements.structure
+        copies = obs.size(0) // structure.num_agents
+        green = structure.phase_movements.to(obs.device).repeat(copies, 1, 1)  # [N, P, M]; 0 on padded movements
+        served = torch.bmm(green, movements) / green.sum(-1, keepdim=True).clamp(min=1.0)  # [N, P, h]
+        joined = torch.cat([served, context[:, None, :].expand_as(served)], dim=-1)
+        return self.score(joined).squeeze(-1)
+
+    def distribution(self, obs: torch.Tensor, edge_index: torch.Tensor,
+                     action_mask: torch.Tensor | None = None) -> torch.distributions.Distribution:
+        out = self.logits(obs, edge_index)
+        if action_mask is not None:
+            out = out.masked_fill(~action_mask, MASKED_LOGIT)
+        return torch.distributions.Categorical(logits=out, validate_args=False)
+
+
+class MovementCritic(nn.Module):
+    """V_i(s_{N_i^κ}) for traffic lights: the junction summary of its movements through κ hops."""
+
+    def __init__(self, lane_features: int, hops: int, net: NetworkConfig) -> None:
+        super().__init__()
+        width = net.hidden[0]
+        self.movements = MovementEncoder(lane_features, width, net.activation)
+        self.net = KHopNetwork(width, 1, hops, net.hidden, net.activation, net.aggr, net.residual, net.layer_norm)
+
+    def bind(self, structure: SignalStructure) -> None:
+        self.movements.bind(structure)
+
+    def forward(self, obs: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+        """``[N]`` values (``batch`` unused: the value is local)."""
+        return self.net(self.movements(obs)[2], edge_index).squeeze(-1)

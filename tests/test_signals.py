@@ -1,0 +1,126 @@
+"""Signal networks of any shape: movement sets, phase competition, transfer across phase and lane counts."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import gymnasium as gym
+import pytest
+import torch
+
+import gdmpo
+from gdmpo import config as cfg
+from gdmpo.config import NetworkConfig
+from gdmpo.graph import batch_edge_index, from_edges
+from gdmpo.graph.sumo import from_sumo, sumo_binary
+from gdmpo.nn.signals import MovementCritic, MovementEncoder, PhaseCompetitionPolicy, SignalStructure
+from gdmpo.transfer import TransferError, transfer
+
+FAST = {"episode_seconds": 60, "trip_period": 0.5}
+
+
+def two_lights() -> SimpleNamespace:
+    """Light 0: lanes a, b; links a→c, b→x, a→y; phases GrG, rGr. Light 1: lane c; link c→z; phase G.
+
+    Link a→c ends on c, which light 1 observes: that movement sees light 1's lane c downstream.
+    """
+    return SimpleNamespace(lanes=[["a", "b"], ["c"]], links=[[("a", "c"), ("b", "x"), ("a", "y")], [("c", "z")]],
+                           phases=[["GrG", "rGr"], ["G"]])
+
+
+def test_structure_maps_movements_to_lanes_downstream_lanes_and_phases():
+    s = SignalStructure.from_graph(two_lights(), lanes=2)
+    assert s.in_lane.tolist() == [[0, 1, 0], [0, 0, 0]]
+    assert s.out_node.tolist() == [[1, -1, -1], [-1, -1, -1]] and s.out_lane.tolist() == [[0, -1, -1], [-1, -1, -1]]
+    assert s.movement_mask.tolist() == [[True, True, True], [True, False, False]]
+    assert s.phase_movements.tolist() == [[[1, 0, 1], [0, 1, 0]], [[1, 0, 0], [0, 0, 0]]]
+
+
+def test_movement_features_read_own_lane_and_downstream_lane_in_each_copy():
+    encoder = MovementEncoder(lane_features=2, width=4, activation="tanh")
+    encoder.bind(SignalStructure.from_graph(two_lights(), lanes=2))
+    captured = {}
+    encoder.embed.register_forward_hook(lambda module, inputs, out: captured.update(x=inputs[0]))
+    # obs feature-major [wave lane0, wave lane1, wait lane0, wait lane1]; 2 copies x 2 lights
+    obs = torch.tensor([[1., 2., 10., 20.], [3., 0., 30., 0.], [5., 6., 50., 60.], [7., 0., 70., 0.]])
+    movements, mask, summary = encoder(obs)
+    x = captured["x"]
+    assert x.shape == (4, 3, 5) and movements.shape == (4, 3, 4) and summary.shape == (4, 4)
+    assert x[0, 0].tolist() == [1, 10, 3, 30, 1]   # a→c: lane a of light 0, lane c of light 1, observed
+    assert x[0, 1].tolist() == [2, 20, 0, 0, 0]    # b→x: x is nobody's lane
+    assert x[2, 0].tolist() == [5, 50, 7, 70, 1]   # second copy reads the second copy's light 1
+    assert x[3, 0].tolist() == [7, 70, 0, 0, 0]
+    expected = movements[1, :1].mean(0)            # light 1 has one real movement
+    assert torch.allclose(summary[1], expected)
+
+
+def test_one_set_of_weights_scores_phases_on_junctions_of_any_shape():
+    net = NetworkConfig(hidden=[8, 8])
+    torch.manual_seed(0)
+    policy = PhaseCompetitionPolicy(1, gym.spaces.Discrete(2), hops=1, net=net)
+    small = SignalStructure.from_graph(two_lights(), lanes=2)
+    policy.bind(small)
+    edges = from_edges([(0, 1)], 2).edge_index
+    logits = policy.logits(torch.rand(2, 2), edges)
+    assert logits.shape == (2, 2)
+    big = SimpleNamespace(lanes=[["a", "b", "c"]], links=[[("a", "p"), ("b", "q"), ("c", "r"), ("c", "s")]],
+                          phases=[["GrrG", "rGrr", "rrGr", "GGrr"]])
+    clone = PhaseCompetitionPolicy(1, gym.spaces.Discrete(4), hops=1, net=net)
+    clone.load_state_dict(policy.state_dict())    # no weight is sized by lanes or phases
+    clone.bind(SignalStructure.from_graph(big, lanes=3))
+    dist = clone.distribution(torch.rand(3, 3), batch_edge_index(from_edges([], 1).edge_index, 1, 3))
+    assert dist.probs.shape == (3, 4)
+    # a phase serving the same movements as another gets the same score
+    same = SimpleNamespace(lanes=[["a"]], links=[[("a", "p")]], phases=[["G", "G"]])
+    clone.bind(SignalStructure.from_graph(same, lanes=1))
+    out = clone.logits(torch.rand(1, 1), from_edges([], 1).edge_index)
+    assert out[0, 0] == out[0, 1]
+    critic = MovementCritic(1, hops=2, net=net)
+    critic.bind(small)
+    assert critic(torch.rand(4, 2), batch_edge_index(edges, 2, 2), torch.tensor([0, 0, 1, 1])).shape == (4,)
+
+
+def irregular_network(out: Path, seed: int = 7) -> Path:
+    """An irregular network with guessed lights: junctions of 2 to 5 phases and 6 to 10 lanes."""
+    net = out / f"irregular{seed}.net.xml"
+    subprocess.run([sumo_binary("netgenerate"), "--rand", "--rand.iterations", "60", "--seed", str(seed),
+                    "--rand.min-distance", "150", "--tls.guess", "--tls.guess.threshold", "25",
+                    "--default.lanenumber", "2", "-o", str(net)], check=True, capture_output=True)
+    return net
+
+
+def test_a_grid_policy_drives_a_network_with_other_phase_and_lane_counts(tmp_path):
+    target = irregular_network(tmp_path)
+    graph = from_sumo(target)
+    assert {len(p) for p in graph.phases} != {5} and {len(lanes) for lanes in graph.lanes} != {6}
+    base = {"env.id": "atsc-grid3x3", "env.num_envs": 1, "env.options": FAST, "rollout_steps": 12,
+            "total_env_steps": 24, "policy_net.hidden": [16], "value_net.hidden": [16]}
+    config = cfg.load("configs/atsc-grid5x5/dppo.yaml", {**base, "policy_net.input": "movements",
+                                                          "value_net.input": "movements"})
+    gdmpo.train(config, tmp_path / "movements", progress=False)
+    report = transfer(tmp_path / "movements/checkpoints/last.pt", net_file=str(target), env_options=FAST,
+                      episodes=1, finetune_steps=12, references=False, out=tmp_path / "report")
+    assert report["num_agents"] == graph.num_nodes and "finetuned" in report
+    # the same training with flat inputs cannot drive it, and says what to use instead
+    gdmpo.train(cfg.load("configs/atsc-grid5x5/dppo.yaml", base), tmp_path / "flat", progress=False)
+    with pytest.raises(TransferError, match="policy_net.input: movements"):
+        transfer(tmp_path / "flat/checkpoints/last.pt", net_file=str(target), env_options=FAST, episodes=1,
+                 references=False, out=tmp_path / "refused")
+
+
+def test_movement_networks_need_a_signal_environment_and_matching_lane_features(tmp_path):
+    with pytest.raises(ValueError, match="policy_net.input 'movements' needs a traffic-signal environment"):
+        gdmpo.train(cfg.load("configs/cacc-catchup/dppo.yaml", {"policy_net.input": "movements"}), tmp_path / "a",
+                    total_env_steps=0, progress=False)
+    config = cfg.load("configs/atsc-grid5x5/dppo.yaml", {
+        "env.id": "atsc-grid3x3", "env.num_envs": 1, "env.options": FAST, "rollout_steps": 12,
+        "total_env_steps": 12, "policy_net.input": "movements", "policy_net.hidden": [8], "value_net.hidden": [8]})
+    gdmpo.train(config, tmp_path / "run", progress=False)
+    with pytest.raises(TransferError, match="reads 1 feature.s. per lane; .* gives 2"):
+        transfer(tmp_path / "run/checkpoints/last.pt", env_id="atsc-grid3x3",
+                 env_options={**FAST, "observe_wait": True}, episodes=1, references=False, out=tmp_path / "r")
+    with pytest.raises(TransferError, match="ring-attenuation has continuous actions .*cannot switch action kinds"):
+        transfer(tmp_path / "run/checkpoints/last.pt", env_id="ring-attenuation", episodes=1, references=False,
+                 out=tmp_path / "r2")
