@@ -64,6 +64,7 @@ def transfer(checkpoint: str | os.PathLike[str], *, env_id: str | None = None, n
     num_envs = min(episodes, config.env.num_envs)
     out_dir = Path(out) if out else Path(checkpoint).resolve().parents[1] / f"transfer-{target_id}"
     out_dir.mkdir(parents=True, exist_ok=True)
+    check_before_building(state, config, target_id, options, target)
     report: dict[str, Any] = {"checkpoint": str(checkpoint), "trained_on": config.env.id, "target": target,
                               "env_options": {k: str(v) for k, v in options.items()}}
     with prepare_env(config, gdmpo.make(target_id, num_envs=num_envs, seed=seed, **options)) as env:
@@ -85,6 +86,30 @@ def transfer(checkpoint: str | os.PathLike[str], *, env_id: str | None = None, n
     write_report(out_dir, "report", report, markdown(report))
     report["out"] = str(out_dir)
     return report
+
+
+def check_before_building(state: dict[str, Any], config: cfg.RunConfig, target_id: str, options: dict[str, Any],
+                          target: str) -> None:
+    """Refuse a target the checkpoint cannot drive before any simulation starts: other kinds of agents
+    (vehicles vs signals), or, for a signal network given as a file, lane or phase counts a flat policy
+    was not built for (read from the network file alone)."""
+    from gdmpo.envs import registry
+
+    trained, wanted = registry.spec(config.env.id).agents, registry.spec(target_id).agents
+    if trained != wanted:
+        raise TransferError(f"checkpoint trained on {config.env.id} drives {trained}; the agents of {target} are "
+                            f"{wanted}: refused before building it")
+    if wanted == "signals" and options.get("net_file"):
+        import gymnasium as gym
+
+        from gdmpo.checkpoints import check_fits
+        from gdmpo.graph import from_sumo
+
+        graph = from_sumo(options["net_file"], options.get("neighbours", "road"),
+                          options.get("neighbour_distance", 1000.0))
+        lane_features = 2 if options.get("observe_wait") else 1
+        check_fits(state, max(len(x) for x in graph.lanes) * lane_features,
+                   gym.spaces.Discrete(max(len(x) for x in graph.phases)), target, lane_features)
 
 
 def markdown(report: dict[str, Any]) -> str:

@@ -91,7 +91,7 @@ def irregular_network(out: Path, seed: int = 7) -> Path:
     return net
 
 
-def test_a_grid_policy_drives_a_network_with_other_phase_and_lane_counts(tmp_path):
+def test_a_grid_policy_drives_a_network_with_other_phase_and_lane_counts(tmp_path, monkeypatch):
     target = irregular_network(tmp_path)
     graph = from_sumo(target)
     assert {len(p) for p in graph.phases} != {5} and {len(lanes) for lanes in graph.lanes} != {6}
@@ -105,12 +105,17 @@ def test_a_grid_policy_drives_a_network_with_other_phase_and_lane_counts(tmp_pat
     assert report["num_agents"] == graph.num_nodes and "finetuned" in report
     # the same training with flat inputs cannot drive it, and says what to use instead
     gdmpo.train(cfg.load("configs/atsc-grid5x5/dppo.yaml", base), tmp_path / "flat", progress=False)
+    monkeypatch.setattr(gdmpo, "make", no_simulation)  # refused from the network file, before any simulation
     with pytest.raises(TransferError, match="policy_net.input: movements"):
         transfer(tmp_path / "flat/checkpoints/last.pt", net_file=str(target), env_options=FAST, episodes=1,
                  references=False, out=tmp_path / "refused")
 
 
-def test_movement_networks_need_a_signal_environment_and_matching_lane_features(tmp_path):
+def no_simulation(*args, **kwargs):
+    raise AssertionError("a refused target must not be built")
+
+
+def test_movement_networks_need_a_signal_environment_and_matching_lane_features(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="policy_net.input 'movements' needs a traffic-signal environment"):
         gdmpo.train(cfg.load("configs/cacc-catchup/dppo.yaml", {"policy_net.input": "movements"}), tmp_path / "a",
                     total_env_steps=0, progress=False)
@@ -118,9 +123,11 @@ def test_movement_networks_need_a_signal_environment_and_matching_lane_features(
         "env.id": "atsc-grid3x3", "env.num_envs": 1, "env.options": FAST, "rollout_steps": 12,
         "total_env_steps": 12, "policy_net.input": "movements", "policy_net.hidden": [8], "value_net.hidden": [8]})
     gdmpo.train(config, tmp_path / "run", progress=False)
+    monkeypatch.setattr(gdmpo, "make", no_simulation)
     with pytest.raises(TransferError, match="reads 1 feature.s. per lane; .* gives 2"):
-        transfer(tmp_path / "run/checkpoints/last.pt", env_id="atsc-grid3x3",
+        transfer(tmp_path / "run/checkpoints/last.pt", net_file=str(Path(__file__).parents[1] / "graphs/grid3x3.net.xml"),
                  env_options={**FAST, "observe_wait": True}, episodes=1, references=False, out=tmp_path / "r")
-    with pytest.raises(TransferError, match="ring-attenuation has continuous actions .*cannot switch action kinds"):
+    with pytest.raises(TransferError, match="drives signals; the agents of ring-attenuation are vehicles: refused "
+                                            "before building it"):
         transfer(tmp_path / "run/checkpoints/last.pt", env_id="ring-attenuation", episodes=1, references=False,
                  out=tmp_path / "r2")

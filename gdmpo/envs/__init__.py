@@ -12,10 +12,11 @@ list = registered  # noqa: A001 - ``gdmpo.envs.list()`` is the documented spelli
 
 register("cacc-catchup", CACCEnv, "CACC Catch-up: 8-vehicle platoon, vehicle 1 starts far behind", scenario="catchup")
 register("cacc-slowdown", CACCEnv, "CACC Slow-down: 8-vehicle platoon behind a decelerating leader", scenario="slowdown")
-register("atsc", ATSCEnv, "Traffic signal control on SUMO for any .net.xml (options: net_file=, route_file=, sumocfg=, begin=, warmup_seconds=, scale=)")
+register("atsc", ATSCEnv, "Traffic signal control on SUMO for any .net.xml (options: net_file=, route_file=, sumocfg=, begin=, warmup_seconds=, scale=)",
+         agents="signals")
 for _size in (3, 5, 10):
     register(f"atsc-grid{_size}x{_size}", atsc_grid(_size),
-             f"Traffic signal control on the {_size}x{_size} grid (graphs/) with its peak-hour flows")
+             f"Traffic signal control on the {_size}x{_size} grid (graphs/) with its peak-hour flows", agents="signals")
 register("ring-attenuation", ring_attenuation, "SUMO ring of 220-270 m, 22 vehicles as agents damping stop-and-go waves")
 register("figure-eight", figure_eight, "SUMO figure eight (radius 30 m, one crossing), 14 vehicles as agents")
 

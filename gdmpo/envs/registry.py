@@ -18,16 +18,19 @@ class EnvSpec:
     entry_point: Callable[..., NetworkedVecEnv]
     description: str
     kwargs: dict[str, Any] = field(default_factory=dict)
+    agents: str = "vehicles"  # what its agents are ("vehicles" or "signals"): a policy serves one kind
 
 
 _REGISTRY: dict[str, EnvSpec] = {}
 
 
-def register(env_id: str, entry_point: Callable[..., NetworkedVecEnv], description: str, **kwargs: Any) -> None:
-    """Register ``env_id``; ``kwargs`` are defaults that :func:`make` passes to ``entry_point``."""
+def register(env_id: str, entry_point: Callable[..., NetworkedVecEnv], description: str, *, agents: str = "vehicles",
+             **kwargs: Any) -> None:
+    """Register ``env_id``; ``kwargs`` are defaults that :func:`make` passes to ``entry_point``; ``agents``
+    says what its agents are (``vehicles`` or ``signals``), so a mismatched checkpoint is refused early."""
     if env_id in _REGISTRY:
         raise ValueError(f"environment id {env_id!r} is already registered")
-    _REGISTRY[env_id] = EnvSpec(env_id, entry_point, description, dict(kwargs))
+    _REGISTRY[env_id] = EnvSpec(env_id, entry_point, description, dict(kwargs), agents)
 
 
 def registered() -> list[str]:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,7 @@ class ATSCSimulation(SumoSimulation):
         self.scenario: Scenario = spec["scenario"]
         self.current: list[str] = []
         self.time = 0.0
+        self.seconds = {"sumo": 0.0, "observe": 0.0}  # where step() spends its time (benchmarks)
 
     # ------------------------------------------------------------------ episode
     def reset(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -66,11 +68,11 @@ class ATSCSimulation(SumoSimulation):
                     *spec["sumo_options"]])
         self.time = scenario.begin
         if scenario.warmup_seconds:  # the network's own programmes run until control starts
-            self._advance(scenario.warmup_seconds)
+            self._advance(scenario.warmup_seconds, timed=False)
         self.current = [phases[0] for phases in spec["phases"]]
         for tls, state in zip(spec["tls_ids"], self.current):
             self.sim.trafficlight.setRedYellowGreenState(tls, state)
-        return self._observe()
+        return self._read_lanes()
 
     @timed_step
     def step(self, actions: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -94,9 +96,12 @@ class ATSCSimulation(SumoSimulation):
         self.current = targets
         return self._observe()
 
-    def _advance(self, seconds: float) -> None:
+    def _advance(self, seconds: float, timed: bool = True) -> None:
         self.time += seconds
+        start = time.perf_counter()
         self.sim.simulationStep(self.time)
+        if timed:
+            self.seconds["sumo"] += time.perf_counter() - start
         if self.time >= self.scenario.end - 0.5 and self._nothing_departed():
             first = first_departure(self.scenario.route_files)
             routes = ", ".join(os.path.basename(r) for r in self.scenario.route_files) or "the random trips"
@@ -110,7 +115,21 @@ class ATSCSimulation(SumoSimulation):
                 and self.sim.vehicle.getIDCount() == 0)
 
     # ------------------------------------------------------------------ measurements
+    def timings(self) -> dict[str, float]:
+        """Seconds spent in :meth:`step` since the simulation was built: all of it (``step``), inside
+        SUMO's own simulation steps (``sumo``), reading observations and rewards (``observe``) and the
+        rest, mostly setting signal states (``signals``)."""
+        step = self.busy_seconds()
+        return {"step": step, **self.seconds, "signals": max(step - sum(self.seconds.values()), 0.0)}
+
     def _observe(self) -> tuple[np.ndarray, np.ndarray]:
+        start = time.perf_counter()
+        try:
+            return self._read_lanes()
+        finally:
+            self.seconds["observe"] += time.perf_counter() - start
+
+    def _read_lanes(self) -> tuple[np.ndarray, np.ndarray]:
         spec = self.spec
         lane_api, vehicle_api = self.sim.lane, self.sim.vehicle
         width = spec["max_lanes"] * (2 if spec["observe_wait"] else 1)

@@ -1,0 +1,145 @@
+"""What one simulated hour costs per traffic light as the network grows: 25, 100, 400 and 1,024 lights.
+
+For each grid (``graphs/make_grid.py`` layout; grids beyond the shipped ones are generated on demand
+into ``--cache``), one environment copy runs ``--seconds`` of simulated traffic (less one control step) under a phase-competition
+policy (``policy_net.input: movements``, untrained: the policy's cost does not depend on its weights).
+Demand: random trips (SUMO's randomTrips) at a rate proportional to the number of lights, so the
+traffic per light stays the same at every size. It prints, per light and per control step:
+
+- the environment's step split into SUMO's own simulation step, reading observations and rewards, and
+  setting signals (timed inside the worker), and the learner's side (pipe, tensors);
+- policy inference;
+- simulated seconds per wall second, and the memory of the worker (SUMO) and of the learner.
+
+    python benchmarks/city_scale.py [--sizes 5 10 20 32] [--seconds 3600] [--out benchmarks/results/city_scale]
+
+Writes ``city_scale.csv`` and ``city_scale.md`` into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+import time
+from pathlib import Path
+
+import torch
+
+import gdmpo
+from gdmpo import config as cfg
+from gdmpo.algos import build_agent
+from gdmpo.threads import configure_threads
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = {3, 5, 10}
+
+
+def grid_files(size: int, cache: Path) -> tuple[Path, Path]:
+    """The ``size`` x ``size`` grid: shipped in ``graphs/`` or generated once into ``cache``."""
+    if size in SHIPPED:
+        return ROOT / f"graphs/grid{size}x{size}.net.xml", ROOT / f"graphs/grid{size}x{size}.rou.xml"
+    net = cache / f"grid{size}x{size}.net.xml"
+    if not net.exists():
+        spec = importlib.util.spec_from_file_location("make_grid", ROOT / "graphs/make_grid.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.make_grid(size, cache)
+    return net, cache / f"grid{size}x{size}.rou.xml"
+
+
+def memory_mib(pid: int | str = "self") -> float:
+    """Resident memory of a process (MiB), from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def measure(size: int, seconds: int, cache: Path, vehicles_per_light_hour: float) -> dict[str, float]:
+    net, _ = grid_files(size, cache)
+    lights = size * size
+    period = 3600.0 / (vehicles_per_light_hour * lights)
+    start = time.perf_counter()
+    env = gdmpo.make("atsc", num_envs=1, seed=0, net_file=str(net), route_file=None, trip_period=period,
+                     episode_seconds=seconds)
+    build_s = time.perf_counter() - start
+    try:
+        config = cfg.load(ROOT / "configs/atsc-grid5x5/dppo.yaml", {"policy_net.input": "movements",
+                                                                   "value_net.input": "movements"})
+        agent = build_agent(config, env)
+        start = time.perf_counter()
+        obs = env.reset()
+        reset_s = time.perf_counter() - start
+        steps = env.max_episode_steps - 1  # the last step would reset the copy (a SUMO reload), not time it
+        inference = stepping = 0.0
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            actions = agent.act(obs)[0]
+            t1 = time.perf_counter()
+            obs = env.step(actions)[0]
+            t2 = time.perf_counter()
+            inference, stepping = inference + t1 - t0, stepping + t2 - t1
+        inside = env.workers.call("timings", [()])[0]
+        traffic = env.workers.call("metrics", [()])[0]
+        worker_mib = memory_mib(env.workers._processes[0].pid)
+    finally:
+        env.close()
+    per = 1e3 / (steps * lights)  # seconds per run -> ms per light-step
+    return {"lights": lights, "steps": steps, "build_s": build_s, "reset_s": reset_s,
+            "env_step_ms_per_light": stepping * per, "sumo_ms_per_light": inside["sumo"] * per,
+            "observe_ms_per_light": inside["observe"] * per, "signals_ms_per_light": inside["signals"] * per,
+            "learner_side_ms_per_light": (stepping - inside["step"]) * per,
+            "inference_ms_per_light": inference * per,
+            "sim_s_per_wall_s": steps * env.control_interval / (stepping + inference),
+            "vehicles": traffic.get("departed", float("nan")), "worker_mib": worker_mib,
+            "learner_mib": memory_mib()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[5, 10, 20, 32])
+    parser.add_argument("--seconds", type=int, default=3600, help="simulated seconds per size (one episode)")
+    parser.add_argument("--vehicles-per-light-hour", type=float, default=72.0,
+                        help="demand: random trips per light per hour (72: the 5x5 grid's 1,800 veh/h)")
+    parser.add_argument("--cache", default=str(Path.home() / ".cache/gdmpo/grids"))
+    parser.add_argument("--out", default=str(ROOT / "benchmarks/results/city_scale"))
+    args = parser.parse_args(argv)
+    configure_threads(1)
+    cache, out = Path(args.cache), Path(args.out)
+    cache.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for size in args.sizes:
+        row = measure(size, args.seconds, cache, args.vehicles_per_light_hour)
+        rows.append(row)
+        print(f"{row['lights']:5d} lights: env step {row['env_step_ms_per_light']:.3f} ms/light (SUMO "
+              f"{row['sumo_ms_per_light']:.3f}, observe {row['observe_ms_per_light']:.3f}, signals "
+              f"{row['signals_ms_per_light']:.3f}, learner side {row['learner_side_ms_per_light']:.3f}), "
+              f"inference {row['inference_ms_per_light']:.3f} ms/light; {row['sim_s_per_wall_s']:.1f} sim s/s; "
+              f"{row['vehicles']:.0f} vehicles; worker {row['worker_mib']:.0f} MiB, learner {row['learner_mib']:.0f} MiB; "
+              f"build {row['build_s']:.1f} s, reset {row['reset_s']:.1f} s", flush=True)
+    with (out / "city_scale.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = [f"# City scale: {args.seconds} simulated s per grid, {args.vehicles_per_light_hour:g} trips per light "
+             "per hour, one copy, one torch thread", "",
+             "Per light and control step (ms): the environment step (SUMO's simulation step, reading observations, "
+             "setting signals, the learner's side), and policy inference (phase-competition policy).", "",
+             "| lights | env step | SUMO | observe | signals | learner side | inference | sim s per wall s | "
+             "vehicles | worker MiB | learner MiB | build + reset s |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        lines.append(f"| {r['lights']} | {r['env_step_ms_per_light']:.3f} | {r['sumo_ms_per_light']:.3f} | "
+                     f"{r['observe_ms_per_light']:.3f} | {r['signals_ms_per_light']:.3f} | "
+                     f"{r['learner_side_ms_per_light']:.3f} | {r['inference_ms_per_light']:.3f} | "
+                     f"{r['sim_s_per_wall_s']:.1f} | {r['vehicles']:.0f} | {r['worker_mib']:.0f} | "
+                     f"{r['learner_mib']:.0f} | {r['build_s'] + r['reset_s']:.1f} |")
+    (out / "city_scale.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    torch.set_grad_enabled(False)
+    main()
