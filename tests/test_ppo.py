@@ -1,5 +1,7 @@
 """GAE, extended advantages, bootstrapping and the PPO update, against values worked out by hand."""
 
+import dataclasses
+
 import pytest
 import torch
 from toy_envs import Drift
@@ -110,3 +112,27 @@ def test_first_minibatch_ratio_is_one_for_both_action_kinds(continuous):
     assert abs(stats.approx_kl) < 1e-6 and stats.clip_fraction == 0.0
     same = agent.reevaluate(rollout)
     assert torch.allclose(same.log_probs, rollout.log_probs, atol=1e-5)
+
+
+def test_bfloat16_precision_keeps_log_probs_values_and_weights_float32(monkeypatch):
+    from gdmpo import config as cfg
+    from gdmpo import precision
+
+    config = cfg.load("configs/cacc-catchup/dppo.yaml", {"ppo.precision": "bfloat16", "ppo.epochs": 1})
+    env = gdmpo.make("cacc-catchup", num_envs=2, seed=0)
+    agent = build_agent(config, env)
+    rollout, _, _ = collect(env, agent, env.reset(), 5)
+    assert rollout.log_probs.dtype == torch.float32 and rollout.values.dtype == torch.float32
+    before = [p.detach().clone() for p in agent.policy.parameters()]
+    agent.update(rollout)
+    assert all(p.dtype == torch.float32 for p in agent.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, agent.policy.parameters()))
+    # the same weights in float32 give log-probabilities within bfloat16's resolution
+    exact = dataclasses.replace(agent.config, precision="float32")
+    with_bf16 = agent.reevaluate(rollout).log_probs
+    agent.config = exact
+    assert torch.allclose(agent.reevaluate(rollout).log_probs, with_bf16, atol=0.05)
+    monkeypatch.setattr(precision, "native_bfloat16", lambda device_type="cpu": False)
+    assert precision.resolve("auto") is None and precision.resolve("bfloat16") is torch.bfloat16
+    with pytest.raises(ValueError, match="precision must be one of float32, bfloat16, auto"):
+        precision.resolve("half")

@@ -78,7 +78,7 @@ class IC3NetPolicy(GraphPolicy):
                      action_mask: torch.Tensor | None = None) -> ActionAndGate:
         h, _ = self.recur(obs, edge_index)
         return ActionAndGate(super().distribution(h, edge_index, action_mask),
-                             Categorical(logits=self.gate_head(h), validate_args=False))
+                             Categorical(logits=self.gate_head(h).float(), validate_args=False))
 
     def _split(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         env_actions = actions[..., 0].long() if self.discrete else actions[..., :-1]

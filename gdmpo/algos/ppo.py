@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
+from gdmpo import precision
 from gdmpo.algos.buffers import Rollout
 from gdmpo.config import PPOConfig
 from gdmpo.graph import BatchedGraphs, khop_adjacency
@@ -93,6 +94,11 @@ class PPO(nn.Module):
         self.value_optimizer = torch.optim.Adam(critic.parameters(), lr=config.lr_value)
         self._graphs = BatchedGraphs(num_agents)
 
+    def _precision(self):
+        """The block in which policy and critic run (bfloat16 matrix products when configured)."""
+        device = self.edge_index.device
+        return precision.autocast(precision.resolve(self.config.precision, device), device)
+
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """Weights only: checkpoints written before the graph left them may still hold ``edge_index``."""
         weights = {k: v for k, v in state_dict.items() if k != "edge_index"}
@@ -116,7 +122,8 @@ class PPO(nn.Module):
         """``obs: [B, n, d]`` → ``(actions [B, n, ...] as sampled, log_probs [B, n])``."""
         b, n = obs.shape[:2]
         edge_index, _ = self.graph_of(b)
-        actions, logp = self.policy.act(obs.reshape(b * n, -1), edge_index, deterministic, self._mask(b))
+        with self._precision():
+            actions, logp = self.policy.act(obs.reshape(b * n, -1), edge_index, deterministic, self._mask(b))
         return actions.reshape(b, n, *actions.shape[1:]), logp.reshape(b, n)
 
     @torch.no_grad()
@@ -126,7 +133,8 @@ class PPO(nn.Module):
         parts = []
         for part in obs.split(self._chunk_copies(b)):
             edge_index, batch = self.graph_of(part.size(0))
-            parts.append(self.critic(part.reshape(-1, part.size(-1)), edge_index, batch).reshape(-1, n))
+            with self._precision():
+                parts.append(self.critic(part.reshape(-1, part.size(-1)), edge_index, batch).reshape(-1, n))
         raw = torch.cat(parts)
         return self.value_norm.denormalize(raw) if self.config.value_norm else raw
 
@@ -147,7 +155,8 @@ class PPO(nn.Module):
         t, b, n = rollout.rewards.shape
         flat = rollout.flat()
         edge_index, _ = self.graph_of(t * b)
-        dist = self.policy.distribution(flat.obs.reshape(t * b * n, -1), edge_index, self._mask(t * b))
+        with self._precision():
+            dist = self.policy.distribution(flat.obs.reshape(t * b * n, -1), edge_index, self._mask(t * b))
         log_probs = self.policy.log_prob(dist, flat.actions.reshape(t * b * n, *flat.actions.shape[2:]))
         values = self.value(flat.obs).reshape(t, b, n)
         alive = (~rollout.terminated).to(values.dtype)[..., None]
@@ -215,7 +224,8 @@ class PPO(nn.Module):
         for part in self._chunks(idx):
             m = part.numel()
             edge_index, _ = self.graph_of(m)
-            dist = self.policy.distribution(data.obs[part].reshape(m * n, -1), edge_index, self._mask(m))
+            with self._precision():
+                dist = self.policy.distribution(data.obs[part].reshape(m * n, -1), edge_index, self._mask(m))
             logp = self.policy.log_prob(dist, data.actions[part].reshape(m * n, *data.actions.shape[2:]))
             log_ratio = logp - data.log_probs[part].reshape(-1)
             ratio = log_ratio.exp()
@@ -241,7 +251,8 @@ class PPO(nn.Module):
         for part in self._chunks(idx):
             m = part.numel()
             edge_index, batch = self.graph_of(m)
-            values = self.critic(data.obs[part].reshape(m * n, -1), edge_index, batch)
+            with self._precision():
+                values = self.critic(data.obs[part].reshape(m * n, -1), edge_index, batch)
             loss = cfg.value_coef * 0.5 * (values - returns[part].reshape(-1)).pow(2).sum() / total
             loss.backward()
             loss_sum += loss.item()

@@ -42,7 +42,8 @@ class NeighbourLayer(MessagePassing):
             self.lin.bias.copy_(own.bias)
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
-        return self.lin(torch.cat([x, self.propagate(edge_index, x=x)], dim=-1))
+        aggregated = self.propagate(edge_index, x=x)
+        return self.lin(torch.cat([x, aggregated.to(x.dtype)], dim=-1))
 
     def message(self, x_j: torch.Tensor) -> torch.Tensor:
         return x_j
@@ -51,7 +52,7 @@ class NeighbourLayer(MessagePassing):
         if self.aggr == "max":  # no sparse-product max with gradients: fall back to gather/scatter
             index = adj_t.to_sparse_coo().indices()
             return self.aggr_module(x[index[1]], index[0], dim_size=x.size(0))
-        return spmm(adj_t, x, reduce=self.aggr)
+        return spmm(adj_t, x.to(adj_t.dtype), reduce=self.aggr)  # sparse products take float32 only
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
         weight_self, weight_nbr = prefix + "lin_self.weight", prefix + "lin_neighbour.weight"
@@ -115,12 +116,16 @@ class KHopNetwork(nn.Module):
         self.out = nn.Linear(w_in, out_dim) if out_dim is not None else nn.Identity()
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
-        """``x: [num_nodes, in_dim]``, ``edge_index: [2, num_edges]`` → ``[num_nodes, out_dim]``."""
+        """``x: [num_nodes, in_dim]``, ``edge_index: [2, num_edges]`` → ``[num_nodes, out_dim]``.
+
+        The output is float32 even where the layers computed in bfloat16 (:mod:`gdmpo.precision`):
+        log-probabilities, values and losses are always taken in float32.
+        """
         h = x
         for k, (layer, norm) in enumerate(zip(self.layers, self.norms)):
             out = self.act(norm(layer(h, edge_index) if k < self.hops else layer(h)))
             h = h + out if self.residual and out.shape == h.shape else out
-        return self.out(h)
+        return self.out(h).float()
 
 
 def degree_feature(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:

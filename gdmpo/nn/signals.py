@@ -153,7 +153,7 @@ class PhaseCompetitionPolicy(GraphPolicy):
         green = structure.phase_movements.to(obs.device).repeat(copies, 1, 1)  # [N, P, M]; 0 on padded movements
         served = torch.bmm(green, movements) / green.sum(-1, keepdim=True).clamp(min=1.0)  # [N, P, h]
         joined = torch.cat([served, context[:, None, :].expand_as(served)], dim=-1)
-        return self.score(joined).squeeze(-1)
+        return self.score(joined).squeeze(-1).float()
 
     def distribution(self, obs: torch.Tensor, edge_index: torch.Tensor,
                      action_mask: torch.Tensor | None = None) -> torch.distributions.Distribution:
