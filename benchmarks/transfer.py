@@ -1,11 +1,16 @@
 """Transfer: one shared-weight policy on graphs it never saw, beside the classical controllers.
 
-Run: ``python benchmarks/transfer.py [--train-on atsc-grid3x3] [--steps 20000] [--checkpoint CKPT]
-[--targets atsc-grid5x5 atsc-grid10x10] [--episodes 2] [--cacc CKPT] [--ring CKPT] [--out DIR]``.
+Run: ``python benchmarks/transfer.py [--train-on atsc-grid3x3] [--steps 20000] [--set KEY=VALUE ...]
+[--checkpoint CKPT] [--targets atsc-grid5x5 atsc-grid10x10] [--grids 32] [--irregular 3 5 7] [--episodes 2]
+[--cacc CKPT] [--ring CKPT] [--out DIR]``.
 
-Traffic signals: trains DPPO (``configs/atsc-grid5x5/dppo.yaml``) on ``--train-on`` for ``--steps``
-control steps unless ``--checkpoint`` is given, then plays it zero-shot on every ``--targets`` grid
-next to fixed-time and max-pressure. Vehicles (optional): a Catch-up checkpoint (``--cacc``) on
+Traffic signals: trains DPPO (``configs/atsc-grid5x5/dppo.yaml`` with the ``--set`` overrides, e.g.
+``policy_net.input=movements value_net.input=movements`` for a policy that fits any junction) on
+``--train-on`` for ``--steps`` control steps unless ``--checkpoint`` is given, then plays it zero-shot
+on every ``--targets`` environment, every generated ``--grids`` N x N grid (the shipped grids' layout
+and flows, cached in ``~/.cache/gdmpo/grids``) and every ``--irregular`` network (``netgenerate
+--rand`` with guessed lights and random trips, by seed), next to fixed-time and max-pressure on the
+same demand and seeds. Vehicles (optional): a Catch-up checkpoint (``--cacc``) on
 platoons of 16 and 32, a ring checkpoint (``--ring``) on 30 and 40 vehicles at the training density.
 Each transfer writes its ``report.json``/``report.md`` under ``--out`` (default
 ``benchmarks/results/transfer``); ``summary.md`` collects the tables.
@@ -20,16 +25,39 @@ from common import write_summary
 
 import gdmpo
 from gdmpo import config as cfg
+from gdmpo.cli import parse_assignments
 from gdmpo.transfer import markdown, transfer
 
 RING_DENSITY = 22 / 245.0  # vehicles per metre of the training rings (mean of 220-270 m)
 
 
-def train_signals(env_id: str, steps: int, out: Path) -> Path:
-    config = cfg.load("configs/atsc-grid5x5/dppo.yaml", {"env.id": env_id})
+def train_signals(env_id: str, steps: int, out: Path, overrides: dict) -> Path:
+    config = cfg.load("configs/atsc-grid5x5/dppo.yaml", {"env.id": env_id, **overrides})
     run_dir = out / "runs" / f"dppo-{env_id}"
-    gdmpo.train(config, run_dir, total_env_steps=steps, progress=True)
+    if (run_dir / "checkpoints/last.pt").exists():  # resume a stopped training (or reuse a finished one)
+        trainer = gdmpo.Trainer.resume(run_dir)
+        try:
+            trainer.train(steps, progress=True)
+        finally:
+            trainer.close()
+    else:
+        gdmpo.train(config, run_dir, total_env_steps=steps, progress=True)
     return run_dir / "checkpoints/last.pt"
+
+
+def signal_targets(args: argparse.Namespace, out: Path) -> list[tuple[str, dict]]:
+    """``(name, transfer keywords)`` of every signal network to play on."""
+    from city_scale import grid_files
+    from atsc_grid import irregular_network
+
+    jobs = [(target, {"env_id": target}) for target in args.targets]
+    for size in args.grids:
+        net, routes = grid_files(size, Path.home() / ".cache/gdmpo/grids")
+        jobs.append((f"grid{size}x{size}", {"net_file": str(net), "route_file": str(routes)}))
+    for seed in args.irregular:
+        files = irregular_network(seed, out / "networks")
+        jobs.append((f"irregular{seed}", files))
+    return jobs
 
 
 def vehicle_targets(args: argparse.Namespace) -> list[tuple[str, str, dict]]:
@@ -47,6 +75,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train-on", default="atsc-grid3x3")
     parser.add_argument("--steps", type=int, default=20_000)
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides of the trained config")
+    parser.add_argument("--grids", type=int, nargs="*", default=[], help="generated N x N grids to play on")
+    parser.add_argument("--irregular", type=int, nargs="*", default=[], help="seeds of irregular networks to play on")
     parser.add_argument("--checkpoint", help="a trained signal policy (skips training)")
     parser.add_argument("--targets", nargs="+", default=["atsc-grid5x5", "atsc-grid10x10"])
     parser.add_argument("--episodes", type=int, default=2)
@@ -55,10 +86,11 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/transfer")
     args = parser.parse_args()
     out = Path(args.out)
-    checkpoint = Path(args.checkpoint) if args.checkpoint else train_signals(args.train_on, args.steps, out)
+    checkpoint = (Path(args.checkpoint) if args.checkpoint
+                  else train_signals(args.train_on, args.steps, out, parse_assignments(args.set)))
     tables = []
-    for target in args.targets:
-        report = transfer(checkpoint, env_id=target, episodes=args.episodes, out=out / target, seed=1000)
+    for name, where in signal_targets(args, out):
+        report = transfer(checkpoint, episodes=args.episodes, out=out / name, seed=1000, **where)
         tables.append(markdown(report))
         print(tables[-1], flush=True)
     for source, name, options in vehicle_targets(args):
