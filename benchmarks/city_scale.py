@@ -1,10 +1,12 @@
 """What one simulated hour costs per traffic light as the network grows: 25, 100, 400 and 1,024 lights.
 
 For each grid (``graphs/make_grid.py`` layout; grids beyond the shipped ones are generated on demand
-into ``--cache``), one environment copy runs ``--seconds`` of simulated traffic (less one control step) under a phase-competition
-policy (``policy_net.input: movements``, untrained: the policy's cost does not depend on its weights).
-Demand: random trips (SUMO's randomTrips) at a rate proportional to the number of lights, so the
-traffic per light stays the same at every size. It prints, per light and per control step:
+into ``--cache``), one environment copy runs ``--seconds`` of simulated traffic (less one control step)
+under max-pressure, while a phase-competition policy (``policy_net.input: movements``; its cost does
+not depend on its weights) is also evaluated on every observation to time inference. Demand: local
+random trips (SUMO's randomTrips, at most ``--trip-length`` metres, anywhere in the grid) at a rate
+proportional to the number of lights, so the traffic per light is the same at every size. It prints,
+per light and per control step:
 
 - the environment's step split into SUMO's own simulation step, reading observations and rewards, and
   setting signals (timed inside the worker), and the learner's side (pipe, tensors);
@@ -56,18 +58,38 @@ def memory_mib(pid: int | str = "self") -> float:
     return float("nan")
 
 
-def measure(size: int, seconds: int, cache: Path, vehicles_per_light_hour: float) -> dict[str, float]:
+def local_trips(net: Path, lights: int, seconds: int, per_light_hour: float, length: float, cache: Path) -> Path:
+    """Routes of random trips no longer than ``length`` m, ``per_light_hour`` per light per hour (cached)."""
+    import subprocess
+    import sys
+
+    import sumo
+
+    period = 3600.0 / (per_light_hour * lights)
+    routes = cache / f"{net.name[:-8]}.local-{per_light_hour:g}-{length:g}-{seconds}.rou.xml"
+    if not routes.exists():
+        tool = Path(sumo.SUMO_HOME) / "tools" / "randomTrips.py"
+        subprocess.run([sys.executable, str(tool), "-n", str(net), "-r", str(routes), "--seed", "1", "--begin", "0",
+                        "--end", str(seconds), "--period", f"{period:.6f}", "--min-distance", "300",
+                        "--max-distance", str(length), "--validate", "-o", str(routes.with_suffix(".trips.xml"))],
+                       check=True, capture_output=True, cwd=cache)
+    return routes
+
+
+def measure(size: int, seconds: int, cache: Path, vehicles_per_light_hour: float, trip_length: float) -> dict[str, float]:
+    from gdmpo.envs.controllers import reference_policy
+
     net, _ = grid_files(size, cache)
     lights = size * size
-    period = 3600.0 / (vehicles_per_light_hour * lights)
+    routes = local_trips(net, lights, seconds, vehicles_per_light_hour, trip_length, cache)
     start = time.perf_counter()
-    env = gdmpo.make("atsc", num_envs=1, seed=0, net_file=str(net), route_file=None, trip_period=period,
-                     episode_seconds=seconds)
+    env = gdmpo.make("atsc", num_envs=1, seed=0, net_file=str(net), route_file=str(routes), episode_seconds=seconds)
     build_s = time.perf_counter() - start
     try:
         config = cfg.load(ROOT / "configs/atsc-grid5x5/dppo.yaml", {"policy_net.input": "movements",
                                                                    "value_net.input": "movements"})
         agent = build_agent(config, env)
+        controller = reference_policy(env, "max-pressure")
         start = time.perf_counter()
         obs = env.reset()
         reset_s = time.perf_counter() - start
@@ -75,9 +97,9 @@ def measure(size: int, seconds: int, cache: Path, vehicles_per_light_hour: float
         inference = stepping = 0.0
         for _ in range(steps):
             t0 = time.perf_counter()
-            actions = agent.act(obs)[0]
+            agent.act(obs)
             t1 = time.perf_counter()
-            obs = env.step(actions)[0]
+            obs = env.step(controller(obs))[0]
             t2 = time.perf_counter()
             inference, stepping = inference + t1 - t0, stepping + t2 - t1
         inside = env.workers.call("timings", [()])[0]
@@ -91,7 +113,8 @@ def measure(size: int, seconds: int, cache: Path, vehicles_per_light_hour: float
             "observe_ms_per_light": inside["observe"] * per, "signals_ms_per_light": inside["signals"] * per,
             "learner_side_ms_per_light": (stepping - inside["step"]) * per,
             "inference_ms_per_light": inference * per,
-            "sim_s_per_wall_s": steps * env.control_interval / (stepping + inference),
+            "sim_s_per_wall_s": steps * env.control_interval / stepping,
+            "with_inference_sim_s_per_wall_s": steps * env.control_interval / (stepping + inference),
             "vehicles": traffic.get("departed", float("nan")), "worker_mib": worker_mib,
             "learner_mib": memory_mib()}
 
@@ -102,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=int, default=3600, help="simulated seconds per size (one episode)")
     parser.add_argument("--vehicles-per-light-hour", type=float, default=72.0,
                         help="demand: random trips per light per hour (72: the 5x5 grid's 1,800 veh/h)")
+    parser.add_argument("--trip-length", type=float, default=1500.0, help="longest random trip (m)")
     parser.add_argument("--cache", default=str(Path.home() / ".cache/gdmpo/grids"))
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/city_scale"))
     args = parser.parse_args(argv)
@@ -111,12 +135,13 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for size in args.sizes:
-        row = measure(size, args.seconds, cache, args.vehicles_per_light_hour)
+        row = measure(size, args.seconds, cache, args.vehicles_per_light_hour, args.trip_length)
         rows.append(row)
         print(f"{row['lights']:5d} lights: env step {row['env_step_ms_per_light']:.3f} ms/light (SUMO "
               f"{row['sumo_ms_per_light']:.3f}, observe {row['observe_ms_per_light']:.3f}, signals "
               f"{row['signals_ms_per_light']:.3f}, learner side {row['learner_side_ms_per_light']:.3f}), "
-              f"inference {row['inference_ms_per_light']:.3f} ms/light; {row['sim_s_per_wall_s']:.1f} sim s/s; "
+              f"inference {row['inference_ms_per_light']:.3f} ms/light; {row['sim_s_per_wall_s']:.1f} sim s/s "
+              f"({row['with_inference_sim_s_per_wall_s']:.1f} with inference); "
               f"{row['vehicles']:.0f} vehicles; worker {row['worker_mib']:.0f} MiB, learner {row['learner_mib']:.0f} MiB; "
               f"build {row['build_s']:.1f} s, reset {row['reset_s']:.1f} s", flush=True)
     with (out / "city_scale.csv").open("w", newline="") as handle:
@@ -124,17 +149,17 @@ def main(argv: list[str] | None = None) -> None:
         writer.writeheader()
         writer.writerows(rows)
     lines = [f"# City scale: {args.seconds} simulated s per grid, {args.vehicles_per_light_hour:g} trips per light "
-             "per hour, one copy, one torch thread", "",
+             f"per hour of at most {args.trip_length:g} m, max-pressure control, one copy, one torch thread", "",
              "Per light and control step (ms): the environment step (SUMO's simulation step, reading observations, "
              "setting signals, the learner's side), and policy inference (phase-competition policy).", "",
-             "| lights | env step | SUMO | observe | signals | learner side | inference | sim s per wall s | "
+             "| lights | env step | SUMO | observe | signals | learner side | inference | sim s per wall s (with inference) | "
              "vehicles | worker MiB | learner MiB | build + reset s |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         lines.append(f"| {r['lights']} | {r['env_step_ms_per_light']:.3f} | {r['sumo_ms_per_light']:.3f} | "
                      f"{r['observe_ms_per_light']:.3f} | {r['signals_ms_per_light']:.3f} | "
                      f"{r['learner_side_ms_per_light']:.3f} | {r['inference_ms_per_light']:.3f} | "
-                     f"{r['sim_s_per_wall_s']:.1f} | {r['vehicles']:.0f} | {r['worker_mib']:.0f} | "
+                     f"{r['sim_s_per_wall_s']:.1f} ({r['with_inference_sim_s_per_wall_s']:.1f}) | {r['vehicles']:.0f} | {r['worker_mib']:.0f} | "
                      f"{r['learner_mib']:.0f} | {r['build_s'] + r['reset_s']:.1f} |")
     (out / "city_scale.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
