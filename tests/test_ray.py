@@ -160,3 +160,19 @@ def test_ray_workers_refuse_more_cpus_than_the_cluster_has(cluster):
         make("atsc-grid3x3", num_envs=2, workers="ray", worker_cpus=3)
     with pytest.raises(ValueError, match="workers must be one of process, ray, got 'threads'"):
         make("atsc-grid3x3", num_envs=1, workers="threads")
+
+
+def test_the_sweep_command_runs_on_the_cluster_and_refuses_bad_grids_in_one_line(cluster, tmp_path, capsys):
+    from gdmpo.cli import main
+
+    made, _ = cluster
+    out = tmp_path / "cli"
+    assert main(["sweep", CONFIG, "--seeds", "3", "--steps", "600", "--episodes", "1", "--out", str(out),
+                 "--address", made.address]) == 0
+    printed = capsys.readouterr().out
+    assert "1/1 base seed 3: final return" in printed and (out / "base/s3/result.json").exists()
+    assert main(["sweep", CONFIG, "--grid", "ppo.lr_policy", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == ("gdmpo: error: --grid expects key=value1,value2,..., "
+                                               "got 'ppo.lr_policy'")
+    assert main(["sweep", CONFIG, "--grid", "ppo.no_such_knob=1,2", "--out", str(out / "bad")]) == 2
+    assert "no_such_knob" in capsys.readouterr().err and not (out / "bad").exists()
