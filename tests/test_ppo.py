@@ -136,3 +136,21 @@ def test_bfloat16_precision_keeps_log_probs_values_and_weights_float32(monkeypat
     assert precision.resolve("auto") is None and precision.resolve("bfloat16") is torch.bfloat16
     with pytest.raises(ValueError, match="precision must be one of float32, bfloat16, auto"):
         precision.resolve("half")
+
+
+def test_reward_clip_bounds_learning_rewards_after_scaling():
+    from gdmpo import config as cfg
+    from gdmpo.algos import Rollout
+
+    config = cfg.load("configs/cacc-catchup/dppo.yaml", {"ppo.reward_clip": 100.0, "ppo.gae_lambda": 1.0})
+    env = gdmpo.make("cacc-catchup", num_envs=1, seed=0)
+    agent = build_agent(config, env)
+    n = env.num_agents
+    rewards = torch.zeros(1, 1, n)
+    rewards[0, 0, 0], rewards[0, 0, 1] = -6e5, -250.0  # a collision's whole charge; an ordinary step
+    zeros = torch.zeros(1, 1, n)
+    rollout = Rollout(torch.zeros(1, 1, n, env.obs_dim), torch.zeros(1, 1, n, dtype=torch.long), zeros, rewards,
+                      zeros, zeros, torch.ones(1, 1, dtype=torch.bool))
+    _, returns = agent.advantages(rollout)
+    assert returns[0, 0, 0].item() == -100.0    # -6e5 x 0.01 = -6000, clipped to -100
+    assert returns[0, 0, 1].item() == -2.5      # -250 x 0.01, inside the clip
