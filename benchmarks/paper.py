@@ -124,8 +124,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     print(f"{len(done)} of {len(jobs)} runs finished; {len(todo)} to run", flush=True)
     if todo:
         run_jobs(todo, args.jobs, finish_run, ray=args.ray)
-    results = [json.loads((Path(j["run_dir"]) / "result.json").read_text()) for j in jobs
-               if (Path(j["run_dir"]) / "result.json").exists()]
+    results = [{**json.loads((Path(j["run_dir"]) / "result.json").read_text()), "run_dir": j["run_dir"]}
+               for j in jobs if (Path(j["run_dir"]) / "result.json").exists()]  # where the run is now
     if results:
         write_curves(results, out / "curves.csv")
         plot_fig4(results, out / "fig4.png")
