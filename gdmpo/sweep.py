@@ -39,14 +39,26 @@ class Trial:
 
 
 def parse_grid(pairs: Sequence[str]) -> dict[str, list[Any]]:
-    """``["ppo.lr_policy=3e-4,1e-3", "model.hops=1,2"]`` → ``{key: [values]}`` (values as YAML scalars)."""
+    """``["ppo.lr_policy=3e-4,1e-3", "policy_net.hidden=[64,64],[128,128]"]`` → ``{key: [values]}``
+    (values parsed as YAML; commas inside brackets belong to the value)."""
     grid: dict[str, list[Any]] = {}
     for pair in pairs:
         key, sep, values = pair.partition("=")
         if not sep or not key.strip() or not values.strip():
             raise ValueError(f"--grid expects key=value1,value2,..., got {pair!r}")
-        grid[key.strip()] = [yaml.safe_load(v) for v in values.split(",")]
+        grid[key.strip()] = [yaml.safe_load(v) for v in _top_level_split(values)]
     return grid
+
+
+def _top_level_split(text: str) -> list[str]:
+    """Split on commas outside brackets: ``"[64,64],[128,128]"`` → ``["[64,64]", "[128,128]"]``."""
+    parts, depth, start = [], 0, 0
+    for index, char in enumerate(text):
+        depth += {"[": 1, "{": 1, "]": -1, "}": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            parts.append(text[start:index])
+            start = index + 1
+    return [*parts, text[start:]]
 
 
 def configurations(grid: dict[str, list[Any]]) -> list[tuple[str, dict[str, Any]]]:

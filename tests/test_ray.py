@@ -67,6 +67,7 @@ def test_grid_expands_to_labelled_trials(tmp_path):
     trials = plan(tmp_path, [0, 1], grid)
     assert len(trials) == 8 and trials[1].run_dir == tmp_path / "ppo.lr_policy=3e-4,model.hops=1" / "s1"
     assert configurations({}) == [("base", {})]
+    assert parse_grid(["policy_net.hidden=[64,64],[128]"]) == {"policy_net.hidden": [[64, 64], [128]]}
     with pytest.raises(ValueError, match="--grid expects key=value1,value2"):
         parse_grid(["ppo.lr_policy"])
 
