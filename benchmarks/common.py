@@ -95,7 +95,7 @@ def run_jobs(jobs: list[dict[str, Any]], workers: int, fn=train_one, ray: str | 
 
         connect(None if ray == "local" else ray)
         cpus = max(int(job.get("threads", 1)) for job in jobs) if jobs else 1
-        for _, result in map_unordered(fn, jobs, cpus_per_item=cpus):
+        for result in map_unordered(fn, jobs, cpus_per_item=cpus):
             report(result)
         return results
     previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -23,9 +23,9 @@ from pathlib import Path
 
 from common import write_summary
 
-import gdmpo
 from gdmpo import config as cfg
 from gdmpo.cli import parse_assignments
+from gdmpo.trainer import resume_or_start
 from gdmpo.transfer import markdown, transfer
 
 RING_DENSITY = 22 / 245.0  # vehicles per metre of the training rings (mean of 220-270 m)
@@ -34,14 +34,11 @@ RING_DENSITY = 22 / 245.0  # vehicles per metre of the training rings (mean of 2
 def train_signals(env_id: str, steps: int, out: Path, overrides: dict) -> Path:
     config = cfg.load("configs/atsc-grid5x5/dppo.yaml", {"env.id": env_id, **overrides})
     run_dir = out / "runs" / f"dppo-{env_id}"
-    if (run_dir / "checkpoints/last.pt").exists():  # resume a stopped training (or reuse a finished one)
-        trainer = gdmpo.Trainer.resume(run_dir)
-        try:
-            trainer.train(steps, progress=True)
-        finally:
-            trainer.close()
-    else:
-        gdmpo.train(config, run_dir, total_env_steps=steps, progress=True)
+    trainer = resume_or_start(config, run_dir)  # a stopped training continues, a finished one is reused
+    try:
+        trainer.train(steps, progress=True)
+    finally:
+        trainer.close()
     return run_dir / "checkpoints/last.pt"
 
 

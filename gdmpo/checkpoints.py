@@ -116,13 +116,8 @@ def check_fits(state: dict[str, Any], obs_dim: int, action_space: gym.spaces.Spa
         kind = "discrete" if discrete_target else "continuous"
         raise LayoutError(f"checkpoint trained on {source} with action space {trained_action}; {target} has "
                           f"{kind} actions {action_space}: a policy cannot switch action kinds")
-    if ((state["config"].get("policy_net") or {}).get("input") or "flat") == "movements":
-        trained_lanes = spaces.get("lane_features")
-        if lane_features is None:
-            raise LayoutError(f"checkpoint trained on {source} drives traffic signals; {target} has none")
-        if trained_lanes is not None and trained_lanes != lane_features:
-            raise LayoutError(f"checkpoint trained on {source} reads {trained_lanes} feature(s) per lane; {target} "
-                              f"gives {lane_features} (env option observe_wait must match)")
+    if is_movement_policy(state):
+        check_lane_features(state, lane_features, target)
         return
     if trained_action and trained_action != repr(action_space):
         raise LayoutError(f"checkpoint trained on {source} with action space {trained_action}; {target} has "
@@ -132,6 +127,23 @@ def check_fits(state: dict[str, Any], obs_dim: int, action_space: gym.spaces.Spa
         raise LayoutError(f"checkpoint trained on {source} with {trained_obs} observation features per agent; "
                           f"{target} gives {obs_dim} (for traffic lights: the same largest lane count, or a "
                           "policy with policy_net.input: movements)")
+
+
+def check_lane_features(state: dict[str, Any], lane_features: int | None, target: str) -> None:
+    """Raise :class:`LayoutError` unless a movement policy's target has signals whose lanes carry the
+    features it was trained on (the only thing such a policy needs to fit)."""
+    source = state["config"]["env"]["id"]
+    trained_lanes = (state.get("spaces") or {}).get("lane_features")
+    if lane_features is None:
+        raise LayoutError(f"checkpoint trained on {source} drives traffic signals; {target} has none")
+    if trained_lanes is not None and trained_lanes != lane_features:
+        raise LayoutError(f"checkpoint trained on {source} reads {trained_lanes} feature(s) per lane; {target} "
+                          f"gives {lane_features} (env option observe_wait must match)")
+
+
+def is_movement_policy(state: dict[str, Any]) -> bool:
+    """Whether the checkpoint's policy reads junctions as movement sets (fits any signal layout)."""
+    return ((state["config"].get("policy_net") or {}).get("input") or "flat") == "movements"
 
 
 def numpy_rng_state() -> dict[str, Any]:

@@ -69,9 +69,9 @@ def ship_by_value(fn: Callable[..., Any]) -> None:
 
 
 def map_unordered(fn: Callable[[Any], Any], items: Sequence[Any], cpus_per_item: float = 1.0,
-                  retries: int = 2) -> Iterator[tuple[int, Any]]:
-    """Run ``fn(item)`` for every item as Ray tasks on the connected cluster; yield ``(index, result)``
-    as each finishes.
+                  retries: int = 2) -> Iterator[Any]:
+    """Run ``fn(item)`` for every item as Ray tasks on the connected cluster; yield each result as it
+    finishes.
 
     A task whose worker process dies (a killed process, a lost node) is run again up to ``retries``
     times; ``fn`` is expected to resume its own work (training runs resume from their checkpoints).
@@ -80,12 +80,11 @@ def map_unordered(fn: Callable[[Any], Any], items: Sequence[Any], cpus_per_item:
     ray = require_ray()
     ship_by_value(fn)
     remote = ray.remote(fn).options(num_cpus=cpus_per_item, max_retries=retries, retry_exceptions=False)
-    pending = {remote.remote(item): index for index, item in enumerate(items)}
+    pending = [remote.remote(item) for item in items]
     try:
         while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            index = pending.pop(done[0])
-            yield index, ray.get(done[0])
+            done, pending = ray.wait(pending, num_returns=1)
+            yield ray.get(done[0])
     finally:
         for ref in pending:  # stopped early (an error, Ctrl-C): do not leave runs going on the cluster
             ray.cancel(ref, force=True)

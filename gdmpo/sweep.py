@@ -87,7 +87,7 @@ def finish_run(job: dict[str, Any]) -> dict[str, Any]:
     optional. A run with ``result.json`` is returned as it is; one with a checkpoint resumes from it.
     """
     from gdmpo.evaluation import evaluate_checkpoint
-    from gdmpo.trainer import Trainer
+    from gdmpo.trainer import resume_or_start
 
     if job.get("cwd") and os.path.isdir(job["cwd"]):
         os.chdir(job["cwd"])  # a Ray worker starts elsewhere; relative paths mean the sweep's directory
@@ -96,10 +96,7 @@ def finish_run(job: dict[str, Any]) -> dict[str, Any]:
     if result_file.exists():
         return json.loads(result_file.read_text())
     start = time.perf_counter()
-    if (directory / "checkpoints" / "last.pt").exists():
-        trainer = Trainer.resume(directory)
-    else:
-        trainer = Trainer(cfg.from_dict(job["config"], str(directory / "config.yaml")), directory)
+    trainer = resume_or_start(cfg.from_dict(job["config"], str(directory / "config.yaml")), directory)
     try:
         summary = trainer.train(job["steps"], progress=False)
     finally:
@@ -139,7 +136,7 @@ def run_sweep(config_path: str | os.PathLike[str], seeds: Sequence[int], grid: d
         connect(address)
         print(f"Ray cluster: {cluster_cpus():g} CPUs, {cpus_per_trial} per trial", flush=True)
         start = time.perf_counter()
-        for count, (index, result) in enumerate(map_unordered(finish_run, todo, cpus_per_trial, retries), 1):
+        for count, result in enumerate(map_unordered(finish_run, todo, cpus_per_trial, retries), 1):
             print(f"[{time.perf_counter() - start:6.0f} s] {count}/{len(todo)} {result['name']} seed {result['seed']}: "
                   f"final return {result['final_return']:.4g} ({result['env_steps']} steps, "
                   f"{result['train_s']:.0f} s training)", flush=True)

@@ -241,6 +241,14 @@ def train(config: RunConfig, run_dir: str | os.PathLike[str], total_env_steps: i
         trainer.close()
 
 
+def resume_or_start(config: RunConfig, run_dir: str | os.PathLike[str]) -> Trainer:
+    """The trainer of ``run_dir``: resumed from its last checkpoint where it has one (a stopped or
+    finished run), else a fresh one of ``config``."""
+    if (Path(run_dir) / "checkpoints" / "last.pt").exists():
+        return Trainer.resume(run_dir)
+    return Trainer(config, run_dir)
+
+
 def default_run_dir(config: RunConfig, root: str | os.PathLike[str] = "runs") -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return Path(root) / config.env.id / f"{config.algo}-s{config.seed}-{stamp}"

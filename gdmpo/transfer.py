@@ -13,11 +13,16 @@ import os
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
+
 import gdmpo
 from gdmpo import config as cfg
 from gdmpo.algos import prepare_env
+from gdmpo.envs import registry
 from gdmpo.envs.controllers import reference_policy
-from gdmpo.checkpoints import LayoutError, load_checkpoint
+from gdmpo.envs.sumo.atsc import lane_feature_count
+from gdmpo.graph import from_sumo
+from gdmpo.checkpoints import LayoutError, check_fits, check_lane_features, is_movement_policy, load_checkpoint
 from gdmpo.evaluation import acting, evaluation_env, restore_agent, run_episodes
 from gdmpo.reports import agent_layout, markdown_table, per_agent_line, write_report
 
@@ -93,21 +98,18 @@ def check_before_building(state: dict[str, Any], config: cfg.RunConfig, target_i
     """Refuse a target the checkpoint cannot drive before any simulation starts: other kinds of agents
     (vehicles vs signals), or, for a signal network given as a file, lane or phase counts a flat policy
     was not built for (read from the network file alone)."""
-    from gdmpo.envs import registry
-
     trained, wanted = registry.spec(config.env.id).agents, registry.spec(target_id).agents
     if trained != wanted:
         raise TransferError(f"checkpoint trained on {config.env.id} drives {trained}; the agents of {target} are "
                             f"{wanted}: refused before building it")
-    if wanted == "signals" and options.get("net_file"):
-        import gymnasium as gym
-
-        from gdmpo.checkpoints import check_fits
-        from gdmpo.graph import from_sumo
-
+    if wanted != "signals":
+        return
+    lane_features = lane_feature_count(bool(options.get("observe_wait")))
+    if is_movement_policy(state):  # any layout fits: only the lane features matter, no network to read
+        check_lane_features(state, lane_features, target)
+    elif options.get("net_file"):
         graph = from_sumo(options["net_file"], options.get("neighbours", "road"),
                           options.get("neighbour_distance", 1000.0))
-        lane_features = 2 if options.get("observe_wait") else 1
         check_fits(state, max(len(x) for x in graph.lanes) * lane_features,
                    gym.spaces.Discrete(max(len(x) for x in graph.phases)), target, lane_features)
 

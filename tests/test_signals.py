@@ -45,7 +45,7 @@ def test_movement_features_read_own_lane_and_downstream_lane_in_each_copy():
     encoder.embed.register_forward_hook(lambda module, inputs, out: captured.update(x=inputs[0]))
     # obs feature-major [wave lane0, wave lane1, wait lane0, wait lane1]; 2 copies x 2 lights
     obs = torch.tensor([[1., 2., 10., 20.], [3., 0., 30., 0.], [5., 6., 50., 60.], [7., 0., 70., 0.]])
-    movements, mask, summary = encoder(obs)
+    movements, summary = encoder(obs)
     x = captured["x"]
     assert x.shape == (4, 3, 5) and movements.shape == (4, 3, 4) and summary.shape == (4, 4)
     assert x[0, 0].tolist() == [1, 10, 3, 30, 1]   # a→c: lane a of light 0, lane c of light 1, observed
@@ -63,7 +63,7 @@ def test_one_set_of_weights_scores_phases_on_junctions_of_any_shape():
     small = SignalStructure.from_graph(two_lights(), lanes=2)
     policy.bind(small)
     edges = from_edges([(0, 1)], 2).edge_index
-    logits = policy.logits(torch.rand(2, 2), edges)
+    logits = policy.outputs(torch.rand(2, 2), edges)
     assert logits.shape == (2, 2)
     big = SimpleNamespace(lanes=[["a", "b", "c"]], links=[[("a", "p"), ("b", "q"), ("c", "r"), ("c", "s")]],
                           phases=[["GrrG", "rGrr", "rrGr", "GGrr"]])
@@ -75,7 +75,7 @@ def test_one_set_of_weights_scores_phases_on_junctions_of_any_shape():
     # a phase serving the same movements as another gets the same score
     same = SimpleNamespace(lanes=[["a"]], links=[[("a", "p")]], phases=[["G", "G"]])
     clone.bind(SignalStructure.from_graph(same, lanes=1))
-    out = clone.logits(torch.rand(1, 1), from_edges([], 1).edge_index)
+    out = clone.outputs(torch.rand(1, 1), from_edges([], 1).edge_index)
     assert out[0, 0] == out[0, 1]
     critic = MovementCritic(1, hops=2, net=net)
     critic.bind(small)

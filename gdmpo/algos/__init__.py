@@ -62,9 +62,9 @@ def build_agent(config: RunConfig, env: NetworkedVecEnv) -> PPO:
             raise TypeError("ic3net needs the environment from gdmpo.algos.prepare_env(config, env)")
         policy = IC3NetPolicy(env.raw_obs_dim, env.action_space, config.ic3net.hidden, config.policy_net)
     elif config.policy_net.input == "movements":
-        policy = PhaseCompetitionPolicy(signal_layout(env, "policy_net")[0], env.action_space, ppo.policy_hops,
-                                        config.policy_net)
-        policy.bind(env.signal_structure)
+        lane_features, structure = signal_layout(env, "policy_net")
+        policy = PhaseCompetitionPolicy(lane_features, env.action_space, ppo.policy_hops, config.policy_net)
+        policy.bind(structure)
     else:
         policy = GraphPolicy(env.obs_dim, env.action_space, ppo.policy_hops, config.policy_net)
     obs_dim = env.raw_obs_dim if config.algo == "ic3net" else env.obs_dim
@@ -72,15 +72,15 @@ def build_agent(config: RunConfig, env: NetworkedVecEnv) -> PPO:
     if config.value_net.input == "movements":
         if central or config.algo == "ic3net":
             raise ValueError("value_net.input 'movements' is a local critic: not for cppo, ic3net or ppo.critic central")
-        critic = MovementCritic(signal_layout(env, "value_net")[0], ppo.value_hops, config.value_net)
-        critic.bind(env.signal_structure)
-        advantage_hops = ppo.value_hops if ppo.advantage_hops is None else ppo.advantage_hops
+        lane_features, structure = signal_layout(env, "value_net")
+        critic = MovementCritic(lane_features, ppo.value_hops, config.value_net)
+        critic.bind(structure)
     elif central:
         critic = CentralCritic(obs_dim, config.value_net)
-        advantage_hops = ppo.advantage_hops
     else:
         critic = GraphCritic(obs_dim, ppo.value_hops, config.value_net)
-        advantage_hops = ppo.value_hops if ppo.advantage_hops is None else ppo.advantage_hops
+    # a central critic's advantage covers everyone unless told; a local one's, the critic's own hops
+    advantage_hops = ppo.advantage_hops if central or ppo.advantage_hops is not None else ppo.value_hops
     if config.algo == "ia2c":  # each agent's own advantage, one plain actor-critic step per batch
         if central:
             raise ValueError("ia2c's critics are local: set ppo.critic to 'local'")

@@ -39,7 +39,8 @@ class _GraphInput(nn.Module):
         return torch.cat([obs, degree_feature(edge_index, obs.size(0)).to(obs.dtype)], dim=-1)
 
 
-def _network(in_dim: int, out_dim: int, hops: int, net: NetworkConfig) -> KHopNetwork:
+def khop_network(in_dim: int, out_dim: int, hops: int, net: NetworkConfig) -> KHopNetwork:
+    """The κ-hop network ``net`` describes, from ``in_dim`` to ``out_dim`` features per node."""
     return KHopNetwork(in_dim, out_dim, hops, net.hidden, net.activation, net.aggr, net.residual, net.layer_norm)
 
 
@@ -60,7 +61,7 @@ class GraphPolicy(_GraphInput):
             self.register_buffer("centre", layout.centre)
             self.register_buffer("half_range", layout.half_range)
             self.log_std = nn.Parameter(torch.full((out_dim,), math.log(0.5)))
-        self.net = _network(obs_dim + self.extra_dim, out_dim, hops, net)
+        self.net = khop_network(obs_dim + self.extra_dim, out_dim, hops, net)
         if self.discrete:  # near-uniform initial policy
             nn.init.orthogonal_(self.net.out.weight, gain=0.01)
             nn.init.zeros_(self.net.out.bias)
@@ -68,13 +69,17 @@ class GraphPolicy(_GraphInput):
     def distribution(self, obs: torch.Tensor, edge_index: torch.Tensor,
                      action_mask: torch.Tensor | None = None) -> Distribution:
         """Per-node action distribution; ``action_mask: [N, num_actions]`` bool, True = allowed."""
-        out = self.net(self.features(obs, edge_index), edge_index)
+        out = self.outputs(obs, edge_index)
         if self.discrete:
             if action_mask is not None:
                 out = out.masked_fill(~action_mask, MASKED_LOGIT)
             return Categorical(logits=out, validate_args=False)
         mean = self.centre + self.half_range * torch.tanh(out)
         return Normal(mean, self.half_range * self.log_std.exp(), validate_args=False)
+
+    def outputs(self, obs: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        """``[N, out]`` logits (discrete) or pre-squash means (Gaussian) of each node."""
+        return self.net(self.features(obs, edge_index), edge_index)
 
     def log_prob(self, dist: Distribution, actions: torch.Tensor) -> torch.Tensor:
         """``[N]`` log-probabilities (summed over action dimensions for Gaussians)."""
@@ -107,7 +112,7 @@ class GraphCritic(_GraphInput):
 
     def __init__(self, obs_dim: int, hops: int, net: NetworkConfig) -> None:
         super().__init__(net)
-        self.net = _network(obs_dim + self.extra_dim, 1, hops, net)
+        self.net = khop_network(obs_dim + self.extra_dim, 1, hops, net)
 
     def forward(self, obs: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
         """``[N]`` values; ``batch`` is unused (the value is local)."""
@@ -126,7 +131,7 @@ class CentralCritic(_GraphInput):
         width = net.hidden[0]
         act = ACTIVATIONS[net.activation]
         self.encoder = nn.Sequential(nn.Linear(obs_dim + self.extra_dim, width), act(), nn.Linear(width, width), act())
-        self.head = _network(2 * width, 1, 0, net)
+        self.head = khop_network(2 * width, 1, 0, net)
 
     def forward(self, obs: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
         h = self.encoder(self.features(obs, edge_index))

@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from gdmpo.config import NetworkConfig
-from gdmpo.nn.heads import MASKED_LOGIT, GraphPolicy
-from gdmpo.nn.message_passing import ACTIVATIONS, KHopNetwork
+from gdmpo.nn.heads import GraphPolicy, khop_network
+from gdmpo.nn.message_passing import ACTIVATIONS
 
 
 @dataclass
@@ -79,7 +79,7 @@ class MovementEncoder(nn.Module):
     """Embeds every movement of every node and pools them into a junction summary.
 
     Shapes: ``obs: [N, L·f]`` (feature-major: all lanes' first feature, then the second, ...), ``N = B n``
-    → ``(movements [N, M, h], movement_mask [N, M], summary [N, h])``.
+    → ``(movements [N, M, h], summary [N, h])``.
     """
 
     def __init__(self, lane_features: int, width: int, activation: str) -> None:
@@ -92,7 +92,7 @@ class MovementEncoder(nn.Module):
     def bind(self, structure: SignalStructure) -> None:
         self.structure = structure
 
-    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         s = self.structure
         if s is None:
             raise RuntimeError("a signal network must be bound to its environment's SignalStructure first")
@@ -113,10 +113,9 @@ class MovementEncoder(nn.Module):
         flag = observed.to(obs.dtype).repeat(copies, 1)[..., None]
         features = torch.cat([lane_rows[in_rows], lane_rows[out_rows], flag], dim=-1)  # [N, M, 2f + 1]
         movements = self.embed(features)
-        mask = s.movement_mask.to(device).repeat(copies, 1)
-        weights = mask.to(obs.dtype)
+        weights = s.movement_mask.to(device=device, dtype=obs.dtype).repeat(copies, 1)
         summary = (movements * weights[..., None]).sum(1) / weights.sum(1, keepdim=True).clamp(min=1.0)
-        return movements, mask, summary
+        return movements, summary
 
 
 class PhaseCompetitionPolicy(GraphPolicy):
@@ -135,8 +134,7 @@ class PhaseCompetitionPolicy(GraphPolicy):
         width = net.hidden[0]
         act = ACTIVATIONS[net.activation]
         self.movements = MovementEncoder(lane_features, width, net.activation)
-        self.context = KHopNetwork(width, width, hops, net.hidden, net.activation, net.aggr, net.residual,
-                                   net.layer_norm)
+        self.context = khop_network(width, width, hops, net)
         self.score = nn.Sequential(nn.Linear(2 * width, width), act(), nn.Linear(width, 1))
         nn.init.orthogonal_(self.score[-1].weight, gain=0.01)  # near-uniform initial policy
         nn.init.zeros_(self.score[-1].bias)
@@ -144,9 +142,10 @@ class PhaseCompetitionPolicy(GraphPolicy):
     def bind(self, structure: SignalStructure) -> None:
         self.movements.bind(structure)
 
-    def logits(self, obs: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
-        """``[N, P]`` phase scores (``P``: the bound network's largest phase count)."""
-        movements, mask, summary = self.movements(obs)
+    def outputs(self, obs: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        """``[N, P]`` phase scores (``P``: the bound network's largest phase count); masked and turned
+        into a distribution by :meth:`GraphPolicy.distribution`."""
+        movements, summary = self.movements(obs)
         context = self.context(summary, edge_index)
         structure = self.movements.structure
         copies = obs.size(0) // structure.num_agents
@@ -154,13 +153,6 @@ class PhaseCompetitionPolicy(GraphPolicy):
         served = torch.bmm(green, movements) / green.sum(-1, keepdim=True).clamp(min=1.0)  # [N, P, h]
         joined = torch.cat([served, context[:, None, :].expand_as(served)], dim=-1)
         return self.score(joined).squeeze(-1).float()
-
-    def distribution(self, obs: torch.Tensor, edge_index: torch.Tensor,
-                     action_mask: torch.Tensor | None = None) -> torch.distributions.Distribution:
-        out = self.logits(obs, edge_index)
-        if action_mask is not None:
-            out = out.masked_fill(~action_mask, MASKED_LOGIT)
-        return torch.distributions.Categorical(logits=out, validate_args=False)
 
 
 class MovementCritic(nn.Module):
@@ -170,11 +162,11 @@ class MovementCritic(nn.Module):
         super().__init__()
         width = net.hidden[0]
         self.movements = MovementEncoder(lane_features, width, net.activation)
-        self.net = KHopNetwork(width, 1, hops, net.hidden, net.activation, net.aggr, net.residual, net.layer_norm)
+        self.net = khop_network(width, 1, hops, net)
 
     def bind(self, structure: SignalStructure) -> None:
         self.movements.bind(structure)
 
     def forward(self, obs: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
         """``[N]`` values (``batch`` unused: the value is local)."""
-        return self.net(self.movements(obs)[2], edge_index).squeeze(-1)
+        return self.net(self.movements(obs)[1], edge_index).squeeze(-1)

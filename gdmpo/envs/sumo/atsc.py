@@ -48,6 +48,11 @@ def yellow_state(current: str, target: str) -> str:
     return "".join("y" if c in "Gg" and t in "rR" else c for c, t in zip(current, target))
 
 
+def lane_feature_count(observe_wait: bool) -> int:
+    """Features observed per lane: the wave, and the first vehicle's waiting time with ``observe_wait``."""
+    return 2 if observe_wait else 1
+
+
 class ATSCSimulation(SumoSimulation):
     """One SUMO simulation of a signalised network, driven from inside a worker process."""
 
@@ -132,7 +137,7 @@ class ATSCSimulation(SumoSimulation):
     def _read_lanes(self) -> tuple[np.ndarray, np.ndarray]:
         spec = self.spec
         lane_api, vehicle_api = self.sim.lane, self.sim.vehicle
-        width = spec["max_lanes"] * (2 if spec["observe_wait"] else 1)
+        width = spec["max_lanes"] * lane_feature_count(spec["observe_wait"])
         obs = np.zeros((len(spec["lanes"]), width), dtype=np.float32)
         reward = np.zeros(len(spec["lanes"]), dtype=np.float32)
         for i, lanes in enumerate(spec["lanes"]):
@@ -245,7 +250,7 @@ class ATSCEnv(SumoVecEnv):
                  wait_weight: float = 0.0, teleport_seconds: int = 600, backend: str = "libsumo",
                  sumo_options: tuple[str, ...] = (), workers: str = "process", worker_cpus: float = 1.0) -> None:
         super().__init__(num_envs, seed, device)
-        check_worker_kind(workers)
+        check_worker_kind(workers)  # before the network is read: a typo costs nothing
         if not 0 <= yellow_seconds < control_interval:
             raise ValueError(f"yellow_seconds must be in [0, control_interval={control_interval}), got {yellow_seconds}")
         scenario = make_scenario(net_file, route_file, sumocfg, begin, end, episode_seconds, warmup_seconds, scale,
@@ -264,9 +269,8 @@ class ATSCEnv(SumoVecEnv):
         for i in range(self.num_agents):
             self.lane_mask[i, : len(lanes[i])] = True
             self.action_mask[i, : len(phases[i])] = True
-        width = self.max_lanes * (2 if observe_wait else 1)
-        self.observation_space = gym.spaces.Box(0.0, obs_clip, (width,), dtype=np.float32)
-        self.lane_features = 2 if observe_wait else 1
+        self.lane_features = lane_feature_count(observe_wait)
+        self.observation_space = gym.spaces.Box(0.0, obs_clip, (self.max_lanes * self.lane_features,), dtype=np.float32)
         self.signal_structure = SignalStructure.from_graph(self.graph, self.max_lanes)
         self.action_space = gym.spaces.Discrete(self.max_phases)
         spec = {

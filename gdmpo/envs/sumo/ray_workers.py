@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from gdmpo.distributed import cluster_cpus, connect, ship_by_value
-from gdmpo.envs.sumo.workers import SumoError, _failure
+from gdmpo.envs.sumo.workers import SumoError, _failure, answer
 
 START_TIMEOUT_S = 300.0  # a SUMO simulation that cannot be built in this long is reported as stuck
 
@@ -125,11 +125,10 @@ class RaySumoWorkers:
             raise SumoError(f"SUMO actor {index} did not start within {START_TIMEOUT_S:.0f} s (is the Ray cluster "
                             "short of CPUs for it?)") from None
         except ray.exceptions.RayActorError as err:
-            raise SumoError(f"SUMO actor {index} died while starting: {_first_line(err)}") from None
+            raise SumoError(f"SUMO actor {index} died while starting: {_death_reason(err)}") from None
         self._nodes[index], self._pids[index], self._logs[index] = node, pid, log
         if failure is not None:
-            message, worker_traceback = failure
-            raise SumoError(f"SUMO worker {index} failed in 'start': {message}", worker_traceback)
+            answer(index, "start", "error", failure)
 
     def alive(self, index: int) -> bool:
         """Whether actor ``index`` answers (one round trip: only asked at resets, never per step)."""
@@ -171,10 +170,7 @@ class RaySumoWorkers:
                 status, payload = answers[position] if answers is not None else ray.get(refs[position])
             except ray.exceptions.RayActorError as err:
                 raise SumoError(self._death_message(index, method, err)) from None
-            if status == "error":
-                message, worker_traceback = payload
-                raise SumoError(f"SUMO worker {index} failed in {method!r}: {message}", worker_traceback)
-            results.append(payload)
+            results.append(answer(index, method, status, payload))
         return results
 
     def _death_message(self, index: int, method: str, err: Exception) -> str:
@@ -183,7 +179,7 @@ class RaySumoWorkers:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         message = (f"SUMO actor {index} on Ray node {(self._nodes[index] or '?')[:12]} died during {method!r} "
-                   f"({_first_line(err)}); reset the environment to start a new one")
+                   f"({_death_reason(err)}); reset the environment to start a new one")
         log = self._logs[index]
         if log and self._nodes[index]:
             reader = ray.remote(_log_tail).options(
@@ -200,7 +196,7 @@ class RaySumoWorkers:
         self._finalizer()
 
 
-def _first_line(err: Exception) -> str:
+def _death_reason(err: Exception) -> str:
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     return next((line for line in lines if "died" in line.lower() or "exit" in line.lower()), lines[0] if lines else "")
 

@@ -43,7 +43,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from gdmpo.envs.sumo.base import SumoSimulation, SumoVecEnv, check_worker_kind, timed_step
+from gdmpo.envs.sumo.base import SumoSimulation, SumoVecEnv, timed_step
 from gdmpo.envs.sumo.workers import SumoError
 from gdmpo.graph import ring
 from gdmpo.graph.sumo import sumo_binary
@@ -311,7 +311,6 @@ class VehicleEnv(SumoVecEnv):
                  start_jitter: float = 1.0, backend: str = "libsumo", sumo_options: tuple[str, ...] = (),
                  workers: str = "process", worker_cpus: float = 1.0) -> None:
         super().__init__(num_envs, seed, device)
-        check_worker_kind(workers)
         if track not in SPEED_MODE:
             raise ValueError(f"track must be one of {sorted(SPEED_MODE)}, got {track!r}")
         if reward not in ("ring", "speed"):

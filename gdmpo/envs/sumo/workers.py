@@ -40,6 +40,14 @@ class SumoError(RuntimeError):
         self.worker_traceback = worker_traceback
 
 
+def answer(index: int, method: str, status: str, payload: Any) -> Any:
+    """A worker's ``(status, payload)`` reply to ``method``: the payload, or its failure as a :class:`SumoError`."""
+    if status == "error":
+        message, worker_traceback = payload
+        raise SumoError(f"SUMO worker {index} failed in {method!r}: {message}", worker_traceback)
+    return payload
+
+
 def _failure(err: BaseException) -> tuple[str, str]:
     """``(message, traceback)`` of an exception raised in the worker, to send to the learner."""
     message = str(err) if isinstance(err, SumoError) else f"{type(err).__name__}: {err}"
@@ -142,10 +150,7 @@ class SumoWorkers:
             process.join(timeout=5)
             raise SumoError(f"SUMO worker {index} died during {method!r} (exit code {process.exitcode}); "
                             "reset the environment to start a new one") from None
-        if status == "error":
-            message, worker_traceback = payload
-            raise SumoError(f"SUMO worker {index} failed in {method!r}: {message}", worker_traceback)
-        return payload
+        return answer(index, method, status, payload)
 
     def _stop(self, index: int) -> None:
         _stop_one(self._processes[index], self._pipes[index])
