@@ -57,25 +57,11 @@ def row(name: str, returns: list[float], traffic: list[dict], note: str) -> str:
 
 
 def irregular_network(seed: int, out: Path) -> dict:
-    """An irregular network (``netgenerate --rand``, lights guessed) and a random-trips demand for it."""
-    import subprocess
-    import sys
+    """An irregular network (``netgenerate --rand``, lights guessed) and a fixed random-trips demand in ``out``."""
+    from gdmpo.envs.sumo import networks
 
-    import sumo
-
-    from gdmpo.graph.sumo import sumo_binary
-
-    out = out.resolve()  # randomTrips runs in that folder
-    out.mkdir(parents=True, exist_ok=True)
-    net, routes = out / f"irregular{seed}.net.xml", out / f"irregular{seed}.rou.xml"
-    subprocess.run([sumo_binary("netgenerate"), "--rand", "--rand.iterations", "60", "--seed", str(seed),
-                    "--rand.min-distance", "150", "--tls.guess", "--tls.guess.threshold", "25", "--default.lanenumber", "2",
-                    "-o", str(net)], check=True, capture_output=True)
-    tool = Path(sumo.SUMO_HOME) / "tools" / "randomTrips.py"
-    subprocess.run([sys.executable, str(tool), "-n", str(net), "-r", str(routes), "--seed", str(seed), "--begin", "0",
-                    "--end", "3600", "--period", "2.0", "--fringe-factor", "10", "--validate",
-                    "-o", str(out / f"irregular{seed}.trips.xml")], check=True, capture_output=True, cwd=out)
-    return {"net_file": str(net.resolve()), "route_file": str(routes.resolve())}
+    net = networks.irregular_network(seed)
+    return {"net_file": str(net), "route_file": str(networks.random_trips(net, seed, out))}
 
 
 def main() -> None:

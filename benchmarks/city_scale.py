@@ -1,7 +1,7 @@
 """What one simulated hour costs per traffic light as the network grows: 25, 100, 400 and 1,024 lights.
 
 For each grid (``graphs/make_grid.py`` layout; grids beyond the shipped ones are generated on demand
-into ``--cache``), one environment copy runs ``--seconds`` of simulated traffic (less one control step)
+and cached, :mod:`gdmpo.envs.sumo.networks`; the demand below goes into ``--cache``), one environment copy runs ``--seconds`` of simulated traffic (less one control step)
 under max-pressure, while a phase-competition policy (``policy_net.input: movements``; its cost does
 not depend on its weights) is also evaluated on every observation to time inference. Demand: local
 random trips (SUMO's randomTrips, at most ``--trip-length`` metres, anywhere in the grid) at a rate
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib.util
 import time
 from pathlib import Path
 
@@ -31,23 +30,10 @@ import torch
 import gdmpo
 from gdmpo import config as cfg
 from gdmpo.algos import build_agent
+from gdmpo.envs.sumo.networks import grid_files
 from gdmpo.threads import configure_threads
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = {3, 5, 10}
-
-
-def grid_files(size: int, cache: Path) -> tuple[Path, Path]:
-    """The ``size`` x ``size`` grid: shipped in ``graphs/`` or generated once into ``cache``."""
-    if size in SHIPPED:
-        return ROOT / f"graphs/grid{size}x{size}.net.xml", ROOT / f"graphs/grid{size}x{size}.rou.xml"
-    net = cache / f"grid{size}x{size}.net.xml"
-    if not net.exists():
-        spec = importlib.util.spec_from_file_location("make_grid", ROOT / "graphs/make_grid.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        module.make_grid(size, cache)
-    return net, cache / f"grid{size}x{size}.rou.xml"
 
 
 def memory_mib(pid: int | str = "self") -> float:
@@ -79,7 +65,7 @@ def local_trips(net: Path, lights: int, seconds: int, per_light_hour: float, len
 def measure(size: int, seconds: int, cache: Path, vehicles_per_light_hour: float, trip_length: float) -> dict[str, float]:
     from gdmpo.envs.controllers import reference_policy
 
-    net, _ = grid_files(size, cache)
+    net, _ = grid_files(size)
     lights = size * size
     routes = local_trips(net, lights, seconds, vehicles_per_light_hour, trip_length, cache)
     start = time.perf_counter()

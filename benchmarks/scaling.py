@@ -85,9 +85,9 @@ def call_round_trip(kind: str, copies: int, calls: int = 2000) -> float:
     if kind == "ray":
         from gdmpo.envs.sumo.ray_workers import RaySumoWorkers
 
-        workers = RaySumoWorkers(copies, EchoSimulation, (25, 12), cpus_per_worker=0)
+        workers = RaySumoWorkers(EchoSimulation, [(25, 12)] * copies, cpus_per_worker=0)
     else:
-        workers = SumoWorkers(copies, EchoSimulation, (25, 12))
+        workers = SumoWorkers(EchoSimulation, [(25, 12)] * copies)
     try:
         actions = [([0] * 25,)] * copies
         for _ in range(50):  # warm up

@@ -1,15 +1,16 @@
 """Transfer: one shared-weight policy on graphs it never saw, beside the classical controllers.
 
-Run: ``python benchmarks/transfer.py [--train-on atsc-grid3x3] [--steps 20000] [--set KEY=VALUE ...]
+Run: ``python benchmarks/transfer.py [--train-on atsc-grid3x3 | --config CONFIG] [--steps 20000] [--set KEY=VALUE ...]
 [--checkpoint CKPT] [--targets atsc-grid5x5 atsc-grid10x10] [--grids 32] [--irregular 3 5 7] [--episodes 2]
 [--cacc CKPT] [--ring CKPT] [--out DIR]``.
 
 Traffic signals: trains DPPO (``configs/atsc-grid5x5/dppo.yaml`` with the ``--set`` overrides, e.g.
 ``policy_net.input=movements value_net.input=movements`` for a policy that fits any junction) on
-``--train-on`` for ``--steps`` control steps unless ``--checkpoint`` is given, then plays it zero-shot
-on every ``--targets`` environment, every generated ``--grids`` N x N grid (the shipped grids' layout
-and flows, cached in ``~/.cache/gdmpo/grids``) and every ``--irregular`` network (``netgenerate
---rand`` with guessed lights and random trips, by seed), next to fixed-time and max-pressure on the
+``--train-on``, or the ``--config`` as it is (e.g. the generalist's ``configs/atsc-generalist/dppo.yaml``),
+for ``--steps`` control steps unless ``--checkpoint`` is given, then plays it zero-shot on every
+``--targets`` environment, every generated ``--grids`` N x N grid (the shipped grids' layout and flows)
+and every ``--irregular`` network (``netgenerate --rand`` with guessed lights and random trips, by
+seed; :mod:`gdmpo.envs.sumo.networks`, cached), next to fixed-time and max-pressure on the
 same demand and seeds. Vehicles (optional): a Catch-up checkpoint (``--cacc``) on
 platoons of 16 and 32, a ring checkpoint (``--ring``) on 30 and 40 vehicles at the training density.
 Each transfer writes its ``report.json``/``report.md`` under ``--out`` (default
@@ -31,9 +32,14 @@ from gdmpo.transfer import markdown, transfer
 RING_DENSITY = 22 / 245.0  # vehicles per metre of the training rings (mean of 220-270 m)
 
 
-def train_signals(env_id: str, steps: int, out: Path, overrides: dict) -> Path:
-    config = cfg.load("configs/atsc-grid5x5/dppo.yaml", {"env.id": env_id, **overrides})
-    run_dir = out / "runs" / f"dppo-{env_id}"
+def train_signals(env_id: str, steps: int, out: Path, overrides: dict, config_path: str | None = None) -> Path:
+    """Train a signal policy (``config_path`` as it is, or the 5x5 DPPO config on ``env_id``); resumable."""
+    if config_path:
+        config = cfg.load(config_path, overrides)
+        run_dir = out / "runs" / f"{config.algo}-{Path(config_path).parent.name}"
+    else:
+        config = cfg.load("configs/atsc-grid5x5/dppo.yaml", {"env.id": env_id, **overrides})
+        run_dir = out / "runs" / f"dppo-{env_id}"
     trainer = resume_or_start(config, run_dir)  # a stopped training continues, a finished one is reused
     try:
         trainer.train(steps, progress=True)
@@ -44,12 +50,13 @@ def train_signals(env_id: str, steps: int, out: Path, overrides: dict) -> Path:
 
 def signal_targets(args: argparse.Namespace, out: Path) -> list[tuple[str, dict]]:
     """``(name, transfer keywords)`` of every signal network to play on."""
-    from city_scale import grid_files
     from atsc_grid import irregular_network
+
+    from gdmpo.envs.sumo.networks import grid_files
 
     jobs = [(target, {"env_id": target}) for target in args.targets]
     for size in args.grids:
-        net, routes = grid_files(size, Path.home() / ".cache/gdmpo/grids")
+        net, routes = grid_files(size)
         jobs.append((f"grid{size}x{size}", {"net_file": str(net), "route_file": str(routes)}))
     for seed in args.irregular:
         files = irregular_network(seed, out / "networks")
@@ -71,6 +78,7 @@ def vehicle_targets(args: argparse.Namespace) -> list[tuple[str, str, dict]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train-on", default="atsc-grid3x3")
+    parser.add_argument("--config", help="train this config instead (e.g. configs/atsc-generalist/dppo.yaml)")
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides of the trained config")
     parser.add_argument("--grids", type=int, nargs="*", default=[], help="generated N x N grids to play on")
@@ -84,7 +92,7 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     checkpoint = (Path(args.checkpoint) if args.checkpoint
-                  else train_signals(args.train_on, args.steps, out, parse_assignments(args.set)))
+                  else train_signals(args.train_on, args.steps, out, parse_assignments(args.set), args.config))
     tables = []
     for name, where in signal_targets(args, out):
         report = transfer(checkpoint, episodes=args.episodes, out=out / name, seed=1000, **where)

@@ -39,6 +39,8 @@ def _target_options(config: cfg.RunConfig, env_id: str | None, net_file: str | N
     else:
         extra = {}
     env_id, base = evaluation_env(config, env_id)
+    if extra:  # the target's own network replaces the ones trained on
+        base = {key: value for key, value in base.items() if key not in ("networks", "sumocfg", "route_file")}
     return env_id, {**base, **extra, **(options or {})}
 
 

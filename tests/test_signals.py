@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,7 +13,8 @@ import gdmpo
 from gdmpo import config as cfg
 from gdmpo.config import NetworkConfig
 from gdmpo.graph import batch_edge_index, from_edges
-from gdmpo.graph.sumo import from_sumo, sumo_binary
+from gdmpo.envs.sumo.networks import irregular_network
+from gdmpo.graph.sumo import from_sumo
 from gdmpo.nn.signals import MovementCritic, MovementEncoder, PhaseCompetitionPolicy, SignalStructure
 from gdmpo.transfer import TransferError, transfer
 
@@ -46,14 +46,14 @@ def test_movement_features_read_own_lane_and_downstream_lane_in_each_copy():
     # obs feature-major [wave lane0, wave lane1, wait lane0, wait lane1]; 2 copies x 2 lights
     obs = torch.tensor([[1., 2., 10., 20.], [3., 0., 30., 0.], [5., 6., 50., 60.], [7., 0., 70., 0.]])
     movements, summary = encoder(obs)
-    x = captured["x"]
-    assert x.shape == (4, 3, 5) and movements.shape == (4, 3, 4) and summary.shape == (4, 4)
-    assert x[0, 0].tolist() == [1, 10, 3, 30, 1]   # a→c: lane a of light 0, lane c of light 1, observed
-    assert x[0, 1].tolist() == [2, 20, 0, 0, 0]    # b→x: x is nobody's lane
-    assert x[2, 0].tolist() == [5, 50, 7, 70, 1]   # second copy reads the second copy's light 1
-    assert x[3, 0].tolist() == [7, 70, 0, 0, 0]
-    expected = movements[1, :1].mean(0)            # light 1 has one real movement
-    assert torch.allclose(summary[1], expected)
+    x = captured["x"]  # only real movements are embedded: per copy light 0's three, then light 1's one
+    assert x.shape == (8, 5) and movements.shape == (8, 4) and summary.shape == (4, 4)
+    assert x[0].tolist() == [1, 10, 3, 30, 1]   # a→c: lane a of light 0, lane c of light 1, observed
+    assert x[1].tolist() == [2, 20, 0, 0, 0]    # b→x: x is nobody's lane
+    assert x[4].tolist() == [5, 50, 7, 70, 1]   # second copy reads the second copy's light 1
+    assert x[7].tolist() == [7, 70, 0, 0, 0]
+    assert torch.allclose(summary[1], movements[3])  # light 1 has one real movement
+    assert torch.allclose(summary[2], movements[4:7].mean(0))  # light 0 of the second copy: three
 
 
 def test_one_set_of_weights_scores_phases_on_junctions_of_any_shape():
@@ -82,17 +82,9 @@ def test_one_set_of_weights_scores_phases_on_junctions_of_any_shape():
     assert critic(torch.rand(4, 2), batch_edge_index(edges, 2, 2), torch.tensor([0, 0, 1, 1])).shape == (4,)
 
 
-def irregular_network(out: Path, seed: int = 7) -> Path:
-    """An irregular network with guessed lights: junctions of 2 to 5 phases and 6 to 10 lanes."""
-    net = out / f"irregular{seed}.net.xml"
-    subprocess.run([sumo_binary("netgenerate"), "--rand", "--rand.iterations", "60", "--seed", str(seed),
-                    "--rand.min-distance", "150", "--tls.guess", "--tls.guess.threshold", "25",
-                    "--default.lanenumber", "2", "-o", str(net)], check=True, capture_output=True)
-    return net
-
-
 def test_a_grid_policy_drives_a_network_with_other_phase_and_lane_counts(tmp_path, monkeypatch):
-    target = irregular_network(tmp_path)
+    monkeypatch.setenv("GDMPO_CACHE", str(tmp_path))
+    target = irregular_network(7)  # junctions of 2 to 5 phases and 6 to 10 lanes
     graph = from_sumo(target)
     assert {len(p) for p in graph.phases} != {5} and {len(lanes) for lanes in graph.lanes} != {6}
     base = {"env.id": "atsc-grid3x3", "env.num_envs": 1, "env.options": FAST, "rollout_steps": 12,

@@ -231,3 +231,42 @@ def _road_neighbours(net, junctions: list[list[str]], owner: dict[str, int]) -> 
                     else:
                         queue.append(other)
     return pairs
+
+
+def union_of_networks(graphs: list[Data], labels: list[str]) -> Data:
+    """The disjoint union of signal graphs of :func:`from_sumo`: one graph whose lights are each
+    network's in turn, no edge between networks.
+
+    Light, junction and lane ids become ``<label>/<id>`` (two networks may use the same ids), positions
+    are shifted so the networks sit side by side (plots), ``parts`` lists ``(label, first light, count)``.
+    """
+    if len(graphs) != len(labels) or len(set(labels)) != len(labels):
+        raise ValueError(f"one distinct label per network, got {labels} for {len(graphs)} networks")
+    edges, positions, offset, shift, parts = [], [], 0, 0.0, []
+    lists: dict[str, list] = {key: [] for key in ("names", "junctions", "lanes", "phases", "programs",
+                                                  "green_seconds", "links", "lane_lengths")}
+    for graph, label in zip(graphs, labels):
+        def tag(name: str) -> str:
+            return f"{label}/{name}" if name else name
+
+        n = graph.num_nodes
+        edges.append(graph.edge_index + offset)
+        pos = graph.pos.clone()
+        pos[:, 0] += shift - pos[:, 0].min()
+        positions.append(pos)
+        shift = float(pos[:, 0].max()) + 200.0
+        lists["names"] += [tag(name) for name in graph.names]
+        lists["junctions"] += [[tag(j) for j in own] for own in graph.junctions]
+        lists["lanes"] += [[tag(lane) for lane in own] for own in graph.lanes]
+        lists["links"] += [[(tag(a), tag(b)) for a, b in own] for own in graph.links]
+        for key in ("phases", "programs", "green_seconds", "lane_lengths"):
+            lists[key] += list(getattr(graph, key))
+        parts.append((label, offset, n))
+        offset += n
+    union = Data(edge_index=torch.cat(edges, dim=1), num_nodes=offset, pos=torch.cat(positions))
+    for key, value in lists.items():
+        setattr(union, key, value)
+    union.source = ", ".join(graph.source for graph in graphs)
+    union.neighbour_rule = graphs[0].neighbour_rule
+    union.parts = parts
+    return union

@@ -50,6 +50,29 @@ class SignalStructure:
     def num_agents(self) -> int:
         return self.in_lane.size(0)
 
+    @property
+    def num_phases(self) -> int:
+        return self.phase_movements.size(1)
+
+    def real_movements(self, device: torch.device) -> dict[str, torch.Tensor]:
+        """The layout without padding, on ``device``: per real movement (``R`` of them, light by light)
+        its ``agent``, ``in_lane``, ``out_node`` and ``out_lane``; per (phase, green movement) pair
+        (``G``) the ``phase_row`` ``agent · P + p`` and the ``movement`` (index among the R);
+        ``movement_count [n]`` and ``green_count [n · P]``. Junctions differ in size, so padding can be
+        most of ``[n, M]``: the networks compute on real movements only."""
+        key = str(device)
+        cache = self.__dict__.setdefault("_real", {})
+        if key not in cache:
+            agent, slot = self.movement_mask.nonzero(as_tuple=True)
+            green = self.phase_movements[agent, :, slot] > 0  # [R, P]
+            movement, phase = green.nonzero(as_tuple=True)
+            cache[key] = {k: v.to(device) for k, v in {
+                "agent": agent, "in_lane": self.in_lane[agent, slot], "out_node": self.out_node[agent, slot],
+                "out_lane": self.out_lane[agent, slot], "phase_row": agent[movement] * self.num_phases + phase,
+                "movement": movement, "movement_count": self.movement_mask.sum(1).clamp(min=1).float(),
+                "green_count": self.phase_movements.sum(-1).reshape(-1).clamp(min=1.0)}.items()}
+        return cache[key]
+
     @classmethod
     def from_graph(cls, graph: Any, lanes: int) -> "SignalStructure":
         """From a graph of :func:`gdmpo.graph.from_sumo` (its ``lanes``, ``links`` and ``phases``)."""
@@ -76,10 +99,11 @@ class SignalStructure:
 
 
 class MovementEncoder(nn.Module):
-    """Embeds every movement of every node and pools them into a junction summary.
+    """Embeds every real movement of every node and pools them into a junction summary.
 
     Shapes: ``obs: [N, L·f]`` (feature-major: all lanes' first feature, then the second, ...), ``N = B n``
-    → ``(movements [N, M, h], summary [N, h])``.
+    → ``(movements [B R, h], summary [N, h])``, movements copy by copy in the order of
+    :meth:`SignalStructure.real_movements`.
     """
 
     def __init__(self, lane_features: int, width: int, activation: str) -> None:
@@ -100,21 +124,19 @@ class MovementEncoder(nn.Module):
         if big_n % n or obs.size(1) != lanes * f:
             raise ValueError(f"signal network bound to {n} lights x {lanes} lanes x {f} features got obs "
                              f"{tuple(obs.shape)}")
-        copies = big_n // n
-        device = obs.device
+        copies, real = big_n // n, s.real_movements(obs.device)
+        node = (torch.arange(copies, device=obs.device) * n)[:, None] + real["agent"]  # [B, R]
+        observed = real["out_node"] >= 0
+        in_rows = node * lanes + real["in_lane"]
+        out_rows = torch.where(observed, (node - real["agent"] + real["out_node"]) * lanes + real["out_lane"],
+                               big_n * lanes)
         lane_rows = obs.reshape(big_n, f, lanes).transpose(1, 2).reshape(big_n * lanes, f)
         lane_rows = torch.cat([lane_rows, lane_rows.new_zeros(1, f)])  # a zero row for unobserved lanes
-        node_base = (torch.arange(copies, device=device) * n)[:, None, None]  # [B, 1, 1]
-        own = torch.arange(n, device=device)[None, :, None]
-        in_rows = ((node_base + own) * lanes + s.in_lane.to(device)).reshape(big_n, -1)
-        observed = s.out_node.to(device) >= 0
-        out_rows = torch.where(observed, (node_base + s.out_node.to(device)) * lanes + s.out_lane.to(device),
-                               big_n * lanes).reshape(big_n, -1)
-        flag = observed.to(obs.dtype).repeat(copies, 1)[..., None]
-        features = torch.cat([lane_rows[in_rows], lane_rows[out_rows], flag], dim=-1)  # [N, M, 2f + 1]
-        movements = self.embed(features)
-        weights = s.movement_mask.to(device=device, dtype=obs.dtype).repeat(copies, 1)
-        summary = (movements * weights[..., None]).sum(1) / weights.sum(1, keepdim=True).clamp(min=1.0)
+        flag = observed.to(obs.dtype).expand(copies, -1)[..., None]
+        features = torch.cat([lane_rows[in_rows], lane_rows[out_rows], flag], dim=-1)  # [B, R, 2f + 1]
+        movements = self.embed(features.reshape(-1, 2 * f + 1))  # [B R, h]
+        total = movements.new_zeros(big_n, movements.size(1)).index_add_(0, node.reshape(-1), movements)
+        summary = total / real["movement_count"].to(movements.dtype).repeat(copies)[:, None]
         return movements, summary
 
 
@@ -148,9 +170,14 @@ class PhaseCompetitionPolicy(GraphPolicy):
         movements, summary = self.movements(obs)
         context = self.context(summary, edge_index)
         structure = self.movements.structure
-        copies = obs.size(0) // structure.num_agents
-        green = structure.phase_movements.to(obs.device).repeat(copies, 1, 1)  # [N, P, M]; 0 on padded movements
-        served = torch.bmm(green, movements) / green.sum(-1, keepdim=True).clamp(min=1.0)  # [N, P, h]
+        n, phases, real = structure.num_agents, structure.num_phases, structure.real_movements(obs.device)
+        copies, count = obs.size(0) // n, real["agent"].numel()
+        base = torch.arange(copies, device=obs.device)[:, None]
+        rows = (base * n * phases + real["phase_row"]).reshape(-1)  # [B G] in [N P]
+        sources = (base * count + real["movement"]).reshape(-1)  # [B G] in [B R]
+        served = movements.new_zeros(obs.size(0) * phases, movements.size(1)).index_add_(0, rows, movements[sources])
+        served = served / real["green_count"].to(served.dtype).repeat(copies)[:, None]
+        served = served.reshape(obs.size(0), phases, -1)  # [N, P, h]: mean of each phase's green movements
         joined = torch.cat([served, context[:, None, :].expand_as(served)], dim=-1)
         return self.score(joined).squeeze(-1).float()
 

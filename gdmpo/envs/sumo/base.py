@@ -90,6 +90,13 @@ class SumoSimulation:
         """Figures of the episode so far for reports (none by default)."""
         return {}
 
+    @staticmethod
+    def combine_metrics(parts: list[dict[str, float]]) -> dict[str, float]:
+        """One copy's figures from those of its parts (simulations of one copy); a single part's as they are."""
+        if len(parts) != 1:
+            raise NotImplementedError("this simulation has no rule to combine the figures of several parts")
+        return parts[0]
+
     def close(self) -> None:
         if self.running:
             try:
@@ -110,56 +117,91 @@ def check_worker_kind(workers: str) -> None:
 
 
 class SumoVecEnv(NetworkedVecEnv):
-    """``B`` copies of a SUMO task, one worker process each, stepped in parallel.
+    """``B`` copies of a SUMO task, stepped in parallel by worker processes.
 
     Subclasses set their spaces and graph, then call :meth:`_start_workers` with the picklable spec
-    their :class:`SumoSimulation` class is built from. ``episode_traffic[b]`` keeps the
-    :meth:`SumoSimulation.metrics` of copy b's last finished episode.
+    their :class:`SumoSimulation` class is built from. A copy may also be made of several *parts*,
+    separate simulations (e.g. different road networks) whose agents follow one another in the
+    copy's agent axis: one spec per part, one worker per copy and part (worker ``b·K + k`` runs part
+    k of copy b). ``episode_traffic[b]`` keeps copy b's last finished episode's figures
+    (:meth:`SumoSimulation.metrics`, its parts' combined by :meth:`SumoSimulation.combine_metrics`).
     """
 
     simulation_class: type[SumoSimulation]
 
-    def _start_workers(self, spec: dict[str, Any], workers: str = "process", worker_cpus: float = 1.0) -> None:
-        """Start one worker per copy: a local process (``workers="process"``) or a Ray actor (``"ray"``,
-        ``worker_cpus`` Ray CPUs each), both behind the same interface."""
+    def _start_workers(self, specs: dict[str, Any] | list[dict[str, Any]], workers: str = "process",
+                       worker_cpus: float = 1.0, part_sizes: list[int] | None = None) -> None:
+        """Start one worker per copy and part: a local process (``workers="process"``) or a Ray actor
+        (``"ray"``, ``worker_cpus`` Ray CPUs each), both behind the same interface. ``part_sizes``:
+        the agents of each part (default: one part holding all agents)."""
         check_worker_kind(workers)
+        specs = [specs] if isinstance(specs, dict) else list(specs)
+        self.part_sizes = list(part_sizes) if part_sizes is not None else [self.num_agents]
+        if len(self.part_sizes) != len(specs) or sum(self.part_sizes) != self.num_agents:
+            raise ValueError(f"{len(specs)} simulation specs for parts of {self.part_sizes} agents "
+                             f"({self.num_agents} in all)")
+        self._part_bounds = np.cumsum([0, *self.part_sizes]).tolist()
         self._tmp = tempfile.TemporaryDirectory(prefix="gdmpo-sumo-")  # workers' files; gone at close()
-        spec["workdir"] = self._tmp.name  # where it exists: a Ray actor on another node uses its own temp dir
-        self.simulation_spec = spec  # what each worker's simulation is built from (picklable)
+        for spec in specs:
+            spec["workdir"] = self._tmp.name  # where it exists: a Ray actor on another node uses its own temp dir
+        self.simulation_specs = specs  # what each part's simulation is built from (picklable)
+        self.simulation_spec = specs[0]
+        args = [(specs[k],) for _ in range(self.num_envs) for k in range(len(specs))]
         if workers == "ray":
             from gdmpo.envs.sumo.ray_workers import RaySumoWorkers
 
-            self.workers = RaySumoWorkers(self.num_envs, self.simulation_class, (spec,), worker_cpus)
+            self.workers = RaySumoWorkers(self.simulation_class, args, worker_cpus)
         else:
-            self.workers = SumoWorkers(self.num_envs, self.simulation_class, (spec,))
+            self.workers = SumoWorkers(self.simulation_class, args)
         self._obs = torch.zeros(self.num_envs, self.num_agents, self.obs_dim, device=self.device)
         self.episode_traffic: list[dict[str, float]] = [{} for _ in range(self.num_envs)]
+
+    @property
+    def num_parts(self) -> int:
+        return len(self.part_sizes)
+
+    def _workers_of(self, copies: list[int]) -> list[int]:
+        """The worker indices of ``copies``' parts, copy by copy."""
+        k = self.num_parts
+        return [b * k + part for b in copies for part in range(k)]
+
+    def _per_copy(self, answers: list[Any]) -> list[list[Any]]:
+        """Worker answers (copy by copy, part by part) grouped per copy."""
+        k = self.num_parts
+        return [answers[i:i + k] for i in range(0, len(answers), k)]
 
     def _reset_envs(self, mask: torch.Tensor) -> torch.Tensor:
         indices = mask.nonzero(as_tuple=True)[0].tolist()
         finished = [i for i in indices if self._episode_length is not None and self._episode_length[i] > 0
-                    and self.workers.alive(i)]
-        for index, figures in zip(finished, self.workers.call("metrics", [()] * len(finished), finished)):
-            self.episode_traffic[index] = figures
-        self.workers.restart_dead(indices)
-        seeds = torch.randint(0, 2**31 - 1, (len(indices),), generator=self._generator).tolist()
-        results = self.workers.call("reset", [(s,) for s in seeds], indices)
-        for index, result in zip(indices, results):
-            self._obs[index] = torch.tensor(result[0], device=self.device)  # a copy: Ray hands read-only arrays
+                    and all(self.workers.alive(w) for w in self._workers_of([i]))]
+        workers = self._workers_of(finished)
+        figures = self.workers.call("metrics", [()] * len(workers), workers)
+        for index, parts in zip(finished, self._per_copy(figures)):
+            self.episode_traffic[index] = self.simulation_class.combine_metrics(parts)
+        workers = self._workers_of(indices)
+        self.workers.restart_dead(workers)
+        seeds = torch.randint(0, 2**31 - 1, (len(workers),), generator=self._generator).tolist()
+        results = self.workers.call("reset", [(s,) for s in seeds], workers)
+        for index, parts in zip(indices, self._per_copy(results)):  # copies: Ray hands read-only arrays
+            self._obs[index] = torch.tensor(np.concatenate([part[0] for part in parts]), device=self.device)
         return self._obs.clone()
 
     def _step_workers(self, actions: list) -> tuple[torch.Tensor, torch.Tensor, list[tuple]]:
-        """Send each copy its row of ``actions``; return stacked ``obs [B, n, d]``, ``reward [B, n]``
-        and, per copy, whatever else its simulation's ``step`` returned."""
-        results = self.workers.call("step", [(row,) for row in actions])
-        obs = torch.from_numpy(np.stack([r[0] for r in results])).to(self.device)
-        reward = torch.from_numpy(np.stack([r[1] for r in results])).to(self.device)
-        self._obs = obs.clone()
-        return obs, reward, [tuple(r[2:]) for r in results]
+        """Send each worker its part of its copy's row of ``actions``; return ``obs [B, n, d]`` and
+        ``reward [B, n]`` (parts joined along the agent axis) and, per worker, whatever else its
+        simulation's ``step`` returned."""
+        bounds = self._part_bounds
+        args = [(row[bounds[k]:bounds[k + 1]],) for row in actions for k in range(self.num_parts)]
+        results = self.workers.call("step", args)
+        obs = torch.from_numpy(np.stack([np.concatenate([r[0] for r in parts]) for parts in self._per_copy(results)]))
+        reward = torch.from_numpy(np.stack([np.concatenate([r[1] for r in parts]) for parts in self._per_copy(results)]))
+        self._obs = obs.to(self.device)
+        return self._obs.clone(), reward.to(self.device), [tuple(r[2:]) for r in results]
 
     def traffic_metrics(self) -> list[dict[str, float]]:
         """Per copy, the current episode's figures (see :meth:`SumoSimulation.metrics`)."""
-        return self.workers.call("metrics", [()] * self.num_envs)
+        answers = self.workers.call("metrics", [()] * len(self.workers))
+        return [self.simulation_class.combine_metrics(parts) for parts in self._per_copy(answers)]
 
     def close(self) -> None:
         if hasattr(self, "workers"):

@@ -71,18 +71,19 @@ def _log_tail(path: str) -> str:
 
 
 class RaySumoWorkers:
-    """``count`` Ray actors, each serving one simulation built by ``factory(*args)`` on some node.
+    """One Ray actor per entry of ``args_per_worker``, actor w serving the simulation built by
+    ``factory(*args_per_worker[w])`` on some node.
 
     Args:
-        count: number of actors (one per environment copy).
-        factory, args: as for :class:`~gdmpo.envs.sumo.workers.SumoWorkers`.
+        factory, args_per_worker: as for :class:`~gdmpo.envs.sumo.workers.SumoWorkers`.
         cpus_per_worker: the Ray ``num_cpus`` of each actor (fractions allowed); the cluster must offer
             ``count × cpus_per_worker`` CPUs, checked before any actor starts.
         address: the cluster to join when not connected yet (None: ``RAY_ADDRESS`` or a local one).
     """
 
-    def __init__(self, count: int, factory: Callable[..., Any], args: tuple = (), cpus_per_worker: float = 1.0,
+    def __init__(self, factory: Callable[..., Any], args_per_worker: Sequence[tuple], cpus_per_worker: float = 1.0,
                  address: str | None = None) -> None:
+        count = len(args_per_worker)
         ray = connect(address)
         needed, offered = count * cpus_per_worker, cluster_cpus()
         if needed > offered:
@@ -92,7 +93,7 @@ class RaySumoWorkers:
         ship_by_value(factory)
         self._actor_class = ray.remote(SimulationActor).options(
             num_cpus=cpus_per_worker, scheduling_strategy="SPREAD", max_restarts=0)
-        self._factory, self._args = factory, args
+        self._factory, self._args = factory, list(args_per_worker)
         self._actors: list[Any] = [None] * count
         self._nodes: list[str | None] = [None] * count
         self._pids: list[int | None] = [None] * count
@@ -117,7 +118,7 @@ class RaySumoWorkers:
     def _start(self, index: int) -> None:
         import ray
 
-        actor = self._actor_class.remote(self._factory, self._args)
+        actor = self._actor_class.remote(self._factory, self._args[index])
         self._actors[index] = actor
         try:
             node, pid, log, failure = ray.get(actor.where.remote(), timeout=START_TIMEOUT_S)

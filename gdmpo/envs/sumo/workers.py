@@ -90,17 +90,19 @@ def _serve(conn: Connection, factory: Callable[..., Any], args: tuple, parent_pi
 
 
 class SumoWorkers:
-    """``count`` worker processes, each serving one simulation built by ``factory(*args)``.
+    """One worker process per entry of ``args_per_worker``, worker w serving the simulation built by
+    ``factory(*args_per_worker[w])``.
 
     Args:
-        count: number of workers (one per environment copy).
         factory: picklable callable that builds the simulation inside the worker.
-        args: its arguments (picklable).
+        args_per_worker: its (picklable) arguments, one tuple per worker: workers may simulate
+            different networks.
     """
 
-    def __init__(self, count: int, factory: Callable[..., Any], args: tuple = ()) -> None:
+    def __init__(self, factory: Callable[..., Any], args_per_worker: Sequence[tuple]) -> None:
         self._context = mp.get_context(_start_method())
-        self._factory, self._args = factory, args
+        self._factory, self._args = factory, list(args_per_worker)
+        count = len(self._args)
         self._processes: list[Any] = [None] * count
         self._pipes: list[Connection | None] = [None] * count
         for index in range(count):
@@ -112,7 +114,7 @@ class SumoWorkers:
 
     def _start(self, index: int) -> None:
         parent, child = self._context.Pipe()
-        process = self._context.Process(target=_serve, args=(child, self._factory, self._args, os.getpid()),
+        process = self._context.Process(target=_serve, args=(child, self._factory, self._args[index], os.getpid()),
                                         daemon=True, name=f"gdmpo-sumo-{index}")
         process.start()
         child.close()

@@ -1,0 +1,204 @@
+"""Road networks made on demand: grids of any size, irregular (``netgenerate --rand``) and spider
+(``netgenerate --spider``) networks with traffic lights, for training over a distribution of networks.
+
+Each is generated once into a cache folder (``$GDMPO_CACHE`` or ``~/.cache/gdmpo/networks``) and
+reused: files are written in a private folder and moved into place, the network last, so a crash or a
+second process generating the same network never leaves a half-written file behind.
+
+A *network entry* (``env.options.networks`` of :class:`~gdmpo.envs.sumo.atsc.ATSCEnv`) names one
+network and its demand::
+
+    {grid: 4}                          # 4 x 4 grid with the shipped grids' peak-hour flows
+    {irregular: 11, trip_period: 2.5}  # netgenerate --rand, seed 11; random trips every 2.5 s
+    {spider: 5, circles: 3}            # netgenerate --spider, 5 arms, 3 rings (a 5-phase centre)
+    {net_file: my.net.xml, route_file: my.rou.xml}
+
+Generated irregular and spider networks come without routes: their demand is random trips, drawn
+anew each episode from the episode's seed (``trip_period`` seconds apart), so the policy never sees
+the same traffic twice. Every entry may also set ``scale`` (SUMO's demand scale) and ``name``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from gdmpo.graph.sumo import sumo_binary
+
+ROOT = Path(__file__).resolve().parents[3]
+KINDS = ("grid", "irregular", "spider", "net_file", "sumocfg")
+#: options an entry may set besides its kind; everything else is the environment's, shared by all parts
+PER_NETWORK = ("route_file", "scale", "trip_period", "begin", "end", "warmup_seconds", "name", "circles")
+
+
+def cache_dir() -> Path:
+    """Where generated networks are kept: ``$GDMPO_CACHE`` or ``~/.cache/gdmpo/networks``."""
+    return Path(os.environ.get("GDMPO_CACHE", Path.home() / ".cache" / "gdmpo" / "networks"))
+
+
+def _publish(made: dict[str, Path], folder: Path) -> None:
+    """Move freshly made files into ``folder``, the ``net`` file last (its presence means complete)."""
+    for key in sorted(made, key=lambda k: k == "net"):
+        os.replace(made[key], folder / made[key].name)
+
+
+def _generate(name: str, make: Any) -> Path:
+    """``folder / name.net.xml``, made by ``make(private_folder)`` unless cached already."""
+    folder = cache_dir()
+    net = folder / f"{name}.net.xml"
+    if not net.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder, prefix=f".{name}-") as private:
+            _publish(make(Path(private)), folder)
+    return net
+
+
+def grid_files(size: int) -> tuple[Path, Path]:
+    """``(net, routes)`` of the ``size`` x ``size`` grid with its peak-hour flows: shipped in ``graphs/``
+    or made by ``graphs/make_grid.py`` (needs a source checkout)."""
+    shipped = ROOT / "graphs" / f"grid{size}x{size}.net.xml"
+    if shipped.is_file():
+        return shipped, shipped.with_name(f"grid{size}x{size}.rou.xml")
+    script = ROOT / "graphs" / "make_grid.py"
+    if not script.is_file():
+        raise FileNotFoundError(f"{script}: needed to make a {size}x{size} grid; run from a source checkout")
+
+    def make(private: Path) -> dict[str, Path]:
+        spec = importlib.util.spec_from_file_location("make_grid", script)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        net, routes = module.make_grid(size, private)
+        return {"net": Path(net), "routes": Path(routes)}
+
+    net = _generate(f"grid{size}x{size}", make)
+    return net, net.with_name(f"grid{size}x{size}.rou.xml")
+
+
+def _netgenerate(args: list[str], out: Path) -> None:
+    result = subprocess.run([sumo_binary("netgenerate"), *args, "--tls.guess", "--tls.guess.threshold", "25",
+                             "--default.lanenumber", "2", "-o", str(out)], capture_output=True, text=True)
+    if result.returncode != 0 or not out.is_file():
+        raise RuntimeError(f"netgenerate {' '.join(args)} failed: {result.stderr.strip()[-1000:]}")
+
+
+def irregular_network(seed: int) -> Path:
+    """An irregular network (``netgenerate --rand``, seed ``seed``, lights guessed at busy junctions)."""
+    def make(private: Path) -> dict[str, Path]:
+        net = private / f"irregular{seed}.net.xml"
+        _netgenerate(["--rand", "--rand.iterations", "60", "--seed", str(seed), "--rand.min-distance", "150"], net)
+        return {"net": net}
+
+    return _generate(f"irregular{seed}", make)
+
+
+def spider_network(arms: int, circles: int = 3) -> Path:
+    """A spider web (``netgenerate --spider``): ``arms`` roads meet at a centre light with ``arms``-way
+    phases, ``circles`` rings of 2- and 3-phase lights around it."""
+    def make(private: Path) -> dict[str, Path]:
+        net = private / f"spider{arms}x{circles}.net.xml"
+        _netgenerate(["--spider", "--spider.arm-number", str(arms), "--spider.circle-number", str(circles),
+                      "--spider.space-radius", "120"], net)
+        return {"net": net}
+
+    return _generate(f"spider{arms}x{circles}", make)
+
+
+def random_trips(net: Path, seed: int, out: Path, period: float = 2.0, end: float = 3600.0) -> Path:
+    """A fixed route file of random trips on ``net`` (``randomTrips.py``; same seed, same trips)."""
+    import sys
+
+    import sumo
+
+    out = out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    routes = out / f"{net.name.removesuffix('.net.xml')}.rou.xml"
+    if not routes.is_file():
+        tool = Path(sumo.SUMO_HOME) / "tools" / "randomTrips.py"
+        with tempfile.TemporaryDirectory(dir=out) as private:  # randomTrips writes helper files beside it
+            made = Path(private) / routes.name
+            subprocess.run([sys.executable, str(tool), "-n", str(net), "-r", str(made), "--seed", str(seed),
+                            "--begin", "0", "--end", f"{end:g}", "--period", f"{period:g}", "--fringe-factor", "10",
+                            "--validate", "-o", str(Path(private) / "trips.xml")],
+                           check=True, capture_output=True, cwd=private)
+            os.replace(made, routes)
+    return routes
+
+
+def resolve_entry(entry: dict[str, Any], where: str) -> dict[str, Any]:
+    """The :class:`~gdmpo.envs.sumo.atsc.ATSCEnv` options of one network entry (files generated if
+    needed) plus its ``name``. ``where`` names the entry in error messages (e.g. ``networks[2]``)."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where}: a network entry is a mapping such as {{grid: 4}}, got {entry!r}")
+    kinds = [k for k in KINDS if k in entry]
+    unknown = sorted(set(entry) - set(KINDS) - set(PER_NETWORK))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; an entry takes one of {', '.join(KINDS)} "
+                         f"and optionally {', '.join(PER_NETWORK)}")
+    if len(kinds) != 1:
+        raise ValueError(f"{where}: name exactly one network ({', '.join(KINDS)}), got {kinds or 'none'}")
+    kind = kinds[0]
+    options = {k: entry[k] for k in PER_NETWORK if k in entry and k not in ("name", "circles")}
+    if "circles" in entry and kind != "spider":
+        raise ValueError(f"{where}: circles is a spider network's setting")
+    if kind in ("grid", "irregular", "spider"):
+        value = entry[kind]
+        if not isinstance(value, int) or isinstance(value, bool) or value < (2 if kind != "irregular" else 0):
+            raise ValueError(f"{where}: {kind} takes a whole number ({'seed' if kind == 'irregular' else 'size'}), "
+                             f"got {value!r}")
+    if kind == "grid":
+        net, routes = grid_files(entry["grid"])
+        name = f"grid{entry['grid']}x{entry['grid']}"
+        options = {"route_file": str(routes), **options}
+    elif kind == "irregular":
+        net, name = irregular_network(entry["irregular"]), f"irregular{entry['irregular']}"
+    elif kind == "spider":
+        circles = int(entry.get("circles", 3))
+        net, name = spider_network(entry["spider"], circles), f"spider{entry['spider']}x{circles}"
+    else:
+        name = Path(entry[kind]).name.split(".")[0]
+        return {**options, kind: str(entry[kind]), "name": str(entry.get("name", name))}
+    return {**options, "net_file": str(net), "name": str(entry.get("name", name))}
+
+
+def network_parts(networks: list[dict[str, Any]] | None, own: dict[str, Any], episode_seconds: float | None,
+                  sumo_options: Any = ()) -> list[tuple[str, Any, float]]:
+    """``(name, Scenario, trip_period)`` of each network an ATSC environment simulates.
+
+    ``own`` holds the environment's single-network options (``net_file``, ``route_file``, ``sumocfg``,
+    ``begin``, ``end``, ``warmup_seconds``, ``scale``, ``trip_period``); with ``networks`` they are the
+    defaults every entry may override, and the files must come from the entries alone.
+    """
+    from gdmpo.envs.sumo.scenario import make_scenario
+
+    files = ("net_file", "route_file", "sumocfg")
+
+    def part(options: dict[str, Any], name: str) -> tuple[str, Any, float]:
+        period = float(options["trip_period"])
+        if period <= 0:
+            raise ValueError(f"{name}: trip_period must be > 0 s, got {period}")
+        scenario = make_scenario(options.get("net_file"), options.get("route_file"), options.get("sumocfg"),
+                                 options.get("begin"), options.get("end"), episode_seconds,
+                                 options["warmup_seconds"], options["scale"], sumo_options)
+        return name, scenario, period
+
+    if networks is None:
+        name = Path(own["net_file"] or own["sumocfg"] or "network").name.split(".")[0]
+        return [part(own, name)]
+    if not isinstance(networks, (list, tuple)) or not networks:
+        raise ValueError(f"networks: a non-empty list of network entries, got {networks!r}")
+    given = [key for key in files if own.get(key) is not None]
+    if given:
+        raise ValueError(f"give the network as {' or '.join(given)} or as networks, not both")
+    parts, seen = [], {}
+    for index, entry in enumerate(networks):
+        resolved = resolve_entry(entry, f"networks[{index}]")
+        name = resolved.pop("name")
+        seen[name] = seen.get(name, 0) + 1
+        name = name if seen[name] == 1 else f"{name}-{seen[name]}"  # the same network twice, other demand
+        defaults = {key: value for key, value in own.items() if key not in files}
+        parts.append(part({**defaults, **resolved}, name))
+    return parts
