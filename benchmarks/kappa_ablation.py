@@ -1,7 +1,7 @@
 """The paper's Fig. 5: DMPO with κ in {1, 2, 3, 4}: return vs real env steps, and model error vs κ.
 
 Run: ``python benchmarks/kappa_ablation.py [--env cacc-catchup] [--kappas 1 2 3 4] [--vary both]
-[--steps 100000] [--seeds 0 1 2] [--set dmpo.rollouts=512 ...] [--jobs 2] [--out DIR]``.
+[--steps 100000] [--seeds 0 1 2] [--set dmpo.rollouts=512 ...] [--jobs 2] [--out DIR] [--summary-only]``.
 
 ``--vary value`` changes the extended critic's and advantage's radius κ_v (the κ of the paper's
 Table I), ``model`` the dynamics model's κ_p, ``both`` (default) the two together. Writes the run
@@ -16,10 +16,10 @@ import csv
 from pathlib import Path
 
 import numpy as np
-from common import add_run_arguments, parse_value, run_jobs, write_curves, write_summary
+from common import add_run_arguments, parse_value, run_dir_of, run_jobs, write_curves, write_summary
 from sample_efficiency import THRESHOLDS, steps_to_threshold
 
-from gdmpo.plot import plot_runs
+from gdmpo.plot import plot_runs, read_curve
 
 KEYS = {"value": ("ppo.value_hops",), "model": ("model.hops",), "both": ("ppo.value_hops", "model.hops")}
 
@@ -33,6 +33,14 @@ def last_model_errors(run_dir: str) -> tuple[float, float]:
     return float(rows[-1]["model_state_mse"]), float(rows[-1]["model_error_T"])
 
 
+def return_at(run_dir: str, steps: float, window: int = 3) -> tuple[float, float]:
+    """``(last real step logged, mean of the last ``window`` training returns logged up to ``steps``)``:
+    runs cut short compare at the step count they all reached."""
+    logged, returns = read_curve(run_dir)
+    upto = returns[logged <= steps][-window:]
+    return float(logged[-1]) if len(logged) else 0.0, float(np.mean(upto)) if len(upto) else float("nan")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="cacc-catchup")
@@ -40,6 +48,8 @@ def main() -> None:
     parser.add_argument("--vary", choices=sorted(KEYS), default="both")
     parser.add_argument("--threshold", type=float, default=None)
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--summary-only", action="store_true",
+                        help="summarise the run directories under --out, finished or not, without training")
     add_run_arguments(parser)
     args = parser.parse_args()
     out = Path(args.out or f"benchmarks/results/kappa_ablation/{args.env}")
@@ -48,19 +58,28 @@ def main() -> None:
     jobs = [{"env": args.env, "algo": "dmpo", "name": f"dmpo-kappa{k}", "kappa": k, "seed": s, "steps": args.steps,
              "episodes": args.episodes, "out": str(out), "overrides": {**common, **{key: k for key in KEYS[args.vary]}}}
             for k in args.kappas for s in args.seeds]
-    results = run_jobs(jobs, args.jobs, ray=args.ray)
+    if args.summary_only:  # unfinished runs have no final evaluation: compare them at a common step
+        found = [{**job, "run_dir": str(run_dir_of(out, job["env"], job["name"], job["seed"]))} for job in jobs]
+        results = [{**r, "final_return": float("nan")} for r in found if (Path(r["run_dir"]) / "metrics.csv").is_file()]
+    else:
+        results = run_jobs(jobs, args.jobs, ray=args.ray)
+    common_steps = min(return_at(r["run_dir"], np.inf)[0] for r in results)
     write_curves(results, out / "curves.csv")
     plot_runs([r["run_dir"] for r in results], out / f"{args.env}.png", title=f"{args.env}: DMPO, κ ({args.vary})")
     lines = [f"{args.env}: DMPO, κ varies {', '.join(KEYS[args.vary])}; {args.steps} real env steps, seeds "
              f"{args.seeds}, threshold {threshold:g}; common overrides {common}", "",
-             "| κ | final return | env steps to threshold | model one-step MSE | model T-step MSE |",
-             "| --- | --- | --- | --- | --- |"]
+             f"Training return at {common_steps:.0f} real steps: mean of the last three logged returns up to "
+             "there (every run reached it).", "",
+             "| κ | final return | training return at the common step | env steps to threshold | model one-step MSE "
+             "| model T-step MSE |", "| --- | --- | --- | --- | --- | --- |"]
     for k in args.kappas:
         mine = [r for r in results if r["kappa"] == k]
         finals = np.array([r["final_return"] for r in mine])
         hits = [h for h in (steps_to_threshold(r["run_dir"], threshold) for r in mine) if not np.isnan(h)]
         errors = np.array([last_model_errors(r["run_dir"]) for r in mine])
-        lines.append(f"| {k} | {finals.mean():.4g} ± {finals.std():.2g} | "
+        at = np.array([return_at(r["run_dir"], common_steps)[1] for r in mine])
+        final = "unfinished" if np.isnan(finals).all() else f"{np.nanmean(finals):.4g} ± {np.nanstd(finals):.2g}"
+        lines.append(f"| {k} | {final} | {at.mean():.4g} ± {at.std():.2g} | "
                      f"{np.mean(hits) if hits else float('nan'):.4g} ({len(hits)}/{len(mine)}) | "
                      f"{np.nanmean(errors[:, 0]):.4g} | {np.nanmean(errors[:, 1]):.4g} |")
     write_summary(lines, out)
