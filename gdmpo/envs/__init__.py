@@ -6,7 +6,7 @@
 from gdmpo.envs.base import ActionError, NetworkedVecEnv
 from gdmpo.envs.cacc import CACCEnv, CACCParams
 from gdmpo.envs.registry import EnvSpec, make, register, registered, spec
-from gdmpo.envs.sumo import ATSCEnv, SumoError, VehicleEnv, atsc_grid, figure_eight, ring_attenuation
+from gdmpo.envs.sumo import ATSCEnv, SumoError, VehicleEnv, atsc_generalist, atsc_grid, figure_eight, ring_attenuation
 
 list = registered  # noqa: A001 - ``gdmpo.envs.list()`` is the documented spelling
 
@@ -17,6 +17,8 @@ register("atsc", ATSCEnv, "Traffic signal control on SUMO for any .net.xml (opti
 for _size in (3, 5, 10):
     register(f"atsc-grid{_size}x{_size}", atsc_grid(_size),
              f"Traffic signal control on the {_size}x{_size} grid (graphs/) with its peak-hour flows", agents="signals")
+register("atsc-generalist", atsc_generalist, "Traffic signal control on five networks at once (3x3 and 4x4 grids, two "
+         "irregular, a spider; 109 lights of 2-6 phases), to train policies for networks they never saw", agents="signals")
 register("ring-attenuation", ring_attenuation, "SUMO ring of 220-270 m, 22 vehicles as agents damping stop-and-go waves")
 register("figure-eight", figure_eight, "SUMO figure eight (radius 30 m, one crossing), 14 vehicles as agents")
 

@@ -37,7 +37,7 @@ import torch
 
 from gdmpo.envs.base import ActionError
 from gdmpo.envs.sumo.base import SumoSimulation, SumoVecEnv, check_worker_kind, timed_step
-from gdmpo.envs.sumo.networks import network_parts
+from gdmpo.envs.sumo.networks import GENERALIST_NETWORKS, network_parts
 from gdmpo.envs.sumo.scenario import Scenario, first_departure
 from gdmpo.envs.sumo.workers import SumoError
 from gdmpo.nn.signals import SignalStructure
@@ -351,3 +351,9 @@ def atsc_grid(size: int):
         return ATSCEnv(num_envs, seed, **{"net_file": net, "route_file": routes, **options})
 
     return make
+
+
+def atsc_generalist(num_envs: int = 1, seed: int | None = None, **options: Any) -> ATSCEnv:
+    """Entry point of ``atsc-generalist``: every copy is the five networks of
+    :data:`~gdmpo.envs.sumo.networks.GENERALIST_NETWORKS` at once (``networks=`` replaces them)."""
+    return ATSCEnv(num_envs, seed, **{"networks": [dict(n) for n in GENERALIST_NETWORKS], **options})

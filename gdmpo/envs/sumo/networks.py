@@ -202,3 +202,15 @@ def network_parts(networks: list[dict[str, Any]] | None, own: dict[str, Any], ep
         defaults = {key: value for key, value in own.items() if key not in files}
         parts.append(part({**defaults, **resolved}, name))
     return parts
+
+
+#: the training distribution of ``atsc-generalist``: grids of two sizes with their peak-hour flows, two
+#: irregular networks and a spider web with a 6-arm centre, the last three with random trips drawn anew
+#: every episode at three rates; 109 lights, junctions of 2 to 6 phases and 6 to 12 lanes
+GENERALIST_NETWORKS = (
+    {"grid": 3, "scale": 1.3},
+    {"grid": 4},
+    {"irregular": 12, "trip_period": 2.0},
+    {"irregular": 13, "trip_period": 3.0},
+    {"spider": 6, "trip_period": 2.5},
+)
