@@ -55,6 +55,8 @@ def test_networks_and_a_net_file_together_are_refused():
            "warmup_seconds": 0.0, "scale": 1.0, "trip_period": 2.0}
     with pytest.raises(ValueError, match="give the network as net_file or as networks, not both"):
         network_parts([{"grid": 3}], own, 60)
+    with pytest.raises(FileNotFoundError, match=r"networks\[1\] \(nowhere\): nowhere.net.xml: no such SUMO network"):
+        network_parts([{"grid": 3}, {"net_file": "nowhere.net.xml"}], {**own, "net_file": None}, 60)
 
 
 def test_union_keeps_networks_apart_and_routes_each_its_actions(cache):

@@ -200,7 +200,10 @@ def network_parts(networks: list[dict[str, Any]] | None, own: dict[str, Any], ep
         seen[name] = seen.get(name, 0) + 1
         name = name if seen[name] == 1 else f"{name}-{seen[name]}"  # the same network twice, other demand
         defaults = {key: value for key, value in own.items() if key not in files}
-        parts.append(part({**defaults, **resolved}, name))
+        try:
+            parts.append(part({**defaults, **resolved}, name))
+        except (ValueError, FileNotFoundError) as err:
+            raise type(err)(f"networks[{index}] ({name}): {err}") from None
     return parts
 
 
