@@ -11,10 +11,11 @@ A run with ``result.json`` is finished and skipped; one with a checkpoint resume
 finishes, its final policy is evaluated for ``--episodes`` episodes without the training-only reward
 shaping, and ``result.json`` records that return with the run's training wall-clock.
 
-Then, from every finished run, it writes into ``<out>``: ``curves.csv`` (return vs real env steps per
-run), ``fig4.png`` (one panel per task, mean and min-max band over seeds per algorithm) and
-``summary.md`` (final return mean ± std over seeds, wall-clock, the real steps each algorithm's
-smoothed training curve needs to reach the task's threshold, and the DPPO/DMPO step ratio).
+Then, from every finished run under ``<out>`` (this command's or an earlier one's), it writes into
+``<out>``: ``curves.csv`` (return vs real env steps per run), ``fig4.png`` (one panel per task, mean and
+min-max band over seeds per algorithm) and ``summary.md`` (final return mean ± std over seeds, wall-
+clock, the real steps each algorithm's smoothed training curve needs to reach the task's threshold, and
+the DPPO/DMPO step ratio).
 """
 
 from __future__ import annotations
@@ -124,8 +125,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     print(f"{len(done)} of {len(jobs)} runs finished; {len(todo)} to run", flush=True)
     if todo:
         run_jobs(todo, args.jobs, finish_run, ray=args.ray)
-    results = [{**json.loads((Path(j["run_dir"]) / "result.json").read_text()), "run_dir": j["run_dir"]}
-               for j in jobs if (Path(j["run_dir"]) / "result.json").exists()]  # where the run is now
+    # every finished run under --out, not only this command's: tasks run in separate sittings share the files
+    results = [{**json.loads(path.read_text()), "run_dir": str(path.parent)}  # where the run is now
+               for path in sorted((out / "runs").glob("*/*/result.json"))]
     if results:
         write_curves(results, out / "curves.csv")
         plot_fig4(results, out / "fig4.png")
