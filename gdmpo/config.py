@@ -58,6 +58,10 @@ class NetworkConfig:
     # "movements" (traffic signals): read a junction as the set of its movements, score phases by
     # competition (gdmpo.nn.signals); its weights fit any lane and phase count. "flat": one vector per agent.
     input: Literal["flat", "movements"] = "flat"
+    # movements only: how a phase pools the movements it serves. "mean": their mean embedding; "sum": their
+    # sum over the junction's mean green count per phase, so phases that serve more movements weigh more
+    # (max-pressure compares sums) while the scale stays the same on junctions of every size.
+    phase_pooling: Literal["mean", "sum"] = "mean"
 
 
 @dataclass

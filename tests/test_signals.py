@@ -56,6 +56,24 @@ def test_movement_features_read_own_lane_and_downstream_lane_in_each_copy():
     assert torch.allclose(summary[2], movements[4:7].mean(0))  # light 0 of the second copy: three
 
 
+@pytest.mark.parametrize("pooling", ["mean", "sum"])
+def test_phases_pool_the_movements_they_serve(pooling):
+    policy = PhaseCompetitionPolicy(1, gym.spaces.Discrete(2), hops=1, net=NetworkConfig(hidden=[4], phase_pooling=pooling))
+    policy.bind(SignalStructure.from_graph(two_lights(), lanes=2))
+    seen = {}
+    policy.movements.register_forward_hook(lambda module, inputs, out: seen.update(e=out[0]))
+    policy.score.register_forward_hook(lambda module, inputs, out: seen.update(x=inputs[0]))
+    policy.outputs(torch.rand(2, 2), from_edges([(0, 1)], 2).edge_index)
+    e, served = seen["e"], seen["x"][..., :4]  # movements a→c, b→x, a→y of light 0, then c→z of light 1
+    # light 0: phase GrG serves movements 0 and 2, rGr serves 1 (mean green count 1.5); light 1: one phase
+    if pooling == "mean":
+        expected = [(e[0] + e[2]) / 2, e[1], e[3]]
+    else:  # totals over the junction's mean count: phases of one junction compare sums
+        expected = [(e[0] + e[2]) / 1.5, e[1] / 1.5, e[3]]
+    for got, want in zip([served[0, 0], served[0, 1], served[1, 0]], expected):
+        assert torch.allclose(got, want, atol=1e-6)
+
+
 def test_one_set_of_weights_scores_phases_on_junctions_of_any_shape():
     net = NetworkConfig(hidden=[8, 8])
     torch.manual_seed(0)

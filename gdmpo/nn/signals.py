@@ -4,9 +4,10 @@ A signalised junction is read as the set of its *movements* (signal links: an in
 outgoing lane). Each movement is described by its incoming lane's observed features and, where a
 neighbouring light observes the outgoing lane, that lane's features too (so the network sees what
 max-pressure sees: queues upstream and downstream). A shared MLP embeds every movement; a phase is
-scored from the mean embedding of the movements it serves green and the junction's context, the
-mean of all its movements passed through κ message-passing layers (phase competition, as in
-FRAP / MPLight). No weight depends on the number of lanes, links or phases, so one set of weights
+scored from the movements it serves green, pooled (their mean, or with ``phase_pooling: sum`` their
+total over the junction's mean per phase, so a phase serving more movements weighs more, as in
+max-pressure's sums), and the junction's context, the mean of all its movements passed through κ
+message-passing layers (phase competition, as in FRAP / MPLight). No weight depends on the number of lanes, links or phases, so one set of weights
 drives junctions with 2 to 8 phases and any lane count, on any network.
 
 :class:`SignalStructure` holds a network's static layout (which lane each movement starts from and
@@ -156,6 +157,7 @@ class PhaseCompetitionPolicy(GraphPolicy):
         width = net.hidden[0]
         act = ACTIVATIONS[net.activation]
         self.movements = MovementEncoder(lane_features, width, net.activation)
+        self.pooling = net.phase_pooling
         self.context = khop_network(width, width, hops, net)
         self.score = nn.Sequential(nn.Linear(2 * width, width), act(), nn.Linear(width, 1))
         nn.init.orthogonal_(self.score[-1].weight, gain=0.01)  # near-uniform initial policy
@@ -163,6 +165,16 @@ class PhaseCompetitionPolicy(GraphPolicy):
 
     def bind(self, structure: SignalStructure) -> None:
         self.movements.bind(structure)
+
+    def _pool_divisor(self, real: dict[str, torch.Tensor], phases: int) -> torch.Tensor:
+        """``[n P]``: each phase's green count (mean pooling), or its junction's mean green count over
+        its real phases (sum pooling: phases of one junction compare totals)."""
+        if self.pooling == "mean":
+            return real["green_count"]
+        green = self.movements.structure.phase_movements.sum(-1)  # [n, P]; 0 on padded phases
+        real_phases = (green > 0).sum(1, keepdim=True).clamp(min=1)
+        mean = (green.sum(1, keepdim=True) / real_phases).clamp(min=1.0)
+        return mean.expand(-1, phases).reshape(-1).to(real["green_count"].device)
 
     def outputs(self, obs: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         """``[N, P]`` phase scores (``P``: the bound network's largest phase count); masked and turned
@@ -176,8 +188,8 @@ class PhaseCompetitionPolicy(GraphPolicy):
         rows = (base * n * phases + real["phase_row"]).reshape(-1)  # [B G] in [N P]
         sources = (base * count + real["movement"]).reshape(-1)  # [B G] in [B R]
         served = movements.new_zeros(obs.size(0) * phases, movements.size(1)).index_add_(0, rows, movements[sources])
-        served = served / real["green_count"].to(served.dtype).repeat(copies)[:, None]
-        served = served.reshape(obs.size(0), phases, -1)  # [N, P, h]: mean of each phase's green movements
+        served = served / self._pool_divisor(real, phases).to(served.dtype).repeat(copies)[:, None]
+        served = served.reshape(obs.size(0), phases, -1)  # [N, P, h]: pooled green movements of each phase
         joined = torch.cat([served, context[:, None, :].expand_as(served)], dim=-1)
         return self.score(joined).squeeze(-1).float()
 
