@@ -35,3 +35,10 @@ def test_resume_skips_finished_runs_and_continues_stopped_ones(tmp_path, capsys,
         curve = list(csv.DictReader(handle))
     assert curve and {row["algo"] for row in curve} == {"dppo"} and int(curve[-1]["env_steps"]) <= 5400
     assert json.loads((run / "result.json").read_text())["final_return"] == resumed[0]["final_return"]
+    # a command for another algorithm keeps the finished runs of earlier commands in the result files
+    paper.main(["--envs", "cacc-catchup", "--algos", "cppo", "--seeds", "0", "--episodes", "1", "--out", str(tmp_path),
+                "--steps", "4800"])
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| dppo | 0 |" in summary and "| cppo | 0 |" in summary
+    with open(tmp_path / "curves.csv", newline="") as handle:
+        assert {row["algo"] for row in csv.DictReader(handle)} == {"dppo", "cppo"}
