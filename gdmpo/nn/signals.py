@@ -2,13 +2,13 @@
 
 A signalised junction is read as the set of its *movements* (signal links: an incoming lane to an
 outgoing lane). Each movement is described by its incoming lane's observed features and, where a
-neighbouring light observes the outgoing lane, that lane's features too (so the network sees what
-max-pressure sees: queues upstream and downstream). A shared MLP embeds every movement; a phase is
-scored from the movements it serves green, pooled (their mean, or with ``phase_pooling: sum`` their
-total over the junction's mean per phase, so a phase serving more movements weighs more, as in
-max-pressure's sums), and the junction's context, the mean of all its movements passed through κ
-message-passing layers (phase competition, as in FRAP / MPLight). No weight depends on the number of lanes, links or phases, so one set of weights
-drives junctions with 2 to 8 phases and any lane count, on any network.
+neighbouring light observes the outgoing lane, that lane's features too (so the network sees what max-
+pressure sees: queues upstream and downstream). A shared MLP embeds every movement; a phase is scored
+from the movements it serves green, pooled (their mean, or with ``phase_pooling: sum`` their total over
+the junction's mean per phase, so a phase serving more movements weighs more, as in max-pressure's
+sums), and the junction's context, the mean of all its movements passed through κ message-passing layers
+(phase competition, as in FRAP / MPLight). No weight depends on the number of lanes, links or phases, so
+one set of weights drives junctions with 2 to 8 phases and any lane count, on any network.
 
 :class:`SignalStructure` holds a network's static layout (which lane each movement starts from and
 ends on, which movements each phase serves); the environment builds it, the networks are *bound*
@@ -59,7 +59,8 @@ class SignalStructure:
         """The layout without padding, on ``device``: per real movement (``R`` of them, light by light)
         its ``agent``, ``in_lane``, ``out_node`` and ``out_lane``; per (phase, green movement) pair
         (``G``) the ``phase_row`` ``agent · P + p`` and the ``movement`` (index among the R);
-        ``movement_count [n]`` and ``green_count [n · P]``. Junctions differ in size, so padding can be
+        ``movement_count [n]``, ``green_count [n · P]`` and ``mean_green_count [n · P]`` (each phase's
+        junction's mean green count over its real phases). Junctions differ in size, so padding can be
         most of ``[n, M]``: the networks compute on real movements only."""
         key = str(device)
         cache = self.__dict__.setdefault("_real", {})
@@ -67,11 +68,15 @@ class SignalStructure:
             agent, slot = self.movement_mask.nonzero(as_tuple=True)
             green = self.phase_movements[agent, :, slot] > 0  # [R, P]
             movement, phase = green.nonzero(as_tuple=True)
+            per_phase = self.phase_movements.sum(-1)  # [n, P]; 0 on padded phases
+            real_phases = (per_phase > 0).sum(1, keepdim=True).clamp(min=1)
+            mean_green = (per_phase.sum(1, keepdim=True) / real_phases).clamp(min=1.0).expand_as(per_phase)
             cache[key] = {k: v.to(device) for k, v in {
                 "agent": agent, "in_lane": self.in_lane[agent, slot], "out_node": self.out_node[agent, slot],
                 "out_lane": self.out_lane[agent, slot], "phase_row": agent[movement] * self.num_phases + phase,
                 "movement": movement, "movement_count": self.movement_mask.sum(1).clamp(min=1).float(),
-                "green_count": self.phase_movements.sum(-1).reshape(-1).clamp(min=1.0)}.items()}
+                "green_count": per_phase.reshape(-1).clamp(min=1.0),
+                "mean_green_count": mean_green.reshape(-1)}.items()}
         return cache[key]
 
     @classmethod
@@ -166,16 +171,6 @@ class PhaseCompetitionPolicy(GraphPolicy):
     def bind(self, structure: SignalStructure) -> None:
         self.movements.bind(structure)
 
-    def _pool_divisor(self, real: dict[str, torch.Tensor], phases: int) -> torch.Tensor:
-        """``[n P]``: each phase's green count (mean pooling), or its junction's mean green count over
-        its real phases (sum pooling: phases of one junction compare totals)."""
-        if self.pooling == "mean":
-            return real["green_count"]
-        green = self.movements.structure.phase_movements.sum(-1)  # [n, P]; 0 on padded phases
-        real_phases = (green > 0).sum(1, keepdim=True).clamp(min=1)
-        mean = (green.sum(1, keepdim=True) / real_phases).clamp(min=1.0)
-        return mean.expand(-1, phases).reshape(-1).to(real["green_count"].device)
-
     def outputs(self, obs: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         """``[N, P]`` phase scores (``P``: the bound network's largest phase count); masked and turned
         into a distribution by :meth:`GraphPolicy.distribution`."""
@@ -188,7 +183,9 @@ class PhaseCompetitionPolicy(GraphPolicy):
         rows = (base * n * phases + real["phase_row"]).reshape(-1)  # [B G] in [N P]
         sources = (base * count + real["movement"]).reshape(-1)  # [B G] in [B R]
         served = movements.new_zeros(obs.size(0) * phases, movements.size(1)).index_add_(0, rows, movements[sources])
-        served = served / self._pool_divisor(real, phases).to(served.dtype).repeat(copies)[:, None]
+        # mean pooling: each phase's own green count; sum pooling: its junction's mean (phases compare totals)
+        divisor = real["green_count" if self.pooling == "mean" else "mean_green_count"]
+        served = served / divisor.to(served.dtype).repeat(copies)[:, None]
         served = served.reshape(obs.size(0), phases, -1)  # [N, P, h]: pooled green movements of each phase
         joined = torch.cat([served, context[:, None, :].expand_as(served)], dim=-1)
         return self.score(joined).squeeze(-1).float()

@@ -193,8 +193,9 @@ class SumoVecEnv(NetworkedVecEnv):
         bounds = self._part_bounds
         args = [(row[bounds[k]:bounds[k + 1]],) for row in actions for k in range(self.num_parts)]
         results = self.workers.call("step", args)
-        obs = torch.from_numpy(np.stack([np.concatenate([r[0] for r in parts]) for parts in self._per_copy(results)]))
-        reward = torch.from_numpy(np.stack([np.concatenate([r[1] for r in parts]) for parts in self._per_copy(results)]))
+        copies = self._per_copy(results)
+        obs = torch.from_numpy(np.stack([np.concatenate([r[0] for r in parts]) for parts in copies]))
+        reward = torch.from_numpy(np.stack([np.concatenate([r[1] for r in parts]) for parts in copies]))
         self._obs = obs.to(self.device)
         return self._obs.clone(), reward.to(self.device), [tuple(r[2:]) for r in results]
 

@@ -23,10 +23,12 @@ from __future__ import annotations
 import importlib.util
 import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from gdmpo.envs.sumo.workers import SumoError
 from gdmpo.graph.sumo import sumo_binary
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -107,23 +109,32 @@ def spider_network(arms: int, circles: int = 3) -> Path:
     return _generate(f"spider{arms}x{circles}", make)
 
 
-def random_trips(net: Path, seed: int, out: Path, period: float = 2.0, end: float = 3600.0) -> Path:
-    """A fixed route file of random trips on ``net`` (``randomTrips.py``; same seed, same trips)."""
-    import sys
-
+def run_random_trips(net: str | os.PathLike[str], seed: int, trips: Path, routes: Path, period: float,
+                     begin: float, end: float) -> None:
+    """Write random trips between edges of ``net``, one every ``period`` s from ``begin`` to ``end``
+    (SUMO's ``randomTrips.py``; same seed, same trips): the validated ``trips`` and their ``routes``.
+    It runs in ``trips``' folder, where it leaves helper files (give each caller its own)."""
     import sumo
 
+    tool = Path(sumo.SUMO_HOME) / "tools" / "randomTrips.py"
+    cmd = [sys.executable, str(tool), "-n", str(net), "-o", str(trips), "--route-file", str(routes),
+           "--seed", str(seed), "--begin", f"{begin:g}", "--end", f"{end:g}", "--period", f"{period:g}",
+           "--fringe-factor", "10", "--validate"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "SUMO_HOME": sumo.SUMO_HOME},
+                            cwd=trips.parent)
+    if result.returncode != 0 or not trips.exists():
+        raise SumoError(f"randomTrips failed for {net}: {result.stderr[-2000:]}")
+
+
+def random_trips(net: Path, seed: int, out: Path, period: float = 2.0, end: float = 3600.0) -> Path:
+    """A fixed route file of random trips on ``net`` in ``out`` (made once; same seed, same trips)."""
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     routes = out / f"{net.name.removesuffix('.net.xml')}.rou.xml"
     if not routes.is_file():
-        tool = Path(sumo.SUMO_HOME) / "tools" / "randomTrips.py"
-        with tempfile.TemporaryDirectory(dir=out) as private:  # randomTrips writes helper files beside it
+        with tempfile.TemporaryDirectory(dir=out) as private:
             made = Path(private) / routes.name
-            subprocess.run([sys.executable, str(tool), "-n", str(net), "-r", str(made), "--seed", str(seed),
-                            "--begin", "0", "--end", f"{end:g}", "--period", f"{period:g}", "--fringe-factor", "10",
-                            "--validate", "-o", str(Path(private) / "trips.xml")],
-                           check=True, capture_output=True, cwd=private)
+            run_random_trips(net, seed, Path(private) / "trips.xml", made, period, 0.0, end)
             os.replace(made, routes)
     return routes
 
