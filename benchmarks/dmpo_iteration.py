@@ -29,10 +29,17 @@ REFERENCE = {"real episode (600 steps)": 0.53, "branched rollout": 0.55, "PPO up
              "DMPO iteration": 35.0}
 
 
-def timed(fn, repeats: int = 1) -> tuple[float, object]:
+def synchronize(device: str) -> None:
+    """Wait for queued GPU work, so that a timer reads the work's end rather than its launch."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn, repeats: int = 1, device: str = "cpu") -> tuple[float, object]:
     out, start = None, time.perf_counter()
     for _ in range(repeats):
         out = fn()
+    synchronize(device)
     return (time.perf_counter() - start) / repeats, out
 
 
@@ -41,14 +48,16 @@ def dense_flops_per_node(module: nn.Module) -> int:
     return sum(2 * m.in_features * m.out_features for m in module.modules() if isinstance(m, nn.Linear))
 
 
-def matmul_peak(rows: int, width: int, repeats: int = 30) -> float:
+def matmul_peak(rows: int, width: int, repeats: int = 30, device: str = "cpu") -> float:
     """GFLOP/s of ``[rows, width] @ [width, width]``, the networks' dominant product, on this machine now."""
-    a, b = torch.randn(rows, width), torch.randn(width, width)
+    a, b = torch.randn(rows, width, device=device), torch.randn(width, width, device=device)
     for _ in range(3):
         a @ b
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(repeats):
         a @ b
+    synchronize(device)
     return 2 * rows * width * width * repeats / (time.perf_counter() - start) / 1e9
 
 
@@ -57,13 +66,14 @@ def main() -> None:
     parser.add_argument("--config", default="configs/cacc-catchup/dmpo-paper.yaml")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--iterations", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="where networks and torch environments run (e.g. cuda)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     config = cfg.load(args.config)
-    config = dataclasses.replace(config, rollout_steps=600)  # one real episode per iteration, as the authors
+    config = dataclasses.replace(config, rollout_steps=600, device=args.device)  # one real episode per iteration, as the authors
     d = config.dmpo
-    env = gdmpo.make(config.env.id, num_envs=1, seed=0, **config.env.options)
+    env = gdmpo.make(config.env.id, num_envs=1, seed=0, device=args.device, **config.env.options)
     algo = DMPO(build_agent(config, env), env, 600, config.model, d)
     agent = algo.agent
     obs = env.reset()
@@ -79,7 +89,7 @@ def main() -> None:
     start = algo.buffer.start_states(d.rollouts)
     branched_rollout(agent, algo.model, start, d.horizon, algo.buffer)  # warm the graph caches
     rows["branched rollout"], model_data = timed(
-        lambda: branched_rollout(agent, algo.model, start, d.horizon, algo.buffer), repeats=3)
+        lambda: branched_rollout(agent, algo.model, start, d.horizon, algo.buffer), repeats=3, device=args.device)
     state = {k: v.clone() for k, v in agent.state_dict().items()}
     rows["PPO update, model data"], stats = timed(lambda: agent.update(model_data))
     policy_epochs = stats.policy_epochs
@@ -104,7 +114,7 @@ def main() -> None:
     n = env.num_agents
     print(f"\n{config.env.id}, n = {n}, M = {d.rollouts}, T = {d.horizon}, {config.ppo.epochs} epochs, "
           f"{config.ppo.minibatches} minibatches, policy/value {config.policy_net.hidden}/{config.value_net.hidden}, "
-          f"model {config.model.net.hidden}, {args.threads} threads; KL stop ran {policy_epochs} policy epochs")
+          f"model {config.model.net.hidden}, {args.threads} threads, {args.device}; KL stop ran {policy_epochs} policy epochs")
     print(f"{'part':<44}{'seconds':>10}{'authors':>10}{'speed-up':>10}")
     for name, seconds in rows.items():
         ref = REFERENCE.get(name)
@@ -117,7 +127,7 @@ def main() -> None:
     update_flops = 3 * per_node * samples * config.ppo.epochs  # forward + backward (about twice the forward)
     width = config.value_net.hidden[-1]
     chunk = min(config.ppo.chunk_nodes or samples, samples)
-    peak = matmul_peak(chunk, width)
+    peak = matmul_peak(chunk, width, device=args.device)
     achieved = update_flops / rows[all_epochs] / 1e9
     print(f"PPO update ({config.ppo.epochs} epochs): {update_flops / 1e9:.0f} GFLOP of dense layers in "
           f"{rows[all_epochs]:.2f} s = {achieved:.1f} GFLOP/s; peak of a [{chunk}, {width}] x [{width}, {width}] "

@@ -102,7 +102,7 @@ def evaluate_checkpoint(path: str | os.PathLike[str], episodes: int = 10, seed: 
     env_id, options = evaluation_env(config, env_id)
     options.update(env_options or {})
     num_envs = num_envs or min(episodes, config.env.num_envs)
-    with prepare_env(config, gdmpo.make(env_id, num_envs=num_envs, seed=seed, **options)) as env:
+    with prepare_env(config, gdmpo.make(env_id, num_envs=num_envs, seed=seed, device=config.device, **options)) as env:
         agent = restore_agent(config, env, state, env_id)
         summary = run_episodes(env, acting(agent, deterministic), episodes, seed=seed)
         layout = agent_layout(env.graph)

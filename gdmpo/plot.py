@@ -195,7 +195,7 @@ def plot_profiles(checkpoint: str | os.PathLike[str], output: str | os.PathLike[
     state = load_checkpoint(checkpoint)
     config = cfg.from_dict(state["config"], str(checkpoint))
     env_id, options = evaluation_env(config)
-    with prepare_env(config, gdmpo.make(env_id, num_envs=1, seed=seed, **options)) as env:
+    with prepare_env(config, gdmpo.make(env_id, num_envs=1, seed=seed, device=config.device, **options)) as env:
         if not hasattr(env, "vehicle_states"):
             raise ValueError(f"{env_id} has no vehicles: profiles are for CACC, ring and figure-eight")
         policy = acting(restore_agent(config, env, state, env_id))

@@ -74,7 +74,7 @@ def transfer(checkpoint: str | os.PathLike[str], *, env_id: str | None = None, n
     check_before_building(state, config, target_id, options, target)
     report: dict[str, Any] = {"checkpoint": str(checkpoint), "trained_on": config.env.id, "target": target,
                               "env_options": {k: str(v) for k, v in options.items()}}
-    with prepare_env(config, gdmpo.make(target_id, num_envs=num_envs, seed=seed, **options)) as env:
+    with prepare_env(config, gdmpo.make(target_id, num_envs=num_envs, seed=seed, device=config.device, **options)) as env:
         agent = restore_agent(config, env, state, target)
         report["num_agents"] = env.num_agents
         report["layout"] = agent_layout(env.graph)
@@ -85,7 +85,7 @@ def transfer(checkpoint: str | os.PathLike[str], *, env_id: str | None = None, n
                                                                     eval_options={}))
         run_dir = out_dir / "finetune"
         gdmpo.train(tuned, run_dir, finetune_steps, progress=False, initial_agent=state["agent"])
-        with prepare_env(tuned, gdmpo.make(target_id, num_envs=num_envs, seed=seed, **options)) as env:
+        with prepare_env(tuned, gdmpo.make(target_id, num_envs=num_envs, seed=seed, device=tuned.device, **options)) as env:
             agent = restore_agent(tuned, env, load_checkpoint(run_dir / "checkpoints/last.pt"), target)
             report["finetuned"] = {"env_steps": finetune_steps, **run_episodes(env, acting(agent), episodes, seed=seed)}
     if references:

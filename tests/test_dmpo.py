@@ -214,6 +214,27 @@ def test_dmpo_run_directory_and_resume(tmp_path):
     assert summary["env_steps"] == 360
 
 
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU"))]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_dmpo_trains_evaluates_and_resumes_on_the_configured_device(tmp_path, device):
+    """Every tensor of a run follows ``device``: graph matrices, buffer indices, evaluation env, resumed data."""
+    overrides = {"algo": "dmpo", "device": device, "env.num_envs": 2, "rollout_steps": 30, "ppo.epochs": 1,
+                 "ppo.advantage_hops": 1, "policy_net.hidden": [8], "value_net.hidden": [8],
+                 "dmpo.warmup_env_steps": 60, "dmpo.warmup_model_steps": 10, "dmpo.model_steps": 5,
+                 "dmpo.rollouts": 8, "dmpo.horizon": 4, "dmpo.inner_updates": 2, "dmpo.model_data_prob": 1.0}
+    run = tmp_path / "run"
+    gdmpo.train(from_dict(gdmpo.config.apply_overrides({}, overrides)), run, total_env_steps=120, progress=False)
+    summary = gdmpo.evaluate(run / "checkpoints/last.pt", episodes=2)
+    assert summary["episodes"] == 2
+    trainer = gdmpo.Trainer.resume(run)
+    assert trainer.agent.reach.device.type == device  # not saved, rebuilt and moved with the networks
+    assert "reach" not in trainer.agent.state_dict()
+    assert {v.device.type for v in trainer.algorithm.buffer.data.values()} == {device}
+    assert trainer.train(total_env_steps=180, progress=False)["env_steps"] == 180
+
+
 def fitted_drift_model(members: int = 3) -> tuple:
     """A PPO agent and a ``members``-strong ensemble fitted on Drift (s' = s + a), with its buffer."""
     torch.manual_seed(0)

@@ -150,7 +150,7 @@ class RealBuffer:
         length = min(length, self.segment_steps)
         if columns.numel() == 0:
             return {}
-        dones = self.data["dones"][columns].long()  # [C, T]
+        dones = self.data["dones"][columns].long().cpu()  # [C, T]; index bookkeeping stays on the CPU
         # a window starting at t is valid when no episode ends at steps t .. t + length - 2
         ends = torch.cat([torch.zeros(len(columns), 1, dtype=torch.long), dones.cumsum(1)], dim=1)
         starts = torch.arange(self.segment_steps - length + 1)

@@ -145,6 +145,8 @@ class DMPO(Algorithm):
         self.model.load_state_dict(state["model"])
         self.model.optimizer.load_state_dict(state["model_optimizer"])
         self.buffer.load_state_dict(state["buffer"])
+        device = self.agent.edge_index.device  # checkpoints load on the CPU; the data live beside the networks
+        self.buffer.data = {key: value.to(device) for key, value in self.buffer.data.items()}
         counters = state["counters"]
         self.env_steps, self.model_steps = counters["env_steps"], counters["model_steps"]
         self.model_fitted = counters["model_fitted"]

@@ -87,8 +87,10 @@ class PPO(nn.Module):
         self.policy, self.critic, self.config = policy, critic, config
         self.num_agents = num_agents
         self.register_buffer("edge_index", edge_index, persistent=False)  # checkpoints fit any graph
-        self.reach = None if advantage_hops is None else khop_adjacency(edge_index, num_agents, advantage_hops)
-        self.action_mask = action_mask
+        # buffers (not saved), so that ``.to(device)`` moves them with the networks
+        self.register_buffer("reach", None if advantage_hops is None else
+                             khop_adjacency(edge_index, num_agents, advantage_hops), persistent=False)
+        self.register_buffer("action_mask", action_mask, persistent=False)
         self.value_norm = RunningMeanStd()
         self.policy_optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr_policy)
         self.value_optimizer = torch.optim.Adam(critic.parameters(), lr=config.lr_value)

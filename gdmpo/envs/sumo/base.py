@@ -180,7 +180,8 @@ class SumoVecEnv(NetworkedVecEnv):
             self.episode_traffic[index] = self.simulation_class.combine_metrics(parts)
         workers = self._workers_of(indices)
         self.workers.restart_dead(workers)
-        seeds = torch.randint(0, 2**31 - 1, (len(workers),), generator=self._generator).tolist()
+        seeds = torch.randint(0, 2**31 - 1, (len(workers),), generator=self._generator,
+                              device=self._generator.device).tolist()
         results = self.workers.call("reset", [(s,) for s in seeds], workers)
         for index, parts in zip(indices, self._per_copy(results)):  # copies: Ray hands read-only arrays
             self._obs[index] = torch.tensor(np.concatenate([part[0] for part in parts]), device=self.device)
