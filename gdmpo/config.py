@@ -25,6 +25,8 @@ from typing import Any, Literal, Union
 
 import yaml
 
+from gdmpo.device import check_device_name
+
 
 class ConfigError(ValueError):
     """A configuration file or override is malformed."""
@@ -164,7 +166,7 @@ class RunConfig:
     total_env_steps: int = 100_000
     rollout_steps: int = 75  # vector steps per iteration; env steps per iteration = rollout_steps * num_envs
     seed: int = 0
-    device: str = "cpu"
+    device: str = "cpu"  # cpu | cuda | cuda:N | auto (a GPU when there is one); see gdmpo.device
     threads: int | None = None  # torch CPU threads; null: the CPUs this process may use (gdmpo.threads)
     eval_episodes: int = 0  # extra evaluation episodes per iteration (0: report training episodes only)
 
@@ -175,7 +177,11 @@ def to_dict(config: RunConfig) -> dict[str, Any]:
 
 def from_dict(data: dict[str, Any], source: str = "<dict>") -> RunConfig:
     """Build a :class:`RunConfig` from nested dicts, checking every key and type."""
-    return _build(RunConfig, data, source, prefix="")
+    config = _build(RunConfig, data, source, prefix="")
+    problem = check_device_name(config.device)
+    if problem:
+        raise ConfigError(f"{source}: {problem}")
+    return config
 
 
 def load(path: str | PathLike[str], overrides: dict[str, Any] | None = None) -> RunConfig:

@@ -38,6 +38,7 @@ from gdmpo import config as cfg
 from gdmpo.algos import PPO, Algorithm, build_algorithm, prepare_env
 from gdmpo.checkpoints import FORMAT, load_checkpoint, numpy_rng_state, restore_numpy_rng, save_checkpoint
 from gdmpo.config import RunConfig
+from gdmpo.device import resolve_device
 from gdmpo.envs.base import NetworkedVecEnv
 from gdmpo.run_lock import RunLock
 from gdmpo.threads import configure_threads
@@ -84,7 +85,7 @@ class Trainer:
             configure_threads(config.threads)
             seed_everything(config.seed)
             self.env = prepare_env(config, gdmpo.make(config.env.id, num_envs=config.env.num_envs, seed=config.seed,
-                                                      device=config.device, **config.env.options))
+                                                      device=resolve_device(config.device), **config.env.options))
             self.algorithm: Algorithm = build_algorithm(config, self.env)
             self.agent: PPO = self.algorithm.agent
             self.columns = [*BASE_COLUMNS, *self.algorithm.metric_names]

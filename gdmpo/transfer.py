@@ -18,6 +18,7 @@ import gymnasium as gym
 import gdmpo
 from gdmpo import config as cfg
 from gdmpo.algos import prepare_env
+from gdmpo.device import resolve_device
 from gdmpo.envs import registry
 from gdmpo.envs.controllers import reference_policy
 from gdmpo.envs.sumo.atsc import lane_feature_count
@@ -74,7 +75,8 @@ def transfer(checkpoint: str | os.PathLike[str], *, env_id: str | None = None, n
     check_before_building(state, config, target_id, options, target)
     report: dict[str, Any] = {"checkpoint": str(checkpoint), "trained_on": config.env.id, "target": target,
                               "env_options": {k: str(v) for k, v in options.items()}}
-    with prepare_env(config, gdmpo.make(target_id, num_envs=num_envs, seed=seed, device=config.device, **options)) as env:
+    device = resolve_device(config.device, fallback=True)
+    with prepare_env(config, gdmpo.make(target_id, num_envs=num_envs, seed=seed, device=device, **options)) as env:
         agent = restore_agent(config, env, state, target)
         report["num_agents"] = env.num_agents
         report["layout"] = agent_layout(env.graph)
@@ -82,10 +84,10 @@ def transfer(checkpoint: str | os.PathLike[str], *, env_id: str | None = None, n
         graph, vehicles = env.graph, hasattr(env, "set_car_following")
     if finetune_steps > 0:
         tuned = dataclasses.replace(config, env=dataclasses.replace(config.env, id=target_id, options=options,
-                                                                    eval_options={}))
+                                                                    eval_options={}), device=str(device))
         run_dir = out_dir / "finetune"
         gdmpo.train(tuned, run_dir, finetune_steps, progress=False, initial_agent=state["agent"])
-        with prepare_env(tuned, gdmpo.make(target_id, num_envs=num_envs, seed=seed, device=tuned.device, **options)) as env:
+        with prepare_env(tuned, gdmpo.make(target_id, num_envs=num_envs, seed=seed, device=device, **options)) as env:
             agent = restore_agent(tuned, env, load_checkpoint(run_dir / "checkpoints/last.pt"), target)
             report["finetuned"] = {"env_steps": finetune_steps, **run_episodes(env, acting(agent), episodes, seed=seed)}
     if references:

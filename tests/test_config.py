@@ -1,6 +1,7 @@
 import pickle
 
 import pytest
+import torch
 
 from gdmpo import config as cfg
 from gdmpo.config import ConfigError
@@ -44,6 +45,8 @@ def test_unknown_key_names_key_and_file(tmp_path):
     ("env: 3\n", "env must be a mapping"),
     ("- 1\n- 2\n", "top level must be a mapping"),
     ("ppo: {epochs: [\n", "not valid YAML"),
+    ("device: gpu\n", "device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got 'gpu'"),
+    ("device: mps\n", "device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got 'mps'"),
 ])
 def test_type_errors(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message):
@@ -67,3 +70,14 @@ def test_overrides_and_round_trip(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="no such config file"):
         cfg.load(tmp_path / "absent.yaml")
+
+
+def test_device_settings_resolve_to_what_this_machine_has():
+    from gdmpo.device import resolve_device
+
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+    absent = f"cuda:{torch.cuda.device_count()}"  # one past the last GPU, on any machine
+    with pytest.raises(ValueError, match="CUDA device"):
+        resolve_device(absent)
+    assert resolve_device(absent, fallback=True) == torch.device("cpu")  # playing a policy trained elsewhere

@@ -9,6 +9,7 @@ from toy_envs import Drift
 import gdmpo
 from gdmpo.algos import DMPO, RealBuffer, Rollout, branched_rollout, build_agent, collect
 from gdmpo.algos.model_learning import DynamicsEnsemble
+from gdmpo.checkpoints import load_checkpoint, save_checkpoint
 from gdmpo.config import ModelConfig, NetworkConfig, from_dict
 from gdmpo.evaluation import run_episodes
 
@@ -233,6 +234,11 @@ def test_dmpo_trains_evaluates_and_resumes_on_the_configured_device(tmp_path, de
     assert "reach" not in trainer.agent.state_dict()
     assert {v.device.type for v in trainer.algorithm.buffer.data.values()} == {device}
     assert trainer.train(total_env_steps=180, progress=False)["env_steps"] == 180
+    trainer.close()
+    state = load_checkpoint(run / "checkpoints/last.pt")  # as if trained on a GPU this machine lacks
+    state["config"]["device"] = f"cuda:{torch.cuda.device_count()}"
+    save_checkpoint(state, tmp_path / "elsewhere.pt")
+    assert gdmpo.evaluate(tmp_path / "elsewhere.pt", episodes=1)["episodes"] == 1  # plays on the CPU
 
 
 def fitted_drift_model(members: int = 3) -> tuple:

@@ -53,7 +53,7 @@ def signal_layout(env: NetworkedVecEnv, what: str) -> tuple[int, SignalStructure
 
 def build_agent(config: RunConfig, env: NetworkedVecEnv) -> PPO:
     """The policy, critic and PPO update that ``config.algo`` names, sized for ``env`` (after
-    :func:`prepare_env`)."""
+    :func:`prepare_env`) and placed on its device."""
     if config.algo not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {config.algo!r}; available: {', '.join(ALGORITHMS)}")
     ppo = config.ppo
@@ -89,7 +89,7 @@ def build_agent(config: RunConfig, env: NetworkedVecEnv) -> PPO:
         critic = PlainObservationCritic(critic, obs_dim)
     mask = getattr(env, "action_mask", None)
     agent = PPO(policy, critic, ppo, env.graph.edge_index, env.num_agents, advantage_hops,
-                None if mask is None else torch.as_tensor(mask, dtype=torch.bool)).to(config.device)
+                None if mask is None else torch.as_tensor(mask, dtype=torch.bool)).to(env.device)
     if isinstance(env, RecurrentCommEnv):
         env.bind(agent.policy, agent.graph_of)
     return agent
