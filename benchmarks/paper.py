@@ -40,18 +40,31 @@ ENVS = ("cacc-catchup", "cacc-slowdown", "ring-attenuation", "figure-eight", "at
 ALGOS = ("dmpo", "dppo", "cppo", "ic3net")
 
 
+def last_and_best(run_dir: str, window: int = 3) -> tuple[float, float]:
+    """``(last, best)`` of the means of ``window`` consecutive logged training returns: a run whose last
+    mean sits far below its best collapsed late (DMPO's failure mode when the policy exploits its model)."""
+    _, returns = read_curve(run_dir)
+    if len(returns) < window:
+        return math.nan, math.nan
+    means = np.convolve(returns, np.ones(window) / window, mode="valid")
+    return float(means[-1]), float(means.max())
+
+
 def summary_lines(results: list[dict[str, Any]], steps: int) -> list[str]:
     lines = [f"# Paper runs: {steps:.0e} real env steps per run", "",
              "Final return: the last policy, evaluated for 16 episodes without training-only reward shaping "
              "(mean ± std over seeds). Steps to threshold: first real step at which the mean of three logged "
              "training returns reaches the task's threshold (mean over the seeds that reach it). Wall-clock: "
-             "training time of one run on this 2-core machine (mean over seeds).", ""]
+             "training time of one run on this 2-core machine (mean over seeds). Training return, last / best: "
+             "the last and the best mean of three consecutive logged training returns, per seed (training "
+             "episodes, with any training-only shaping): a last far below the best is a late collapse.", ""]
     for env in sorted({r["env"] for r in results}):
         rows = [r for r in results if r["env"] == env]
         threshold = THRESHOLDS.get(env, math.nan)
         lines += [f"## {env} (threshold {threshold:g})", "",
-                  "| algorithm | seeds | final return | steps to threshold (seeds reaching it) | wall-clock per run |",
-                  "| --- | --- | --- | --- | --- |"]
+                  "| algorithm | seeds | final return | steps to threshold (seeds reaching it) | wall-clock per run "
+                  "| training return, last / best per seed |",
+                  "| --- | --- | --- | --- | --- | --- |"]
         reach: dict[str, float] = {}
         for algo in sorted({r["name"] for r in rows}):
             runs = sorted((r for r in rows if r["name"] == algo), key=lambda r: r["seed"])
@@ -60,7 +73,8 @@ def summary_lines(results: list[dict[str, Any]], steps: int) -> list[str]:
             reach[algo] = float(np.mean(hits)) if hits else math.nan
             lines.append(f"| {algo} | {', '.join(str(r['seed']) for r in runs)} | {finals.mean():.4g} ± "
                          f"{finals.std():.3g} | {reach[algo]:.3g} ({len(hits)}/{len(runs)}) | "
-                         f"{np.mean([r['train_s'] for r in runs]):.0f} s |")
+                         f"{np.mean([r['train_s'] for r in runs]):.0f} s | "
+                         + ", ".join("{:.3g} / {:.3g}".format(*last_and_best(r["run_dir"])) for r in runs) + " |")
         if "dmpo" in reach and "dppo" in reach:
             lines += ["", f"DPPO / DMPO real steps to threshold: {reach['dppo'] / reach['dmpo']:.2f}"]
         lines.append("")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
@@ -42,3 +43,17 @@ def test_resume_skips_finished_runs_and_continues_stopped_ones(tmp_path, capsys,
     assert "| dppo | 0 |" in summary and "| cppo | 0 |" in summary
     with open(tmp_path / "curves.csv", newline="") as handle:
         assert {row["algo"] for row in csv.DictReader(handle)} == {"dppo", "cppo"}
+
+
+def test_last_and_best_are_means_of_three_logged_returns(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import paper
+
+    rows = [(1, 100, 1, 2), (2, 200, 5, 2), (3, 300, 5, 0), (4, 400, 9, 2), (5, 500, 1, 2), (6, 600, -2, 2)]
+    (tmp_path / "metrics.csv").write_text("iteration,env_steps,episode_return,episodes\n"
+                                          + "".join(f"{i},{s},{r},{e}\n" for i, s, r, e in rows))
+    # iteration 3 finished no episode (repeats the last return) and is left out: logs 1, 5, 9, 1, -2
+    # means of three: (1+5+9)/3 = 5, (5+9+1)/3 = 5, (9+1-2)/3 = 8/3
+    last, best = paper.last_and_best(str(tmp_path))
+    assert best == 5.0 and abs(last - 8 / 3) < 1e-12
+    assert all(map(math.isnan, paper.last_and_best(str(tmp_path), window=6)))
