@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,7 +32,7 @@ import torch
 import gdmpo
 from gdmpo import config as cfg
 from gdmpo.algos import build_agent
-from gdmpo.envs.sumo.networks import grid_files
+from gdmpo.envs.sumo.networks import grid_files, run_random_trips
 from gdmpo.threads import configure_threads
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,20 +47,16 @@ def memory_mib(pid: int | str = "self") -> float:
 
 
 def local_trips(net: Path, lights: int, seconds: int, per_light_hour: float, length: float, cache: Path) -> Path:
-    """Routes of random trips no longer than ``length`` m, ``per_light_hour`` per light per hour (cached)."""
-    import subprocess
-    import sys
-
-    import sumo
-
+    """Routes of random trips of 300 to ``length`` m anywhere in the network, ``per_light_hour`` per light
+    per hour (made once into ``cache``)."""
     period = 3600.0 / (per_light_hour * lights)
     routes = cache / f"{net.name[:-8]}.local-{per_light_hour:g}-{length:g}-{seconds}.rou.xml"
     if not routes.exists():
-        tool = Path(sumo.SUMO_HOME) / "tools" / "randomTrips.py"
-        subprocess.run([sys.executable, str(tool), "-n", str(net), "-r", str(routes), "--seed", "1", "--begin", "0",
-                        "--end", str(seconds), "--period", f"{period:.6f}", "--min-distance", "300",
-                        "--max-distance", str(length), "--validate", "-o", str(routes.with_suffix(".trips.xml"))],
-                       check=True, capture_output=True, cwd=cache)
+        with tempfile.TemporaryDirectory(dir=cache) as private:
+            made = Path(private) / routes.name
+            run_random_trips(net, 1, Path(private) / "trips.xml", made, period, 0.0, seconds,
+                             options=("--min-distance", "300", "--max-distance", f"{length:g}"))
+            os.replace(made, routes)
     return routes
 
 

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from gdmpo.envs.sumo.workers import SumoError
 from gdmpo.graph.sumo import sumo_binary
@@ -110,16 +110,17 @@ def spider_network(arms: int, circles: int = 3) -> Path:
 
 
 def run_random_trips(net: str | os.PathLike[str], seed: int, trips: Path, routes: Path, period: float,
-                     begin: float, end: float) -> None:
+                     begin: float, end: float, options: Sequence[str] = ("--fringe-factor", "10")) -> None:
     """Write random trips between edges of ``net``, one every ``period`` s from ``begin`` to ``end``
     (SUMO's ``randomTrips.py``; same seed, same trips): the validated ``trips`` and their ``routes``.
+    ``options`` are further randomTrips options (default: trips start and end mostly at the fringe).
     It runs in ``trips``' folder, where it leaves helper files (give each caller its own)."""
     import sumo
 
     tool = Path(sumo.SUMO_HOME) / "tools" / "randomTrips.py"
     cmd = [sys.executable, str(tool), "-n", str(net), "-o", str(trips), "--route-file", str(routes),
            "--seed", str(seed), "--begin", f"{begin:g}", "--end", f"{end:g}", "--period", f"{period:g}",
-           "--fringe-factor", "10", "--validate"]
+           *options, "--validate"]
     result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "SUMO_HOME": sumo.SUMO_HOME},
                             cwd=trips.parent)
     if result.returncode != 0 or not trips.exists():
