@@ -129,6 +129,7 @@ class DMPOConfig:
     inner_updates: int = 10  # PPO updates per iteration
     spread_threshold: float | None = None  # stop a branch where the elites disagree beyond this; null: never
     return_error_tolerance: float | None = None  # lower model_data_prob when model returns err more; null: off
+    iteration_kl: float | None = None  # end an iteration's inner updates once the policy moved this far; null: off
 
 
 @dataclass

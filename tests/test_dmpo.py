@@ -215,6 +215,35 @@ def test_dmpo_run_directory_and_resume(tmp_path):
     assert summary["env_steps"] == 360
 
 
+@pytest.mark.parametrize("budget,expected", [(None, 3), (1e-9, 1)])
+def test_the_iteration_kl_budget_ends_the_inner_updates_once_the_policy_moved_that_far(tmp_path, budget, expected):
+    """With a budget no update can stay under, each iteration runs one inner update, then stops."""
+    overrides = {"algo": "dmpo", "env.num_envs": 2, "rollout_steps": 30, "ppo.epochs": 1,
+                 "policy_net.hidden": [8], "value_net.hidden": [8], "dmpo.warmup_env_steps": 60,
+                 "dmpo.warmup_model_steps": 10, "dmpo.model_steps": 5, "dmpo.rollouts": 8, "dmpo.horizon": 4,
+                 "dmpo.inner_updates": 3, "dmpo.iteration_kl": budget}
+    run = tmp_path / "run"
+    gdmpo.train(from_dict(gdmpo.config.apply_overrides({}, overrides)), run, total_env_steps=180, progress=False)
+    import csv
+
+    with open(run / "metrics.csv", newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert [r["inner_updates_run"] for r in table] == [str(expected)] * 3
+    assert (table[-1]["iteration_kl"] == "") == (budget is None)
+    if budget is not None:
+        assert float(table[-1]["iteration_kl"]) > budget
+
+
+def test_drift_is_zero_for_the_collecting_policy_and_grows_with_updates():
+    torch.manual_seed(0)
+    env = Drift(num_envs=4, horizon=10)
+    agent = build_agent(from_dict({"algo": "dmpo", "policy_net": {"hidden": [8]}, "value_net": {"hidden": [8]}}), env)
+    rollout, _, _ = collect(env, agent, env.reset(seed=0), 10)
+    assert abs(agent.drift(rollout)) < 1e-6  # the same policy: every ratio is 1
+    agent.update(rollout)
+    assert agent.drift(rollout) > 1e-6
+
+
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU"))]
 
 

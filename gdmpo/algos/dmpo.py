@@ -40,7 +40,8 @@ from gdmpo.config import DMPOConfig, ModelConfig
 from gdmpo.envs.base import NetworkedVecEnv
 
 MODEL_METRICS = ("model_loss", "model_state_mse", "model_reward_mse", "model_error_1", "model_error_5",
-                 "model_error_T", "model_return_error", "model_return_error_fresh", "model_share", "model_stopped")
+                 "model_error_T", "model_return_error", "model_return_error_fresh", "model_share", "model_stopped",
+                 "inner_updates_run", "iteration_kl")
 TIME_METRICS = ("time_env", "time_model", "time_rollout", "time_policy")
 
 
@@ -102,6 +103,7 @@ class DMPO(Algorithm):
         errors = [metrics[k] for k in ("model_return_error", "model_return_error_fresh") if k in metrics]
         share = self.model_share(max(errors) if errors else None)
         metrics["model_share"] = share
+        inner_run = 0
         if not warming_up:
             for _ in range(cfg.inner_updates):  # lines 7-13
                 if float(torch.rand(())) < share:
@@ -117,6 +119,12 @@ class DMPO(Algorithm):
                         data = self.agent.reevaluate(rollout)
                 with timer("time_policy"):
                     stats.append(self.agent.update(data))
+                    inner_run += 1
+                    if cfg.iteration_kl is not None:  # the policy's total move this iteration, on real states
+                        metrics["iteration_kl"] = self.agent.drift(rollout)
+                        if metrics["iteration_kl"] > cfg.iteration_kl:
+                            break
+            metrics["inner_updates_run"] = inner_run
         if stopped:
             metrics["model_stopped"] = sum(stopped) / len(stopped)  # share of branch steps cut by the spread
         metrics.update(_mean_stats(stats))

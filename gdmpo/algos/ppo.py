@@ -145,6 +145,25 @@ class PPO(nn.Module):
         return max(1, chunk // self.num_agents) if chunk else copies
 
     @torch.no_grad()
+    def log_probs(self, rollout: Rollout) -> torch.Tensor:
+        """``[T, B, n]`` log-probabilities of ``rollout``'s actions under the current policy."""
+        t, b, n = rollout.rewards.shape
+        flat = rollout.flat()
+        edge_index, _ = self.graph_of(t * b)
+        with self._precision():
+            dist = self.policy.distribution(flat.obs.reshape(t * b * n, -1), edge_index, self._mask(t * b))
+        log_probs = self.policy.log_prob(dist, flat.actions.reshape(t * b * n, *flat.actions.shape[2:]))
+        return log_probs.reshape(t, b, n)
+
+    @torch.no_grad()
+    def drift(self, rollout: Rollout) -> float:
+        """How far the policy has moved from the one that collected ``rollout``: the mean approximate
+        KL(π_collect ‖ π_now) over its states, E[(r - 1) - log r] with r = π_now(a)/π_collect(a) (the
+        estimator of PPO's early stop)."""
+        log_ratio = self.log_probs(rollout) - rollout.log_probs
+        return float(((log_ratio.exp() - 1) - log_ratio).mean())
+
+    @torch.no_grad()
     def reevaluate(self, rollout: Rollout) -> Rollout:
         """``rollout`` with log-probabilities and values of the current networks.
 
@@ -156,14 +175,10 @@ class PPO(nn.Module):
             raise ValueError("reevaluate needs a rollout with next_obs and terminated")
         t, b, n = rollout.rewards.shape
         flat = rollout.flat()
-        edge_index, _ = self.graph_of(t * b)
-        with self._precision():
-            dist = self.policy.distribution(flat.obs.reshape(t * b * n, -1), edge_index, self._mask(t * b))
-        log_probs = self.policy.log_prob(dist, flat.actions.reshape(t * b * n, *flat.actions.shape[2:]))
         values = self.value(flat.obs).reshape(t, b, n)
         alive = (~rollout.terminated).to(values.dtype)[..., None]
         next_values = self.value(flat.next_obs).reshape(t, b, n) * alive
-        return replace(rollout, log_probs=log_probs.reshape(t, b, n), values=values, next_values=next_values)
+        return replace(rollout, log_probs=self.log_probs(rollout), values=values, next_values=next_values)
 
     # ------------------------------------------------------------------ learning
     def advantages(self, rollout: Rollout) -> tuple[torch.Tensor, torch.Tensor]:
