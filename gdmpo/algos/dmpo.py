@@ -40,8 +40,8 @@ from gdmpo.config import DMPOConfig, ModelConfig
 from gdmpo.envs.base import NetworkedVecEnv
 
 MODEL_METRICS = ("model_loss", "model_state_mse", "model_reward_mse", "model_error_1", "model_error_5",
-                 "model_error_T", "model_return_error", "model_return_error_fresh", "model_share", "model_stopped",
-                 "inner_updates_run", "iteration_kl")
+                 "model_error_T", "model_return_error", "model_return_error_fresh", "model_share", "model_stopped")
+INNER_METRICS = ("inner_updates_run", "iteration_kl")  # how many inner updates ran; the policy's move
 TIME_METRICS = ("time_env", "time_model", "time_rollout", "time_policy")
 
 
@@ -55,7 +55,7 @@ class DMPO(Algorithm):
         model: dynamics-model knobs; dmpo: outer-loop knobs.
     """
 
-    metric_names = ("model_steps", "model_updates", *UPDATE_METRICS, *MODEL_METRICS, *TIME_METRICS)
+    metric_names = ("model_steps", "model_updates", *UPDATE_METRICS, *MODEL_METRICS, *INNER_METRICS, *TIME_METRICS)
 
     def __init__(self, agent: PPO, env: NetworkedVecEnv, rollout_steps: int, model: ModelConfig,
                  dmpo: DMPOConfig) -> None:
