@@ -71,7 +71,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     config = cfg.load(args.config)
-    config = dataclasses.replace(config, rollout_steps=600, device=args.device)  # one real episode per iteration, as the authors
+    # one real episode per iteration, as the authors
+    config = dataclasses.replace(config, rollout_steps=600, device=args.device)
     d = config.dmpo
     env = gdmpo.make(config.env.id, num_envs=1, seed=0, device=args.device, **config.env.options)
     algo = DMPO(build_agent(config, env), env, 600, config.model, d)

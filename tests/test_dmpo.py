@@ -190,16 +190,23 @@ def test_short_dmpo_run_beats_random_on_drift():
     assert trained > random + 60, (trained, random)
 
 
+TINY_DMPO = {"algo": "dmpo", "env.num_envs": 2, "rollout_steps": 30, "ppo.epochs": 1,
+             "policy_net.hidden": [8], "value_net.hidden": [8], "dmpo.warmup_env_steps": 60,
+             "dmpo.warmup_model_steps": 10, "dmpo.model_steps": 5, "dmpo.rollouts": 8, "dmpo.horizon": 4,
+             "dmpo.inner_updates": 2, "dmpo.model_data_prob": 1.0}
+
+
+def train_tiny_dmpo(run, steps: int, **overrides) -> None:
+    """A seconds-long DMPO run on the embedded default env: 60 real steps per iteration, 8 x 4 branches."""
+    config = from_dict(gdmpo.config.apply_overrides({}, {**TINY_DMPO, **overrides}))
+    gdmpo.train(config, run, total_env_steps=steps, progress=False)
+
+
 def test_dmpo_run_directory_and_resume(tmp_path):
     """metrics.csv counts real and model steps apart, logs model errors and timings; resume restores D^E."""
-    overrides = {"algo": "dmpo", "env.num_envs": 2, "rollout_steps": 30, "ppo.epochs": 1,
-                 "policy_net.hidden": [8, 8], "value_net.hidden": [8, 8],
-                 "dmpo.warmup_env_steps": 60, "dmpo.warmup_model_steps": 20, "dmpo.model_steps": 5,
-                 "dmpo.rollouts": 8, "dmpo.horizon": 4, "dmpo.inner_updates": 2, "dmpo.model_data_prob": 1.0,
-                 "model.holdout_fraction": 0.25}
-    config = from_dict(gdmpo.config.apply_overrides({}, overrides))
     run = tmp_path / "run"
-    gdmpo.train(config, run, total_env_steps=300, progress=False)
+    train_tiny_dmpo(run, 300, **{"policy_net.hidden": [8, 8], "value_net.hidden": [8, 8],
+                                 "dmpo.warmup_model_steps": 20, "model.holdout_fraction": 0.25})
     import csv
 
     with open(run / "metrics.csv", newline="") as handle:
@@ -218,12 +225,8 @@ def test_dmpo_run_directory_and_resume(tmp_path):
 @pytest.mark.parametrize("budget,expected", [(None, 3), (1e-9, 1)])
 def test_the_iteration_kl_budget_ends_the_inner_updates_once_the_policy_moved_that_far(tmp_path, budget, expected):
     """With a budget no update can stay under, each iteration runs one inner update, then stops."""
-    overrides = {"algo": "dmpo", "env.num_envs": 2, "rollout_steps": 30, "ppo.epochs": 1,
-                 "policy_net.hidden": [8], "value_net.hidden": [8], "dmpo.warmup_env_steps": 60,
-                 "dmpo.warmup_model_steps": 10, "dmpo.model_steps": 5, "dmpo.rollouts": 8, "dmpo.horizon": 4,
-                 "dmpo.inner_updates": 3, "dmpo.iteration_kl": budget}
     run = tmp_path / "run"
-    gdmpo.train(from_dict(gdmpo.config.apply_overrides({}, overrides)), run, total_env_steps=180, progress=False)
+    train_tiny_dmpo(run, 180, **{"dmpo.inner_updates": 3, "dmpo.model_data_prob": 0.5, "dmpo.iteration_kl": budget})
     import csv
 
     with open(run / "metrics.csv", newline="") as handle:
@@ -250,12 +253,8 @@ DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.i
 @pytest.mark.parametrize("device", DEVICES)
 def test_dmpo_trains_evaluates_and_resumes_on_the_configured_device(tmp_path, device):
     """Every tensor of a run follows ``device``: graph matrices, buffer indices, evaluation env, resumed data."""
-    overrides = {"algo": "dmpo", "device": device, "env.num_envs": 2, "rollout_steps": 30, "ppo.epochs": 1,
-                 "ppo.advantage_hops": 1, "policy_net.hidden": [8], "value_net.hidden": [8],
-                 "dmpo.warmup_env_steps": 60, "dmpo.warmup_model_steps": 10, "dmpo.model_steps": 5,
-                 "dmpo.rollouts": 8, "dmpo.horizon": 4, "dmpo.inner_updates": 2, "dmpo.model_data_prob": 1.0}
     run = tmp_path / "run"
-    gdmpo.train(from_dict(gdmpo.config.apply_overrides({}, overrides)), run, total_env_steps=120, progress=False)
+    train_tiny_dmpo(run, 120, **{"device": device, "ppo.advantage_hops": 1})
     summary = gdmpo.evaluate(run / "checkpoints/last.pt", episodes=2)
     assert summary["episodes"] == 2
     trainer = gdmpo.Trainer.resume(run)

@@ -165,5 +165,8 @@ class RealBuffer:
     def state_dict(self) -> dict:
         return {"data": self.data, "held_out": self.held_out, "added": self.added}
 
-    def load_state_dict(self, state: dict) -> None:
-        self.data, self.held_out, self.added = state["data"], state["held_out"], state["added"]
+    def load_state_dict(self, state: dict, device: torch.device | str = "cpu") -> None:
+        """Restore a saved buffer with its columns on ``device`` (checkpoints load on the CPU; the data
+        live beside the networks). Index bookkeeping (``held_out``) stays on the CPU."""
+        self.data = {key: value.to(device) for key, value in state["data"].items()}
+        self.held_out, self.added = state["held_out"], state["added"]

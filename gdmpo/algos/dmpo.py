@@ -152,9 +152,7 @@ class DMPO(Algorithm):
         super().load_state_dict(state)
         self.model.load_state_dict(state["model"])
         self.model.optimizer.load_state_dict(state["model_optimizer"])
-        self.buffer.load_state_dict(state["buffer"])
-        device = self.agent.edge_index.device  # checkpoints load on the CPU; the data live beside the networks
-        self.buffer.data = {key: value.to(device) for key, value in self.buffer.data.items()}
+        self.buffer.load_state_dict(state["buffer"], device=self.agent.edge_index.device)
         counters = state["counters"]
         self.env_steps, self.model_steps = counters["env_steps"], counters["model_steps"]
         self.model_fitted = counters["model_fitted"]
