@@ -12,25 +12,23 @@ to ``--threshold``, and the model's last held-out one-step state MSE and T-step 
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import numpy as np
 from common import add_run_arguments, parse_value, run_dir_of, run_jobs, write_curves, write_summary
 from sample_efficiency import THRESHOLDS, steps_to_threshold
 
-from gdmpo.plot import plot_runs, read_curve
+from gdmpo.plot import plot_runs, read_curve, read_metric
 
 KEYS = {"value": ("ppo.value_hops",), "model": ("model.hops",), "both": ("ppo.value_hops", "model.hops")}
 
 
 def last_model_errors(run_dir: str) -> tuple[float, float]:
     """The last logged ``model_state_mse`` and ``model_error_T`` of a DMPO run."""
-    with open(Path(run_dir) / "metrics.csv", newline="") as handle:
-        rows = [r for r in csv.DictReader(handle) if r.get("model_error_T")]
-    if not rows:
-        return float("nan"), float("nan")
-    return float(rows[-1]["model_state_mse"]), float(rows[-1]["model_error_T"])
+    _, state_mse = read_metric(run_dir, "model_state_mse")
+    _, error_T = read_metric(run_dir, "model_error_T")
+    return (float(state_mse[-1]) if len(state_mse) else float("nan"),
+            float(error_T[-1]) if len(error_T) else float("nan"))
 
 
 def return_at(run_dir: str, steps: float, window: int = 3) -> tuple[float, float]:

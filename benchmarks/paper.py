@@ -13,7 +13,8 @@ shaping, and ``result.json`` records that return with the run's training wall-cl
 
 Then, from every finished run under ``<out>`` (this command's or an earlier one's), it writes into
 ``<out>``: ``curves.csv`` (return vs real env steps per run), ``fig4.png`` (one panel per task, mean and
-min-max band over seeds per algorithm) and ``summary.md`` (final return mean ± std over seeds, wall-
+min-max band over seeds per algorithm), ``fig6.png`` where the 5x5 grid has runs (its curves beside
+DMPO's model error, the paper's Fig. 6) and ``summary.md`` (final return mean ± std over seeds, wall-
 clock, the real steps each algorithm's smoothed training curve needs to reach the task's threshold, and
 the DPPO/DMPO step ratio).
 """
@@ -32,7 +33,7 @@ from sample_efficiency import THRESHOLDS, steps_to_threshold
 
 from gdmpo import config as cfg
 from gdmpo.cli import parse_assignments
-from gdmpo.plot import aggregate, read_curve
+from gdmpo.plot import aggregate, read_curve, read_metric
 from gdmpo.sweep import finish_run
 from gdmpo.threads import available_cpus
 
@@ -81,24 +82,32 @@ def summary_lines(results: list[dict[str, Any]], steps: int) -> list[str]:
     return lines
 
 
-def plot_fig4(results: list[dict[str, Any]], path: Path) -> None:
-    """One panel per task: return vs real env steps, mean and min-max band over seeds per algorithm."""
+def _band(ax, curves: list[tuple[np.ndarray, np.ndarray]], label: str) -> None:
+    """Mean over runs and the min-max band on ``ax``; nothing where no run logged a point yet."""
+    curves = [c for c in curves if len(c[0])]
+    if curves:
+        grid, mean, low, high = aggregate(curves)
+        line, = ax.plot(grid, mean, label=label)
+        ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2)
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def plot_fig4(results: list[dict[str, Any]], path: Path) -> None:
+    """One panel per task: return vs real env steps, mean and min-max band over seeds per algorithm."""
+    plt = _pyplot()
     envs = sorted({r["env"] for r in results})
     fig, axes = plt.subplots(1, len(envs), figsize=(4.2 * len(envs), 3.4), squeeze=False)
     for ax, env in zip(axes[0], envs):
         for algo in sorted({r["name"] for r in results if r["env"] == env}):
-            curves = [read_curve(r["run_dir"]) for r in results if r["env"] == env and r["name"] == algo]
-            curves = [c for c in curves if len(c[0])]
-            if not curves:  # no episode finished yet
-                continue
-            grid, mean, low, high = aggregate(curves)
-            line, = ax.plot(grid, mean, label=algo)
-            ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2)
+            _band(ax, [read_curve(r["run_dir"]) for r in results if r["env"] == env and r["name"] == algo], algo)
         ax.set_title(env)
         ax.set_xlabel("real env steps")
         ax.grid(alpha=0.3)
@@ -107,6 +116,29 @@ def plot_fig4(results: list[dict[str, Any]], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_fig6(results: list[dict[str, Any]], path: Path, env: str = "atsc-grid5x5") -> bool:
+    """The paper's Fig. 6 where ``env`` has finished runs: (a) return vs real env steps per algorithm, (b)
+    DMPO's held-out one-step state MSE of its models vs real env steps (mean and min-max over seeds).
+    Returns whether it drew the figure."""
+    runs = [r for r in results if r["env"] == env]
+    if not runs:
+        return False
+    plt = _pyplot()
+    fig, (curves, error) = plt.subplots(1, 2, figsize=(8.6, 3.4))
+    for algo in sorted({r["name"] for r in runs}):
+        _band(curves, [read_curve(r["run_dir"]) for r in runs if r["name"] == algo], algo)
+    _band(error, [read_metric(r["run_dir"], "model_state_mse") for r in runs if r["name"] == "dmpo"], "dmpo")
+    curves.set(title=f"(a) {env}: training return", xlabel="real env steps", ylabel="team return per episode")
+    error.set(title="(b) DMPO model error", xlabel="real env steps", ylabel="one-step state MSE (held out)")
+    for ax in (curves, error):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
@@ -145,6 +177,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     if results:
         write_curves(results, out / "curves.csv")
         plot_fig4(results, out / "fig4.png")
+        plot_fig6(results, out / "fig6.png")
         write_summary(summary_lines(results, args.steps), out)
     return results
 

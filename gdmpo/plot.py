@@ -28,6 +28,17 @@ def read_curve(run_dir: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]
     return np.asarray(steps), np.asarray(returns)
 
 
+def read_metric(run_dir: str | os.PathLike[str], column: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(env_steps, value)`` of the iterations that logged ``column`` (e.g. DMPO's ``model_state_mse``,
+    empty before its models train); a run that never logs the column gives two empty arrays."""
+    path = Path(run_dir) / "metrics.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir}: not a run directory of gdmpo train (no metrics.csv)")
+    with path.open(newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row.get(column)]
+    return (np.asarray([float(r["env_steps"]) for r in rows]), np.asarray([float(r[column]) for r in rows]))
+
+
 def _flat(tree: dict, prefix: str = "") -> dict[str, object]:
     out: dict[str, object] = {}
     for key, value in tree.items():

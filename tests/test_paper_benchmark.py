@@ -57,3 +57,27 @@ def test_last_and_best_are_means_of_three_logged_returns(tmp_path, monkeypatch):
     last, best = paper.last_and_best(str(tmp_path))
     assert best == 5.0 and abs(last - 8 / 3) < 1e-12
     assert all(map(math.isnan, paper.last_and_best(str(tmp_path), window=6)))
+
+
+def test_fig6_draws_atsc_curves_beside_dmpo_model_error(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import paper
+
+    from gdmpo.plot import read_metric
+
+    header = "iteration,env_steps,episode_return,episodes,model_state_mse\n"
+    dmpo, dppo = tmp_path / "dmpo", tmp_path / "dppo"
+    for run in (dmpo, dppo):
+        run.mkdir()
+    # DMPO logs no model error before its models train (iteration 1), then one per iteration
+    (dmpo / "metrics.csv").write_text(header + "1,720,-50,2,\n2,1440,-40,2,0.5\n3,2160,-30,2,0.25\n")
+    (dppo / "metrics.csv").write_text("iteration,env_steps,episode_return,episodes\n1,720,-55,2\n2,1440,-45,2\n")
+    steps, mse = read_metric(dmpo, "model_state_mse")
+    assert steps.tolist() == [1440.0, 2160.0] and mse.tolist() == [0.5, 0.25]
+    assert [len(a) for a in read_metric(dppo, "model_state_mse")] == [0, 0]  # never logged: empty, not an error
+    results = [{"env": "atsc-grid5x5", "name": "dmpo", "run_dir": str(dmpo)},
+               {"env": "atsc-grid5x5", "name": "dppo", "run_dir": str(dppo)}]
+    assert paper.plot_fig6(results, tmp_path / "fig6.png") and (tmp_path / "fig6.png").stat().st_size > 0
+    # no 5x5-grid run: nothing drawn
+    assert not paper.plot_fig6([{**r, "env": "cacc-catchup"} for r in results], tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists()
