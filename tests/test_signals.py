@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import gymnasium as gym
 import pytest
 import torch
+from torch import nn
 
 import gdmpo
 from gdmpo import config as cfg
@@ -60,18 +61,33 @@ def test_movement_features_read_own_lane_and_downstream_lane_in_each_copy():
 def test_phases_pool_the_movements_they_serve(pooling):
     policy = PhaseCompetitionPolicy(1, gym.spaces.Discrete(2), hops=1, net=NetworkConfig(hidden=[4], phase_pooling=pooling))
     policy.bind(SignalStructure.from_graph(two_lights(), lanes=2))
-    seen = {}
-    policy.movements.register_forward_hook(lambda module, inputs, out: seen.update(e=out[0]))
-    policy.score.register_forward_hook(lambda module, inputs, out: seen.update(x=inputs[0]))
-    policy.outputs(torch.rand(2, 2), from_edges([(0, 1)], 2).edge_index)
-    e, served = seen["e"], seen["x"][..., :4]  # movements a→c, b→x, a→y of light 0, then c→z of light 1
+    e, _ = policy.movements(torch.rand(4, 2))  # two copies; per copy a→c, b→x, a→y of light 0, c→z of light 1
+    served = policy.serve(e, copies=2)  # per copy: light 0's phases GrG and rGr, then light 1's one phase
     # light 0: phase GrG serves movements 0 and 2, rGr serves 1 (mean green count 1.5); light 1: one phase
-    if pooling == "mean":
-        expected = [(e[0] + e[2]) / 2, e[1], e[3]]
-    else:  # totals over the junction's mean count: phases of one junction compare sums
-        expected = [(e[0] + e[2]) / 1.5, e[1] / 1.5, e[3]]
-    for got, want in zip([served[0, 0], served[0, 1], served[1, 0]], expected):
-        assert torch.allclose(got, want, atol=1e-6)
+    for copy in range(2):
+        m = e[4 * copy: 4 * copy + 4]
+        if pooling == "mean":
+            expected = [(m[0] + m[2]) / 2, m[1], m[3]]
+        else:  # totals over the junction's mean count: phases of one junction compare sums
+            expected = [(m[0] + m[2]) / 1.5, m[1] / 1.5, m[3]]
+        for got, want in zip(served[3 * copy: 3 * copy + 3], expected):
+            assert torch.allclose(got, want, atol=1e-6)
+
+
+def test_phase_scores_are_the_scorer_on_pooled_movements_and_context_zero_on_padded_phases():
+    torch.manual_seed(0)
+    policy = PhaseCompetitionPolicy(1, gym.spaces.Discrete(2), hops=1, net=NetworkConfig(hidden=[4]))
+    policy.bind(SignalStructure.from_graph(two_lights(), lanes=2))
+    nn.init.normal_(policy.score[-1].weight)  # scores far from 0, so a wrong row would show
+    obs, edges = torch.rand(4, 2), from_edges([(0, 1), (2, 3)], 4).edge_index  # two copies
+    logits = policy.outputs(obs, edges)
+    movements, summary = policy.movements(obs)
+    context = policy.context(summary, edges)
+    served = policy.serve(movements, copies=2)  # rows: (light 0: 2 phases, light 1: 1 phase) per copy
+    owner = [0, 0, 1, 2, 2, 3]
+    naive = policy.score(torch.cat([served, context[owner]], dim=-1)).squeeze(-1)
+    assert torch.allclose(logits[[0, 0, 1, 2, 2, 3], [0, 1, 0, 0, 1, 0]], naive, atol=1e-6)
+    assert logits[1, 1] == 0 and logits[3, 1] == 0  # light 1 has one phase: its padded one is not scored
 
 
 def test_one_set_of_weights_scores_phases_on_junctions_of_any_shape():

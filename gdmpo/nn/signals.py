@@ -57,26 +57,31 @@ class SignalStructure:
 
     def real_movements(self, device: torch.device) -> dict[str, torch.Tensor]:
         """The layout without padding, on ``device``: per real movement (``R`` of them, light by light)
-        its ``agent``, ``in_lane``, ``out_node`` and ``out_lane``; per (phase, green movement) pair
-        (``G``) the ``phase_row`` ``agent · P + p`` and the ``movement`` (index among the R);
-        ``movement_count [n]``, ``green_count [n · P]`` and ``mean_green_count [n · P]`` (each phase's
-        junction's mean green count over its real phases). Junctions differ in size, so padding can be
-        most of ``[n, M]``: the networks compute on real movements only."""
+        its ``agent``, ``in_lane``, ``out_node`` and ``out_lane``; per real phase (``Q``: phases serving
+        a movement, every green phase of a programme) its ``phase_row`` ``agent · P + p`` and
+        ``phase_agent``; per (phase, green movement) pair (``G``) its ``phase`` (index among the Q) and
+        ``movement`` (index among the R); ``movement_count [n]``, ``green_count [Q]`` and
+        ``mean_green_count [Q]`` (the phase's junction's mean green count over its real phases).
+        Junctions differ in size, so padding can be most of ``[n, M]`` and ``[n, P]``: the networks
+        compute on real movements and phases only."""
         key = str(device)
         cache = self.__dict__.setdefault("_real", {})
         if key not in cache:
             agent, slot = self.movement_mask.nonzero(as_tuple=True)
+            per_phase = self.phase_movements.sum(-1)  # [n, P]; 0 on padded phases
+            phase_row = (per_phase > 0).reshape(-1).nonzero().squeeze(1)  # [Q] in [n P]
+            compact = torch.full((per_phase.numel(),), -1, dtype=torch.long)
+            compact[phase_row] = torch.arange(phase_row.numel())
             green = self.phase_movements[agent, :, slot] > 0  # [R, P]
             movement, phase = green.nonzero(as_tuple=True)
-            per_phase = self.phase_movements.sum(-1)  # [n, P]; 0 on padded phases
             real_phases = (per_phase > 0).sum(1, keepdim=True).clamp(min=1)
-            mean_green = (per_phase.sum(1, keepdim=True) / real_phases).clamp(min=1.0).expand_as(per_phase)
+            mean_green = (per_phase.sum(1, keepdim=True) / real_phases).expand_as(per_phase).reshape(-1)
             cache[key] = {k: v.to(device) for k, v in {
                 "agent": agent, "in_lane": self.in_lane[agent, slot], "out_node": self.out_node[agent, slot],
-                "out_lane": self.out_lane[agent, slot], "phase_row": agent[movement] * self.num_phases + phase,
+                "out_lane": self.out_lane[agent, slot], "phase_row": phase_row,
+                "phase_agent": phase_row // self.num_phases, "phase": compact[agent[movement] * self.num_phases + phase],
                 "movement": movement, "movement_count": self.movement_mask.sum(1).clamp(min=1).float(),
-                "green_count": per_phase.reshape(-1).clamp(min=1.0),
-                "mean_green_count": mean_green.reshape(-1)}.items()}
+                "green_count": per_phase.reshape(-1)[phase_row], "mean_green_count": mean_green[phase_row]}.items()}
         return cache[key]
 
     @classmethod
@@ -172,23 +177,36 @@ class PhaseCompetitionPolicy(GraphPolicy):
         self.movements.bind(structure)
 
     def outputs(self, obs: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
-        """``[N, P]`` phase scores (``P``: the bound network's largest phase count); masked and turned
-        into a distribution by :meth:`GraphPolicy.distribution`."""
+        """``[N, P]`` phase scores (``P``: the bound network's largest phase count; 0 on padded phases,
+        which :meth:`GraphPolicy.distribution` masks with the environment's action mask)."""
         movements, summary = self.movements(obs)
-        context = self.context(summary, edge_index)
+        context = self.context(summary, edge_index)  # [N, h]
         structure = self.movements.structure
         n, phases, real = structure.num_agents, structure.num_phases, structure.real_movements(obs.device)
-        copies, count = obs.size(0) // n, real["agent"].numel()
+        copies, width = obs.size(0) // n, movements.size(1)
+        served = self.serve(movements, copies)  # [B Q, h]
+        # score([served, context]): the first layer split in two, so the context's half runs once per light
+        first, act, last = self.score
+        from_context = nn.functional.linear(context, first.weight[:, width:])  # [N, h]
         base = torch.arange(copies, device=obs.device)[:, None]
-        rows = (base * n * phases + real["phase_row"]).reshape(-1)  # [B G] in [N P]
+        owner = (base * n + real["phase_agent"]).reshape(-1)  # [B Q] in [N]
+        hidden = nn.functional.linear(served, first.weight[:, :width], first.bias) + from_context[owner]
+        scores = last(act(hidden)).squeeze(-1).float()  # [B Q]
+        rows = (base * n * phases + real["phase_row"]).reshape(-1)  # [B Q] in [N P]
+        return scores.new_zeros(obs.size(0) * phases).index_copy(0, rows, scores).reshape(obs.size(0), phases)
+
+    def serve(self, movements: torch.Tensor, copies: int) -> torch.Tensor:
+        """``[B R, h]`` movement embeddings → ``[B Q, h]``: each real phase's green movements pooled, by
+        their mean, or (sum pooling) by their total over the junction's mean green count per phase, so
+        the phases of one junction compare totals as max-pressure does."""
+        real = self.movements.structure.real_movements(movements.device)
+        count, num_real = real["agent"].numel(), real["phase_row"].numel()
+        base = torch.arange(copies, device=movements.device)[:, None]
+        targets = (base * num_real + real["phase"]).reshape(-1)  # [B G] in [B Q]
         sources = (base * count + real["movement"]).reshape(-1)  # [B G] in [B R]
-        served = movements.new_zeros(obs.size(0) * phases, movements.size(1)).index_add_(0, rows, movements[sources])
-        # mean pooling: each phase's own green count; sum pooling: its junction's mean (phases compare totals)
+        served = movements.new_zeros(copies * num_real, movements.size(1)).index_add_(0, targets, movements[sources])
         divisor = real["green_count" if self.pooling == "mean" else "mean_green_count"]
-        served = served / divisor.to(served.dtype).repeat(copies)[:, None]
-        served = served.reshape(obs.size(0), phases, -1)  # [N, P, h]: pooled green movements of each phase
-        joined = torch.cat([served, context[:, None, :].expand_as(served)], dim=-1)
-        return self.score(joined).squeeze(-1).float()
+        return served / divisor.to(served.dtype).repeat(copies)[:, None]
 
 
 class MovementCritic(nn.Module):
