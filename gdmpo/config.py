@@ -64,6 +64,10 @@ class NetworkConfig:
     # sum over the junction's mean green count per phase, so phases that serve more movements weigh more
     # (max-pressure compares sums) while the scale stays the same on junctions of every size.
     phase_pooling: Literal["mean", "sum"] = "mean"
+    # movements only: each phase's logit adds this learned weight (its initial value) times the phase's
+    # pressure, the sum over its green movements of the queue feature upstream minus downstream: the
+    # policy starts as a soft max-pressure controller and learns corrections. None: no pressure term.
+    pressure_prior: float | None = None
 
 
 @dataclass

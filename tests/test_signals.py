@@ -90,6 +90,20 @@ def test_phase_scores_are_the_scorer_on_pooled_movements_and_context_zero_on_pad
     assert logits[1, 1] == 0 and logits[3, 1] == 0  # light 1 has one phase: its padded one is not scored
 
 
+def test_pressure_prior_adds_max_pressure_scores_to_the_logits():
+    net = NetworkConfig(hidden=[4], pressure_prior=0.5)
+    policy = PhaseCompetitionPolicy(1, gym.spaces.Discrete(2), hops=1, net=net)
+    policy.bind(SignalStructure.from_graph(two_lights(), lanes=2))
+    nn.init.zeros_(policy.score[-1].weight)  # the learned part scores 0: only the prior is left
+    # queues: light 0 lanes a = 3, b = 1; light 1 lane c = 2. Movements a→c, a→y (phase GrG), b→x (rGr), c→z
+    # pressures by hand: GrG (3 - 2) + (3 - 0) = 4, rGr 1 - 0 = 1 (x, y, z unobserved: 0); light 1: 2 - 0 = 2
+    logits = policy.outputs(torch.tensor([[3., 1.], [2., 0.]]), from_edges([(0, 1)], 2).edge_index)
+    assert torch.allclose(logits, torch.tensor([[2.0, 0.5], [1.0, 0.0]]))
+    assert dict(policy.named_parameters())["pressure_weight"].requires_grad  # the weight is learned
+    plain = PhaseCompetitionPolicy(1, gym.spaces.Discrete(2), hops=1, net=NetworkConfig(hidden=[4]))
+    assert "pressure_weight" not in dict(plain.named_parameters())  # off by default: old checkpoints load
+
+
 def test_one_set_of_weights_scores_phases_on_junctions_of_any_shape():
     net = NetworkConfig(hidden=[8, 8])
     torch.manual_seed(0)
@@ -157,3 +171,33 @@ def test_movement_networks_need_a_signal_environment_and_matching_lane_features(
                                             "before building it"):
         transfer(tmp_path / "run/checkpoints/last.pt", env_id="ring-attenuation", episodes=1, references=False,
                  out=tmp_path / "r2")
+
+
+def test_pressure_prior_alone_picks_the_max_pressure_controllers_phases(tmp_path, monkeypatch):
+    from gdmpo.algos import build_agent, prepare_env
+    from gdmpo.envs.controllers import reference_policy
+
+    monkeypatch.setenv("GDMPO_CACHE", str(tmp_path))
+    config = cfg.load("configs/atsc-generalist/dppo.yaml", {
+        "env.id": "atsc", "env.options": {**FAST, "net_file": str(irregular_network(7))},
+        "policy_net.pressure_prior": 1.0})
+    env = prepare_env(config, gdmpo.make(config.env.id, num_envs=2, seed=0, **config.env.options))
+    try:
+        policy = build_agent(config, env).policy
+        nn.init.zeros_(policy.score[-1].weight)  # nothing learned yet: the prior alone
+        max_pressure = reference_policy(env, "max-pressure")
+        obs, _ = env.reset(seed=0)
+        for _ in range(6):  # queues build up under random phases
+            obs = env.step(torch.randint(0, 2, (2, env.num_agents)))[0]
+        logits = policy.outputs(obs.reshape(-1, env.obs_dim), policy_edges(env)).detach()
+        logits = logits.masked_fill(~env.action_mask.repeat(2, 1), float("-inf")).reshape(2, env.num_agents, -1)
+        top2 = logits.topk(2, dim=-1).values
+        clear = top2[..., 0] > top2[..., 1] + 1e-4  # lights whose best phase is unique
+        assert clear.sum() >= 10
+        assert torch.equal(logits.argmax(-1)[clear], max_pressure(obs)[clear])
+    finally:
+        env.close()
+
+
+def policy_edges(env) -> torch.Tensor:
+    return batch_edge_index(env.graph.edge_index, env.num_agents, env.num_envs)

@@ -128,6 +128,11 @@ class MovementEncoder(nn.Module):
         self.structure = structure
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.encode(self.features(obs), obs.size(0))
+
+    def features(self, obs: torch.Tensor) -> torch.Tensor:
+        """``[B R, 2f + 1]``: each movement's incoming lane features, outgoing lane features (zeros where
+        no light observes that lane) and a 1/0 flag for an observed outgoing lane."""
         s = self.structure
         if s is None:
             raise RuntimeError("a signal network must be bound to its environment's SignalStructure first")
@@ -145,10 +150,22 @@ class MovementEncoder(nn.Module):
         lane_rows = torch.cat([lane_rows, lane_rows.new_zeros(1, f)])  # a zero row for unobserved lanes
         flag = observed.to(obs.dtype).expand(copies, -1)[..., None]
         features = torch.cat([lane_rows[in_rows], lane_rows[out_rows], flag], dim=-1)  # [B, R, 2f + 1]
-        movements = self.embed(features.reshape(-1, 2 * f + 1))  # [B R, h]
+        return features.reshape(-1, 2 * f + 1)
+
+    def encode(self, features: torch.Tensor, big_n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Movement features of ``N = B n`` lights → ``(movements [B R, h], summary [N, h])``."""
+        real = self.structure.real_movements(features.device)
+        copies = big_n // self.structure.num_agents
+        movements = self.embed(features)  # [B R, h]
+        node = (torch.arange(copies, device=features.device) * self.structure.num_agents)[:, None] + real["agent"]
         total = movements.new_zeros(big_n, movements.size(1)).index_add_(0, node.reshape(-1), movements)
         summary = total / real["movement_count"].to(movements.dtype).repeat(copies)[:, None]
         return movements, summary
+
+    def pressure(self, features: torch.Tensor) -> torch.Tensor:
+        """``[B R]`` each movement's pressure: its incoming lane's first feature (vehicles queued near the
+        stop line) minus its outgoing lane's (0 where unobserved), max-pressure's per-link term."""
+        return features[:, 0] - features[:, self.lane_features]
 
 
 class PhaseCompetitionPolicy(GraphPolicy):
@@ -172,6 +189,8 @@ class PhaseCompetitionPolicy(GraphPolicy):
         self.score = nn.Sequential(nn.Linear(2 * width, width), act(), nn.Linear(width, 1))
         nn.init.orthogonal_(self.score[-1].weight, gain=0.01)  # near-uniform initial policy
         nn.init.zeros_(self.score[-1].bias)
+        prior = net.pressure_prior  # starts as a soft max-pressure controller
+        self.pressure_weight = None if prior is None else nn.Parameter(torch.tensor(float(prior)))
 
     def bind(self, structure: SignalStructure) -> None:
         self.movements.bind(structure)
@@ -179,7 +198,8 @@ class PhaseCompetitionPolicy(GraphPolicy):
     def outputs(self, obs: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         """``[N, P]`` phase scores (``P``: the bound network's largest phase count; 0 on padded phases,
         which :meth:`GraphPolicy.distribution` masks with the environment's action mask)."""
-        movements, summary = self.movements(obs)
+        features = self.movements.features(obs)
+        movements, summary = self.movements.encode(features, obs.size(0))
         context = self.context(summary, edge_index)  # [N, h]
         structure = self.movements.structure
         n, phases, real = structure.num_agents, structure.num_phases, structure.real_movements(obs.device)
@@ -192,20 +212,27 @@ class PhaseCompetitionPolicy(GraphPolicy):
         owner = (base * n + real["phase_agent"]).reshape(-1)  # [B Q] in [N]
         hidden = nn.functional.linear(served, first.weight[:, :width], first.bias) + from_context[owner]
         scores = last(act(hidden)).squeeze(-1).float()  # [B Q]
+        if self.pressure_weight is not None:
+            pressure = self.movements.pressure(features)[:, None]  # [B R, 1]
+            scores = scores + self.pressure_weight * self.serve(pressure, copies, pooling="total").squeeze(-1).float()
         rows = (base * n * phases + real["phase_row"]).reshape(-1)  # [B Q] in [N P]
         return scores.new_zeros(obs.size(0) * phases).index_copy(0, rows, scores).reshape(obs.size(0), phases)
 
-    def serve(self, movements: torch.Tensor, copies: int) -> torch.Tensor:
-        """``[B R, h]`` movement embeddings → ``[B Q, h]``: each real phase's green movements pooled, by
-        their mean, or (sum pooling) by their total over the junction's mean green count per phase, so
-        the phases of one junction compare totals as max-pressure does."""
+    def serve(self, movements: torch.Tensor, copies: int, pooling: str | None = None) -> torch.Tensor:
+        """``[B R, h]`` per-movement values → ``[B Q, h]``: each real phase's green movements pooled
+        (``pooling``, default the network's ``phase_pooling``): by their mean, their total over the
+        junction's mean green count per phase (``sum``: the phases of one junction compare totals as
+        max-pressure does), or their plain ``total``."""
         real = self.movements.structure.real_movements(movements.device)
         count, num_real = real["agent"].numel(), real["phase_row"].numel()
         base = torch.arange(copies, device=movements.device)[:, None]
         targets = (base * num_real + real["phase"]).reshape(-1)  # [B G] in [B Q]
         sources = (base * count + real["movement"]).reshape(-1)  # [B G] in [B R]
         served = movements.new_zeros(copies * num_real, movements.size(1)).index_add_(0, targets, movements[sources])
-        divisor = real["green_count" if self.pooling == "mean" else "mean_green_count"]
+        pooling = pooling or self.pooling
+        if pooling == "total":
+            return served
+        divisor = real["green_count" if pooling == "mean" else "mean_green_count"]
         return served / divisor.to(served.dtype).repeat(copies)[:, None]
 
 
