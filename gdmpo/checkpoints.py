@@ -138,7 +138,7 @@ def check_lane_features(state: dict[str, Any], lane_features: int | None, target
         raise LayoutError(f"checkpoint trained on {source} drives traffic signals; {target} has none")
     if trained_lanes is not None and trained_lanes != lane_features:
         raise LayoutError(f"checkpoint trained on {source} reads {trained_lanes} feature(s) per lane; {target} "
-                          f"gives {lane_features} (env option observe_wait must match)")
+                          f"gives {lane_features} (env options observe_wait and observe_phase must match)")
 
 
 def is_movement_policy(state: dict[str, Any]) -> bool:

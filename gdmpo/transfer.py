@@ -108,7 +108,7 @@ def check_before_building(state: dict[str, Any], config: cfg.RunConfig, target_i
                             f"{wanted}: refused before building it")
     if wanted != "signals":
         return
-    lane_features = lane_feature_count(bool(options.get("observe_wait")))
+    lane_features = lane_feature_count(bool(options.get("observe_wait")), bool(options.get("observe_phase")))
     if is_movement_policy(state):  # any layout fits: only the lane features matter, no network to read
         check_lane_features(state, lane_features, target)
     elif options.get("net_file"):

@@ -10,6 +10,7 @@ from test_sumo_graph import netgenerate_grid
 import gdmpo
 from gdmpo.envs import SumoError
 from gdmpo.envs.sumo import ATSCSimulation, yellow_state
+from gdmpo.envs.sumo.atsc import green_lanes
 
 FAST = {"episode_seconds": 60, "trip_period": 0.5}
 
@@ -81,6 +82,34 @@ def test_phase_change_shows_yellow_then_the_new_phase_and_reward_counts_halting(
         assert all(abs(obs[i, k] - w) < 1e-6 for i, row in enumerate(wave) for k, w in enumerate(row))
     finally:
         sim.close()
+
+
+def test_green_lanes_of_each_phase():
+    # links: 0 a→c, 1 b→x, 2 a→y, 3 (an unused position with no lane)
+    links = [("a", "c"), ("b", "x"), ("a", "y"), ("", "")]
+    assert green_lanes(["a", "b"], links, ["GrGr", "rgrr", "rrrG"]) == {"GrGr": [0], "rgrr": [1], "rrrG": []}
+    assert green_lanes(["a", "b"], links, ["GGrr"]) == {"GGrr": [0, 1]}
+
+
+def test_observe_phase_flags_the_lanes_the_shown_phase_serves(grid3):
+    with gdmpo.make("atsc", num_envs=1, seed=0, net_file=str(grid3), observe_phase=True, **FAST) as env:
+        graph, lanes = env.graph, env.max_lanes
+        assert env.obs_dim == 2 * lanes and env.lane_features == 2
+
+        def expected(choice):  # [n, lanes]: 1 where a green link of the light's chosen phase starts
+            flags = torch.zeros(env.num_agents, lanes)
+            for i, (own, links, phases) in enumerate(zip(graph.lanes, graph.links, graph.phases)):
+                for m, c in enumerate(phases[choice[i]]):
+                    if c in "Gg":
+                        flags[i, own.index(links[m][0])] = 1.0
+            return flags
+
+        obs = env.reset()
+        assert torch.equal(obs[0, :, lanes:], expected([0] * env.num_agents))  # every light starts on phase 0
+        second = torch.tensor([[min(1, len(p) - 1) for p in graph.phases]])
+        obs = env.step(second)[0]
+        assert torch.equal(obs[0, :, lanes:], expected(second[0].tolist()))
+        assert torch.all(obs[0, :, lanes:][~env.lane_mask] == 0) and obs[0, :, lanes:].sum() > 0
 
 
 def test_same_seed_same_traffic(grid3):

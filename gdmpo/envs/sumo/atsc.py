@@ -6,7 +6,8 @@ on the links that lose right of way, then 3 s of the new phase (spec/environment
 
 - Observation of agent i: for each incoming lane, the vehicles within the last 50 m before the stop
   line ("wave") divided by 5 and clipped to [0, 2]; with ``observe_wait`` also the waiting time of
-  the lane's first vehicle (divided by ``wait_scale``, clipped to [0, 2]). Lanes are padded with
+  the lane's first vehicle (divided by ``wait_scale``, clipped to [0, 2]); with ``observe_phase`` 1 on
+  the lanes the phase shown now gives green. Lanes are padded with
   zeros to the largest junction (``lane_mask`` says which are real).
 - Action: index of the green phase to hold; phases are padded to the largest programme and
   ``action_mask [n, max_phases]`` marks each agent's real ones (the policy masks the rest).
@@ -47,9 +48,19 @@ def yellow_state(current: str, target: str) -> str:
     return "".join("y" if c in "Gg" and t in "rR" else c for c, t in zip(current, target))
 
 
-def lane_feature_count(observe_wait: bool) -> int:
-    """Features observed per lane: the wave, and the first vehicle's waiting time with ``observe_wait``."""
-    return 2 if observe_wait else 1
+def lane_feature_count(observe_wait: bool, observe_phase: bool = False) -> int:
+    """Features observed per lane: the wave; the first vehicle's waiting time with ``observe_wait``;
+    whether the lane has green now with ``observe_phase``."""
+    return 1 + int(observe_wait) + int(observe_phase)
+
+
+def green_lanes(lanes: list[str], links: list[tuple[str, str]], phases: list[str]) -> dict[str, list[int]]:
+    """For each green phase (state string) of one light, the indices of its incoming ``lanes`` with a
+    green link in it (state position m is signal link ``links[m]``)."""
+    index = {lane: k for k, lane in enumerate(lanes)}
+    return {state: sorted({index[links[m][0]] for m, c in enumerate(state)
+                           if c in "Gg" and m < len(links) and links[m][0] in index})
+            for state in phases}
 
 
 class ATSCSimulation(SumoSimulation):
@@ -136,8 +147,12 @@ class ATSCSimulation(SumoSimulation):
     def _read_lanes(self) -> tuple[np.ndarray, np.ndarray]:
         spec = self.spec
         lane_api, vehicle_api = self.sim.lane, self.sim.vehicle
-        width = spec["max_lanes"] * lane_feature_count(spec["observe_wait"])
+        width = spec["max_lanes"] * lane_feature_count(spec["observe_wait"], spec["observe_phase"])
         obs = np.zeros((len(spec["lanes"]), width), dtype=np.float32)
+        if spec["observe_phase"]:  # the last block: 1 on the lanes the phase shown now serves
+            block = spec["max_lanes"] * (1 + int(spec["observe_wait"]))
+            for i, (state, greens) in enumerate(zip(self.current, spec["green_lanes"])):
+                obs[i, [block + k for k in greens[state]]] = 1.0
         reward = np.zeros(len(spec["lanes"]), dtype=np.float32)
         for i, lanes in enumerate(spec["lanes"]):
             for k, lane in enumerate(lanes):
@@ -239,6 +254,8 @@ class ATSCEnv(SumoVecEnv):
         neighbours, neighbour_distance: the neighbour rule of :func:`gdmpo.graph.from_sumo`.
         control_interval, yellow_seconds: seconds per decision, of which yellow on a phase change.
         observe_wait: add each lane's first-vehicle waiting time to the observation.
+        observe_phase: add, per lane, 1 if the phase shown now gives it green (what a controller needs
+            to weigh a switch, which costs ``yellow_seconds``, against holding).
         wait_weight: reward weight of the waiting time (0: queue reward only).
         backend: ``libsumo`` (fast, default) or ``traci``.
         sumo_options: extra SUMO command-line options.
@@ -260,8 +277,8 @@ class ATSCEnv(SumoVecEnv):
                  neighbours: str = "road", neighbour_distance: float = 1000.0,
                  trip_period: float = 2.0, control_interval: int = 5, yellow_seconds: int = 2,
                  wave_distance: float = 50.0, wave_scale: float = 5.0,
-                 obs_clip: float = 2.0, max_halting: int = 10, observe_wait: bool = False, wait_scale: float = 60.0,
-                 wait_weight: float = 0.0, teleport_seconds: int = 600, backend: str = "libsumo",
+                 obs_clip: float = 2.0, max_halting: int = 10, observe_wait: bool = False, observe_phase: bool = False,
+                 wait_scale: float = 60.0, wait_weight: float = 0.0, teleport_seconds: int = 600, backend: str = "libsumo",
                  sumo_options: tuple[str, ...] = (), workers: str = "process", worker_cpus: float = 1.0,
                  networks: list[dict[str, Any]] | None = None) -> None:
         super().__init__(num_envs, seed, device)
@@ -291,19 +308,21 @@ class ATSCEnv(SumoVecEnv):
         for i in range(self.num_agents):
             self.lane_mask[i, : len(lanes[i])] = True
             self.action_mask[i, : len(phases[i])] = True
-        self.lane_features = lane_feature_count(observe_wait)
+        self.lane_features = lane_feature_count(observe_wait, observe_phase)
         self.observation_space = gym.spaces.Box(0.0, obs_clip, (self.max_lanes * self.lane_features,), dtype=np.float32)
         self.signal_structure = SignalStructure.from_graph(self.graph, self.max_lanes)
         self.action_space = gym.spaces.Discrete(self.max_phases)
         shared = {
             "max_lanes": self.max_lanes, "control_interval": control_interval, "yellow_seconds": yellow_seconds,
             "wave_distance": wave_distance, "wave_scale": wave_scale,
-            "obs_clip": obs_clip, "max_halting": max_halting, "observe_wait": observe_wait, "wait_scale": wait_scale,
+            "obs_clip": obs_clip, "max_halting": max_halting, "observe_wait": observe_wait,
+            "observe_phase": observe_phase, "wait_scale": wait_scale,
             "wait_weight": wait_weight, "teleport_seconds": teleport_seconds,
             "backend": backend, "sumo_options": list(sumo_options),
         }
         specs = [{**shared, "scenario": scenario, "net_file": scenario.net_file, "tls_ids": list(graph.names),
                   "lanes": graph.lanes, "phases": graph.phases, "lane_lengths": graph.lane_lengths,
+                  "green_lanes": [green_lanes(*light) for light in zip(graph.lanes, graph.links, graph.phases)],
                   "trip_period": period} for (_, scenario, period), graph in zip(parts, graphs)]
         self._start_workers(specs, workers, worker_cpus, [graph.num_nodes for graph in graphs])
 
