@@ -201,3 +201,19 @@ def test_pressure_prior_alone_picks_the_max_pressure_controllers_phases(tmp_path
 
 def policy_edges(env) -> torch.Tensor:
     return batch_edge_index(env.graph.edge_index, env.num_agents, env.num_envs)
+
+
+def test_a_policy_carries_its_observation_options_to_other_signal_networks(tmp_path, monkeypatch):
+    monkeypatch.setenv("GDMPO_CACHE", str(tmp_path))
+    config = cfg.load("configs/atsc-grid5x5/dppo.yaml", {
+        "env.id": "atsc-grid3x3", "env.num_envs": 1, "env.options": {**FAST, "observe_phase": True},
+        "rollout_steps": 12, "total_env_steps": 12, "policy_net.input": "movements", "value_net.input": "movements",
+        "policy_net.hidden": [8], "value_net.hidden": [8]})
+    gdmpo.train(config, tmp_path / "run", progress=False)
+    # the target is named without observe_phase: it comes from the checkpoint, so the lanes fit
+    report = transfer(tmp_path / "run/checkpoints/last.pt", net_file=str(irregular_network(7)), env_options=FAST,
+                      episodes=1, references=False, out=tmp_path / "report")
+    assert report["env_options"]["observe_phase"] == "True"
+    with pytest.raises(TransferError, match="reads 2 feature.s. per lane; .* gives 1"):  # unless the target says no
+        transfer(tmp_path / "run/checkpoints/last.pt", net_file=str(irregular_network(7)),
+                 env_options={**FAST, "observe_phase": False}, episodes=1, references=False, out=tmp_path / "r")

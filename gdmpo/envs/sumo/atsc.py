@@ -48,6 +48,12 @@ def yellow_state(current: str, target: str) -> str:
     return "".join("y" if c in "Gg" and t in "rR" else c for c, t in zip(current, target))
 
 
+#: options that set what a signal policy reads and how its actions play out: a policy carries them to
+#: every network it transfers to (a target's own options still override them)
+OBSERVATION_OPTIONS = ("observe_wait", "observe_phase", "wave_distance", "wave_scale", "obs_clip", "wait_scale",
+                       "control_interval", "yellow_seconds")
+
+
 def lane_feature_count(observe_wait: bool, observe_phase: bool = False) -> int:
     """Features observed per lane: the wave; the first vehicle's waiting time with ``observe_wait``;
     whether the lane has green now with ``observe_phase``."""
