@@ -99,7 +99,11 @@ def measure(size: int, seconds: int, cache: Path, vehicles_per_light_hour: float
             "inference_ms_per_light": inference * per,
             "sim_s_per_wall_s": steps * env.control_interval / stepping,
             "with_inference_sim_s_per_wall_s": steps * env.control_interval / (stepping + inference),
-            "vehicles": traffic.get("departed", float("nan")), "worker_mib": worker_mib,
+            "vehicles": traffic.get("departed", float("nan")),
+            # vehicle-seconds driven (trip time counts unfinished trips up to the end): SUMO's work
+            "sumo_us_per_vehicle_s": 1e6 * inside["sumo"] / (traffic["trip_time"] * traffic["departed"]),
+            "vehicle_s_per_light_step": traffic["trip_time"] * traffic["departed"] / (steps * lights),
+            "worker_mib": worker_mib,
             "learner_mib": memory_mib()}
 
 
@@ -136,14 +140,18 @@ def main(argv: list[str] | None = None) -> None:
              f"per hour of at most {args.trip_length:g} m, max-pressure control, one copy, one torch thread", "",
              "Per light and control step (ms): the environment step (SUMO's simulation step, reading observations, "
              "setting signals, the learner's side), and policy inference (phase-competition policy).", "",
+             "SUMO's own step grows with the traffic in the network: 'vehicle-s' is the vehicle-seconds driven per "
+             "light and control step (longer trips fit in larger grids), 'SUMO per vehicle-s' its cost per "
+             "vehicle-second driven (µs).", "",
              "| lights | env step | SUMO | observe | signals | learner side | inference | sim s per wall s (with inference) | "
-             "vehicles | worker MiB | learner MiB | build + reset s |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "vehicles | vehicle-s | SUMO per vehicle-s | worker MiB | learner MiB | build + reset s |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         lines.append(f"| {r['lights']} | {r['env_step_ms_per_light']:.3f} | {r['sumo_ms_per_light']:.3f} | "
                      f"{r['observe_ms_per_light']:.3f} | {r['signals_ms_per_light']:.3f} | "
                      f"{r['learner_side_ms_per_light']:.3f} | {r['inference_ms_per_light']:.3f} | "
-                     f"{r['sim_s_per_wall_s']:.1f} ({r['with_inference_sim_s_per_wall_s']:.1f}) | {r['vehicles']:.0f} | {r['worker_mib']:.0f} | "
+                     f"{r['sim_s_per_wall_s']:.1f} ({r['with_inference_sim_s_per_wall_s']:.1f}) | {r['vehicles']:.0f} | "
+                     f"{r['vehicle_s_per_light_step']:.2f} | {r['sumo_us_per_vehicle_s']:.2f} | {r['worker_mib']:.0f} | "
                      f"{r['learner_mib']:.0f} | {r['build_s'] + r['reset_s']:.1f} |")
     (out / "city_scale.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
