@@ -172,8 +172,10 @@ class PhaseCompetitionPolicy(GraphPolicy):
     """π(phase_i | s_{N_i^κ}) for traffic lights: every phase scored from the movements it serves.
 
     ``logit(p) = score([mean of phase p's green movement embeddings, context_i])`` where ``context_i``
-    is the junction summary after ``hops`` message-passing layers. Weights: the movement MLP, the
-    κ-hop context network and the scorer, none sized by lanes or phases.
+    is the junction summary after ``hops`` message-passing layers; with ``pressure_prior`` plus
+    ``w · pressure(p)`` (max-pressure's score of the phase, ``w`` learned from that initial value).
+    Weights: the movement MLP, the κ-hop context network, the scorer (and ``w``), none sized by lanes
+    or phases.
     """
 
     def __init__(self, lane_features: int, action_space: gym.spaces.Space, hops: int, net: NetworkConfig) -> None:
