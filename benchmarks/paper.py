@@ -78,6 +78,7 @@ def summary_lines(results: list[dict[str, Any]], steps: int) -> list[str]:
                          + ", ".join("{:.3g} / {:.3g}".format(*last_and_best(r["run_dir"])) for r in runs) + " |")
         if "dmpo" in reach and "dppo" in reach:
             lines += ["", f"DPPO / DMPO real steps to threshold: {reach['dppo'] / reach['dmpo']:.2f}"]
+        lines += traffic_lines(rows)
         lines.append("")
     return lines
 
@@ -98,6 +99,21 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def traffic_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """For signal tasks: the final policy's mean delay and trip time per vehicle (every vehicle, unfinished
+    ones included), mean ± std over seeds, per algorithm; nothing for tasks without traffic figures."""
+    rows = [r for r in rows if (r.get("traffic") or {}).get("delay") is not None]
+    if not rows:
+        return []
+    lines = ["", "Final policy's traffic (s per vehicle, all vehicles, mean ± std over seeds):"]
+    for algo in sorted({r["name"] for r in rows}):
+        mine = [r["traffic"] for r in rows if r["name"] == algo]
+        delay, trip = np.array([t["delay"] for t in mine]), np.array([t["trip_time"] for t in mine])
+        lines.append(f"- {algo}: delay {delay.mean():.1f} ± {delay.std():.1f}, trip time {trip.mean():.1f} ± "
+                     f"{trip.std():.1f} ({len(mine)} seeds)")
+    return lines
 
 
 def plot_fig4(results: list[dict[str, Any]], path: Path) -> None:

@@ -81,3 +81,16 @@ def test_fig6_draws_atsc_curves_beside_dmpo_model_error(tmp_path, monkeypatch):
     # no 5x5-grid run: nothing drawn
     assert not paper.plot_fig6([{**r, "env": "cacc-catchup"} for r in results], tmp_path / "none.png")
     assert not (tmp_path / "none.png").exists()
+
+
+def test_signal_tasks_report_delay_and_trip_time_per_algorithm(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import paper
+
+    runs = [{"name": "dppo", "traffic": {"delay": 16.0, "trip_time": 86.0}},
+            {"name": "dppo", "traffic": {"delay": 18.0, "trip_time": 88.0}},
+            {"name": "cppo", "traffic": {"delay": 30.0, "trip_time": 100.0}}]
+    lines = paper.traffic_lines(runs)
+    assert "- cppo: delay 30.0 ± 0.0, trip time 100.0 ± 0.0 (1 seeds)" in lines
+    assert "- dppo: delay 17.0 ± 1.0, trip time 87.0 ± 1.0 (2 seeds)" in lines  # std over seeds, by hand
+    assert paper.traffic_lines([{"name": "dppo", "traffic": {}}, {"name": "cppo"}]) == []  # vehicle tasks: none
