@@ -188,6 +188,27 @@ def test_classical_controllers_follow_their_rules():
         assert torch.all(env.action_mask[torch.arange(9), picks])
 
 
+def test_max_pressure_breaks_exact_ties_by_phase_order_not_float_noise():
+    from types import SimpleNamespace
+
+    import gymnasium as gym
+
+    from gdmpo.envs.controllers import MaxPressurePolicy
+
+    # light 0: lanes a, b, d; links a→c (c: light 1's lane), b→x, d→y; phase 0 serves d, phase 1 serves a and b
+    graph = SimpleNamespace(lanes=[["a", "b", "d"], ["c"]], links=[[("a", "c"), ("b", "x"), ("d", "y")], [("c", "z")]],
+                            phases=[["rrG", "GGr"], ["G"]], green_seconds=[[10.0, 10.0], [10.0]])
+    for extra in (0, 3):  # trailing features (e.g. observe_phase) must not change the choice
+        env = SimpleNamespace(graph=graph, num_agents=2, obs_dim=3 + extra, action_space=gym.spaces.Discrete(2),
+                              action_mask=torch.tensor([[True, True], [True, False]]))
+        obs = torch.zeros(1, 2, 3 + extra)
+        obs[0, 0, :3] = torch.tensor([0.2, 0.4, 0.4])  # phase 1: (0.2 - c) + 0.4; phase 0: 0.4
+        obs[0, 1, 0] = 0.2  # c: so both phases have pressure 0.4 exactly (float32 sums give 0.40000004)
+        assert MaxPressurePolicy(env)(obs)[0, 0] == 0  # a tie: the first phase
+        obs[0, 1, 0] = 0.0  # now phase 1 has 0.6
+        assert MaxPressurePolicy(env)(obs)[0, 0] == 1
+
+
 def test_traci_backend_gives_the_same_traffic_as_libsumo(grid3):
     def trace(backend):
         with gdmpo.make("atsc", num_envs=1, seed=2, net_file=str(grid3), backend=backend, **FAST) as env:

@@ -93,7 +93,10 @@ class MaxPressurePolicy:
 
     def __call__(self, obs: torch.Tensor) -> torch.Tensor:
         b, n, _ = obs.shape
-        scores = (obs.reshape(b, -1).float() @ self.pressure.t().to(obs.device)).reshape(b, n, self.phases)
+        # float64, rounded: equal pressures are exact ties (float32 sums of 0.2-steps are not), so a tie
+        # goes to the first phase whatever the observation's layout or the matrix product's summation order
+        scores = obs.reshape(b, -1).double() @ self.pressure.t().to(obs.device, torch.float64)
+        scores = torch.round(scores.reshape(b, n, self.phases) * 1e6)
         scores = scores.masked_fill(~self.allowed.to(obs.device), float("-inf"))
         return scores.argmax(-1)
 
