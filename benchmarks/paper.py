@@ -84,12 +84,14 @@ def summary_lines(results: list[dict[str, Any]], steps: int) -> list[str]:
 
 
 def _band(ax, curves: list[tuple[np.ndarray, np.ndarray]], label: str) -> None:
-    """Mean over runs and the min-max band on ``ax``; nothing where no run logged a point yet."""
+    """Mean over runs and the min-max band on ``ax``, in the algorithm's own colour in every panel;
+    nothing where no run logged a point yet."""
     curves = [c for c in curves if len(c[0])]
     if curves:
         grid, mean, low, high = aggregate(curves)
-        line, = ax.plot(grid, mean, label=label)
-        ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2)
+        color = f"C{ALGOS.index(label) if label in ALGOS else len(ALGOS)}"
+        ax.plot(grid, mean, label=label, color=color)
+        ax.fill_between(grid, low, high, color=color, alpha=0.2)
 
 
 def _pyplot():
@@ -128,7 +130,8 @@ def plot_fig4(results: list[dict[str, Any]], path: Path) -> None:
         ax.set_xlabel("real env steps")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("team return per episode")
-    axes[0][0].legend(fontsize=8)
+    handles = {label: handle for ax in axes[0] for handle, label in zip(*ax.get_legend_handles_labels())}
+    axes[0][-1].legend(handles.values(), handles.keys(), fontsize=8)  # every algorithm, whichever panel has it
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -145,12 +148,16 @@ def plot_fig6(results: list[dict[str, Any]], path: Path, env: str = "atsc-grid5x
     fig, (curves, error) = plt.subplots(1, 2, figsize=(8.6, 3.4))
     for algo in sorted({r["name"] for r in runs}):
         _band(curves, [read_curve(r["run_dir"]) for r in runs if r["name"] == algo], algo)
-    _band(error, [read_metric(r["run_dir"], "model_state_mse") for r in runs if r["name"] == "dmpo"], "dmpo")
+    errors = [read_metric(r["run_dir"], "model_state_mse") for r in runs if r["name"] == "dmpo"]
+    _band(error, errors, "dmpo")
+    if not any(len(steps) for steps, _ in errors):
+        error.text(0.5, 0.5, "no finished DMPO run yet", ha="center", va="center", transform=error.transAxes)
     curves.set(title=f"(a) {env}: training return", xlabel="real env steps", ylabel="team return per episode")
     error.set(title="(b) DMPO model error", xlabel="real env steps", ylabel="one-step state MSE (held out)")
     for ax in (curves, error):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
