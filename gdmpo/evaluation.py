@@ -26,9 +26,21 @@ def run_episodes(env: NetworkedVecEnv, policy: Policy, episodes: int, seed: int 
     ``std_return`` (population std), the per-step mean (team return / episode length), the
     per-agent returns ``[episodes, n]``, and for traffic environments ``traffic``: the episodes' mean
     trip time, delay and waiting time (s) and trips completed.
+
+    With a ``seed`` the policy's own sampling is seeded too (torch's RNG, restored afterwards), so the
+    same checkpoint, environment and seed give the same figures in any process, at any point of it.
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
+    device = torch.device(getattr(env, "device", "cpu"))
+    cuda = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        if seed is not None:
+            torch.manual_seed(seed)
+        return _play(env, policy, episodes, seed)
+
+
+def _play(env: NetworkedVecEnv, policy: Policy, episodes: int, seed: int | None) -> dict:
     obs = env.reset(seed=seed)
     returns: list[float] = []
     lengths: list[int] = []

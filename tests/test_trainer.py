@@ -147,3 +147,21 @@ def test_rollout_runs_as_many_copies_as_episodes_asked(capsys, monkeypatch):
     assert main(["rollout", "cacc-catchup", "--episodes", "9", "--json"]) == 0
     assert made == [1, 4]  # one episode asked, one copy run; more episodes share at most 4 copies
     assert json.loads(capsys.readouterr().out.splitlines()[0])["episodes"] == 1
+
+
+def test_evaluation_with_a_seed_seeds_the_policys_sampling_and_leaves_torchs_rng_alone():
+    from toy_envs import Drift
+
+    from gdmpo.evaluation import run_episodes
+
+    def noisy(obs):  # a stochastic policy drawing from torch's global RNG, as PPO's sampling does
+        return torch.rand(obs.shape[0], 3, 1) * 2 - 1
+
+    env = Drift(num_envs=2, horizon=4)
+    first = run_episodes(env, noisy, 4, seed=7)
+    torch.rand(1000)  # the process's RNG has moved on: the same evaluation must not notice
+    before = torch.random.get_rng_state()
+    second = run_episodes(env, noisy, 4, seed=7)
+    assert second["returns"] == first["returns"]
+    assert torch.equal(torch.random.get_rng_state(), before)  # the caller's stream (e.g. training) is untouched
+    assert run_episodes(env, noisy, 4, seed=8)["returns"] != first["returns"]
