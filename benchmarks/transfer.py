@@ -86,6 +86,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", help="a trained signal policy (skips training)")
     parser.add_argument("--targets", nargs="+", default=["atsc-grid5x5", "atsc-grid10x10"])
     parser.add_argument("--episodes", type=int, default=2)
+    parser.add_argument("--deterministic", action="store_true", help="play the learned policy's most likely actions")
     parser.add_argument("--cacc", help="a Catch-up checkpoint to run on 16 and 32 vehicles")
     parser.add_argument("--ring", help="a ring-attenuation checkpoint to run on 30 and 40 vehicles")
     parser.add_argument("--out", default="benchmarks/results/transfer")
@@ -95,7 +96,8 @@ def main() -> None:
                   else train_signals(args.train_on, args.steps, out, parse_assignments(args.set), args.config))
     tables = []
     for name, where in signal_targets(args, out):
-        report = transfer(checkpoint, episodes=args.episodes, out=out / name, seed=1000, **where)
+        report = transfer(checkpoint, episodes=args.episodes, out=out / name, seed=1000,
+                          deterministic=args.deterministic, **where)
         tables.append(markdown(report))
         print(tables[-1], flush=True)
     for source, name, options in vehicle_targets(args):

@@ -159,7 +159,8 @@ def cmd_transfer(args: argparse.Namespace) -> int:
 
     report = transfer(args.checkpoint, env_id=args.env, net_file=args.net, route_file=args.routes,
                       env_options=parse_assignments(args.option, "--option"), episodes=args.episodes,
-                      finetune_steps=args.finetune_steps, seed=args.seed, out=args.out)
+                      finetune_steps=args.finetune_steps, seed=args.seed, out=args.out,
+                      deterministic=args.deterministic)
     print((Path(report["out"]) / "report.md").read_text(), end="")
     print(f"report: {report['out']}/report.json, report.md")
     return 0
@@ -252,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     transfer.add_argument("--episodes", type=int, default=4)
     transfer.add_argument("--finetune-steps", type=int, default=0)
     transfer.add_argument("--seed", type=int, default=0)
+    transfer.add_argument("--deterministic", action="store_true", help="take each agent's most likely action")
     transfer.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                           help="target environment option, e.g. --option num_vehicles=16 (repeatable)")
     transfer.add_argument("--out", help="report directory (default: RUN_DIR/transfer-<env>)")

@@ -61,8 +61,9 @@ def _references(env_id: str, options: dict[str, Any], episodes: int, seed: int, 
 def transfer(checkpoint: str | os.PathLike[str], *, env_id: str | None = None, net_file: str | None = None,
              route_file: str | None = None, env_options: dict[str, Any] | None = None, episodes: int = 4,
              finetune_steps: int = 0, seed: int = 0, out: str | os.PathLike[str] | None = None,
-             references: bool = True) -> dict[str, Any]:
-    """Play ``checkpoint``'s policy on a target environment (``env_id`` and/or ``net_file``).
+             references: bool = True, deterministic: bool = False) -> dict[str, Any]:
+    """Play ``checkpoint``'s policy on a target environment (``env_id`` and/or ``net_file``), sampling
+    its actions or, with ``deterministic``, taking the most likely one (a signal policy's best phase).
 
     With ``finetune_steps`` the policy then trains that many real steps on the target (same
     algorithm and hyper-parameters) and is evaluated again. Writes ``report.json`` and
@@ -77,13 +78,13 @@ def transfer(checkpoint: str | os.PathLike[str], *, env_id: str | None = None, n
     out_dir.mkdir(parents=True, exist_ok=True)
     check_before_building(state, config, target_id, options, target)
     report: dict[str, Any] = {"checkpoint": str(checkpoint), "trained_on": config.env.id, "target": target,
-                              "env_options": {k: str(v) for k, v in options.items()}}
+                              "env_options": {k: str(v) for k, v in options.items()}, "deterministic": deterministic}
     device = resolve_device(config.device, fallback=True)
     with prepare_env(config, gdmpo.make(target_id, num_envs=num_envs, seed=seed, device=device, **options)) as env:
         agent = restore_agent(config, env, state, target)
         report["num_agents"] = env.num_agents
         report["layout"] = agent_layout(env.graph)
-        report["zero_shot"] = run_episodes(env, acting(agent), episodes, seed=seed)
+        report["zero_shot"] = run_episodes(env, acting(agent, deterministic), episodes, seed=seed)
         graph, vehicles = env.graph, hasattr(env, "set_car_following")
     if finetune_steps > 0:
         tuned = dataclasses.replace(config, env=dataclasses.replace(config.env, id=target_id, options=options,
@@ -92,7 +93,8 @@ def transfer(checkpoint: str | os.PathLike[str], *, env_id: str | None = None, n
         gdmpo.train(tuned, run_dir, finetune_steps, progress=False, initial_agent=state["agent"])
         with prepare_env(tuned, gdmpo.make(target_id, num_envs=num_envs, seed=seed, device=device, **options)) as env:
             agent = restore_agent(tuned, env, load_checkpoint(run_dir / "checkpoints/last.pt"), target)
-            report["finetuned"] = {"env_steps": finetune_steps, **run_episodes(env, acting(agent), episodes, seed=seed)}
+            played = run_episodes(env, acting(agent, deterministic), episodes, seed=seed)
+            report["finetuned"] = {"env_steps": finetune_steps, **played}
     if references:
         report["references"] = _references(target_id, options, episodes, seed, num_envs, graph, vehicles)
     write_report(out_dir, "report", report, markdown(report))
@@ -123,9 +125,10 @@ def check_before_building(state: dict[str, Any], config: cfg.RunConfig, target_i
 
 def markdown(report: dict[str, Any]) -> str:
     """The report as a Markdown table (one row per policy) with the per-agent returns below it."""
-    rows = [("learned, zero-shot", report["zero_shot"])]
+    played = ", argmax" if report.get("deterministic") else ""
+    rows = [(f"learned, zero-shot{played}", report["zero_shot"])]
     if "finetuned" in report:
-        rows.append((f"learned, fine-tuned {report['finetuned']['env_steps']} steps", report["finetuned"]))
+        rows.append((f"learned, fine-tuned {report['finetuned']['env_steps']} steps{played}", report["finetuned"]))
     rows += list(report.get("references", {}).items())
     title = f"Transfer: {report['trained_on']} → {report['target']} ({report['num_agents']} agents)"
     return (markdown_table(title, rows) + "\n" + per_agent_line(report["zero_shot"], report["layout"]["names"])

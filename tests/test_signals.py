@@ -213,7 +213,17 @@ def test_a_policy_carries_its_observation_options_to_other_signal_networks(tmp_p
     # the target is named without observe_phase: it comes from the checkpoint, so the lanes fit
     report = transfer(tmp_path / "run/checkpoints/last.pt", net_file=str(irregular_network(7)), env_options=FAST,
                       episodes=1, references=False, out=tmp_path / "report")
-    assert report["env_options"]["observe_phase"] == "True"
+    assert report["env_options"]["observe_phase"] == "True" and report["deterministic"] is False
+    # argmax play: the report says so, and it is what evaluating the checkpoint deterministically gives
+    from gdmpo.evaluation import evaluate_checkpoint
+
+    argmax = transfer(tmp_path / "run/checkpoints/last.pt", net_file=str(irregular_network(7)), env_options=FAST,
+                      episodes=1, references=False, out=tmp_path / "argmax", deterministic=True, seed=3)
+    again = evaluate_checkpoint(tmp_path / "run/checkpoints/last.pt", episodes=1, seed=3, deterministic=True,
+                                env_id="atsc", num_envs=1, env_options={**FAST, "observe_phase": True,
+                                                                         "net_file": str(irregular_network(7))})
+    assert argmax["deterministic"] and argmax["zero_shot"]["returns"] == again["returns"]
+    assert "learned, zero-shot, argmax" in (tmp_path / "argmax/report.md").read_text()
     with pytest.raises(TransferError, match="reads 2 feature.s. per lane; .* gives 1"):  # unless the target says no
         transfer(tmp_path / "run/checkpoints/last.pt", net_file=str(irregular_network(7)),
                  env_options={**FAST, "observe_phase": False}, episodes=1, references=False, out=tmp_path / "r")
