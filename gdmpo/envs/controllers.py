@@ -70,24 +70,27 @@ class MaxPressurePolicy:
     The pressure of a phase is the sum over its green links of the vehicles waiting near the stop line
     of the link's incoming lane minus those near the end of its outgoing lane when that lane is one a
     neighbouring light observes (zero for lanes leaving the network), read from the observations'
-    wave features. Vectorised over copies: two fixed sparse maps from observations to pressures.
+    wave features. Vectorised over copies: one fixed sparse map from observations to pressures.
     """
 
     def __init__(self, env: NetworkedVecEnv) -> None:
         graph = _signal_graph(env, "max-pressure")
         n, width, phases = env.num_agents, env.obs_dim, env.action_space.n
-        where = {lane: (i, k) for i, lanes in enumerate(graph.lanes) for k, lane in enumerate(lanes)}
-        pressure = torch.zeros(n, phases, n, width)  # [agent, phase, observed agent, feature]
+        where = {lane: i * width + k for i, lanes in enumerate(graph.lanes) for k, lane in enumerate(lanes)}
+        rows, columns, signs = [], [], []  # pressure of (agent, phase) row += sign x observed feature
         for i, (states, links) in enumerate(zip(graph.phases, graph.links)):
             for p, state in enumerate(states):
                 for link, signal in enumerate(state):
                     if signal not in "Gg" or not links[link][0]:
                         continue
                     in_lane, out_lane = links[link]
-                    pressure[(i, p, *where[in_lane])] += 1.0
+                    rows.append(i * phases + p), columns.append(where[in_lane]), signs.append(1.0)
                     if out_lane in where:
-                        pressure[(i, p, *where[out_lane])] -= 1.0
-        self.pressure = pressure.reshape(n * phases, n * width)
+                        rows.append(i * phases + p), columns.append(where[out_lane]), signs.append(-1.0)
+        # [n P, n d], float64 (see __call__); coalescing sums repeated (row, feature) pairs
+        self.pressure = torch.sparse_coo_tensor(torch.tensor([rows, columns], dtype=torch.long).reshape(2, -1),
+                                                torch.tensor(signs, dtype=torch.float64),
+                                                (n * phases, n * width), check_invariants=True).coalesce()
         self.allowed = torch.as_tensor(env.action_mask, dtype=torch.bool)
         self.phases = phases
 
@@ -95,7 +98,9 @@ class MaxPressurePolicy:
         b, n, _ = obs.shape
         # float64, rounded: equal pressures are exact ties (float32 sums of 0.2-steps are not), so a tie
         # goes to the first phase whatever the observation's layout or the matrix product's summation order
-        scores = obs.reshape(b, -1).double() @ self.pressure.t().to(obs.device, torch.float64)
+        if self.pressure.device != obs.device:
+            self.pressure = self.pressure.to(obs.device)
+        scores = torch.sparse.mm(self.pressure, obs.reshape(b, -1).double().t()).t()
         scores = torch.round(scores.reshape(b, n, self.phases) * 1e6)
         scores = scores.masked_fill(~self.allowed.to(obs.device), float("-inf"))
         return scores.argmax(-1)
