@@ -13,7 +13,9 @@ from gdmpo import config as cfg
 from gdmpo.algos import PPO, build_agent, prepare_env
 from gdmpo.checkpoints import LayoutError, check_fits, load_checkpoint
 from gdmpo.device import resolve_device
+from gdmpo.envs import registry
 from gdmpo.envs.base import NetworkedVecEnv
+from gdmpo.envs.sumo.atsc import OBSERVATION_OPTIONS
 from gdmpo.reports import agent_layout
 
 Policy = Callable[[torch.Tensor], torch.Tensor]
@@ -76,9 +78,13 @@ def _play(env: NetworkedVecEnv, policy: Policy, episodes: int, seed: int | None)
 
 def evaluation_env(config: cfg.RunConfig, env_id: str | None = None) -> tuple[str, dict[str, Any]]:
     """``(env_id, options)`` to evaluate ``config``'s policy on: its own environment with the
-    ``eval_options`` (e.g. no training-only reward shaping), or plain ``env_id`` when that names another."""
+    ``eval_options`` (e.g. no training-only reward shaping), or ``env_id`` when that names another, with
+    the trained options that set what a signal policy reads when both are signal networks."""
     if env_id is None or env_id == config.env.id:
         return config.env.id, {**config.env.options, **config.env.eval_options}
+    if registry.spec(config.env.id).agents == registry.spec(env_id).agents == "signals":
+        trained = config.env.options  # another signal network: the policy reads it as it was trained to
+        return env_id, {key: trained[key] for key in OBSERVATION_OPTIONS if key in trained}
     return env_id, {}
 
 

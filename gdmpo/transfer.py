@@ -21,7 +21,7 @@ from gdmpo.algos import prepare_env
 from gdmpo.device import resolve_device
 from gdmpo.envs import registry
 from gdmpo.envs.controllers import reference_policy
-from gdmpo.envs.sumo.atsc import OBSERVATION_OPTIONS, lane_feature_count
+from gdmpo.envs.sumo.atsc import lane_feature_count
 from gdmpo.graph import from_sumo
 from gdmpo.checkpoints import LayoutError, check_fits, check_lane_features, is_movement_policy, load_checkpoint
 from gdmpo.evaluation import acting, evaluation_env, restore_agent, run_episodes
@@ -42,9 +42,6 @@ def _target_options(config: cfg.RunConfig, env_id: str | None, net_file: str | N
     env_id, base = evaluation_env(config, env_id)
     if extra:  # the target's own network replaces the ones trained on
         base = {key: value for key, value in base.items() if key not in ("networks", "sumocfg", "route_file")}
-    if registry.spec(config.env.id).agents == registry.spec(env_id).agents == "signals":
-        trained = config.env.options  # another signal network: the policy reads it as it was trained to
-        base = {**{key: trained[key] for key in OBSERVATION_OPTIONS if key in trained}, **base}
     return env_id, {**base, **extra, **(options or {})}
 
 

@@ -223,6 +223,10 @@ def test_a_policy_carries_its_observation_options_to_other_signal_networks(tmp_p
                                 env_id="atsc", num_envs=1, env_options={**FAST, "observe_phase": True,
                                                                          "net_file": str(irregular_network(7))})
     assert argmax["deterministic"] and argmax["zero_shot"]["returns"] == again["returns"]
+    # evaluation on another signal network takes the checkpoint's observation options too
+    carried = evaluate_checkpoint(tmp_path / "run/checkpoints/last.pt", episodes=1, seed=3, deterministic=True,
+                                  env_id="atsc", num_envs=1, env_options={**FAST, "net_file": str(irregular_network(7))})
+    assert carried["returns"] == again["returns"]
     assert "learned, zero-shot, argmax" in (tmp_path / "argmax/report.md").read_text()
     with pytest.raises(TransferError, match="reads 2 feature.s. per lane; .* gives 1"):  # unless the target says no
         transfer(tmp_path / "run/checkpoints/last.pt", net_file=str(irregular_network(7)),
