@@ -33,7 +33,7 @@ from sample_efficiency import THRESHOLDS, steps_to_threshold
 
 from gdmpo import config as cfg
 from gdmpo.cli import parse_assignments
-from gdmpo.plot import aggregate, read_curve, read_metric
+from gdmpo.plot import aggregate, pyplot, read_curve, read_metric
 from gdmpo.sweep import finish_run
 from gdmpo.threads import available_cpus
 
@@ -94,15 +94,6 @@ def _band(ax, curves: list[tuple[np.ndarray, np.ndarray]], label: str) -> None:
         ax.fill_between(grid, low, high, color=color, alpha=0.2)
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def traffic_lines(rows: list[dict[str, Any]]) -> list[str]:
     """For signal tasks: the final policy's mean delay and trip time per vehicle (every vehicle, unfinished
     ones included), mean ± std over seeds, per algorithm; nothing for tasks without traffic figures."""
@@ -120,7 +111,7 @@ def traffic_lines(rows: list[dict[str, Any]]) -> list[str]:
 
 def plot_fig4(results: list[dict[str, Any]], path: Path) -> None:
     """One panel per task: return vs real env steps, mean and min-max band over seeds per algorithm."""
-    plt = _pyplot()
+    plt = pyplot()
     envs = sorted({r["env"] for r in results})
     fig, axes = plt.subplots(1, len(envs), figsize=(4.2 * len(envs), 3.4), squeeze=False)
     for ax, env in zip(axes[0], envs):
@@ -144,7 +135,7 @@ def plot_fig6(results: list[dict[str, Any]], path: Path, env: str = "atsc-grid5x
     runs = [r for r in results if r["env"] == env]
     if not runs:
         return False
-    plt = _pyplot()
+    plt = pyplot()
     fig, (curves, error) = plt.subplots(1, 2, figsize=(8.6, 3.4))
     for algo in sorted({r["name"] for r in runs}):
         _band(curves, [read_curve(r["run_dir"]) for r in runs if r["name"] == algo], algo)

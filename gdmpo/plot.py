@@ -12,6 +12,17 @@ import numpy as np
 import yaml
 
 
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display needed), imported on first use so
+    that importing gdmpo stays light."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def read_curve(run_dir: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
     """``(env_steps, episode_return)`` of the iterations that finished episodes (rows with ``episodes`` 0
     repeat the last return and are left out)."""
@@ -100,10 +111,7 @@ def aggregate(curves: list[tuple[np.ndarray, np.ndarray]], points: int = 100) ->
 def plot_runs(run_dirs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str],
               title: str | None = None) -> Path:
     """Draw one curve per group of runs (mean across seeds, min-max band) and save it as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for label, dirs in sorted(group_runs(run_dirs).items()):
@@ -121,13 +129,11 @@ def plot_runs(run_dirs: Sequence[str | os.PathLike[str]], output: str | os.PathL
 
 def plot_road_network(net_file: str | os.PathLike[str], output: str | os.PathLike[str], graph=None) -> Path:
     """Draw a SUMO network's roads (grey) with its signal agents and communication links over them."""
-    import matplotlib
     import sumolib
 
     from gdmpo.graph import from_sumo
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     graph = from_sumo(net_file) if graph is None else graph
     net = sumolib.net.readNet(str(net_file))
@@ -160,10 +166,7 @@ def plot_agent_map(report_file: str | os.PathLike[str], output: str | os.PathLik
     """Draw the agents at their positions, coloured by mean per-agent return (an eval or transfer report)."""
     import json
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     report = json.loads(Path(report_file).read_text())
     summary = report.get("zero_shot", report)  # transfer reports: the zero-shot run
@@ -191,7 +194,6 @@ def plot_profiles(checkpoint: str | os.PathLike[str], output: str | os.PathLike[
     """
     import csv
 
-    import matplotlib
     import torch
 
     import gdmpo
@@ -201,8 +203,7 @@ def plot_profiles(checkpoint: str | os.PathLike[str], output: str | os.PathLike[
     from gdmpo.device import resolve_device
     from gdmpo.evaluation import acting, evaluation_env, restore_agent
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     state = load_checkpoint(checkpoint)
     config = cfg.from_dict(state["config"], str(checkpoint))

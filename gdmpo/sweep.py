@@ -26,6 +26,7 @@ import yaml
 
 from gdmpo import config as cfg
 from gdmpo.checkpoints import atomic_write_text
+from gdmpo.plot import pyplot
 
 
 @dataclass(frozen=True)
@@ -171,10 +172,7 @@ def write_report(results: list[dict[str, Any]], out: Path) -> None:
 
 
 def plot_curves(results: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     from gdmpo.plot import aggregate, read_curve
 
