@@ -29,7 +29,7 @@ def random_rollout(env, steps: int, generator: torch.Generator) -> Rollout:
     n, d = env.num_agents, env.obs_dim
     obs = torch.rand(steps, 1, n, d, generator=generator) * 2
     allowed = env.action_mask.float()
-    actions = torch.stack([torch.multinomial(allowed, 1, generator=generator).squeeze(-1) for _ in range(steps)])
+    actions = torch.multinomial(allowed, steps, replacement=True, generator=generator).t()  # [steps, n]
     zeros = torch.zeros(steps, 1, n)
     return Rollout(obs, actions[:, None], zeros.clone(), -torch.rand(steps, 1, n, generator=generator), zeros,
                    zeros.clone(), torch.zeros(steps, 1, dtype=torch.bool))
