@@ -2,6 +2,7 @@
 
 import os
 import signal
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ import gdmpo
 from gdmpo.envs import SumoError
 from gdmpo.envs.sumo import ATSCSimulation, yellow_state
 from gdmpo.envs.sumo.atsc import green_lanes
+from gdmpo.envs.sumo.lane_reads import VARIABLES, LaneReader
 
 FAST = {"episode_seconds": 60, "trip_period": 0.5}
 
@@ -218,3 +220,65 @@ def test_traci_backend_gives_the_same_traffic_as_libsumo(grid3):
                                 (env.step(random_phases(env, gen)) for _ in range(6))])
 
     assert torch.equal(trace("traci"), trace("libsumo"))
+
+
+class FakeVehicles:
+    """The vehicle domain of a SUMO module, answering subscriptions from a fixed table."""
+
+    def __init__(self, table):
+        self.table, self.subscribed = table, []
+
+    def getIDList(self):
+        return tuple(self.table)
+
+    def subscribe(self, vehicle, variables):
+        self.subscribed.append(vehicle)
+
+    def getAllSubscriptionResults(self):
+        return {v: dict(zip(VARIABLES, self.table[v])) for v in self.subscribed if v in self.table}
+
+
+def test_lane_reader_counts_by_hand():
+    # lights 0 and 1 share lane "b" (slot 1 of light 0, slot 0 of light 1); lanes 100 m and 60 m long
+    table = {"v1": ("a", 95.0, 0.0, 12.0),  # 5 m before a's stop line, halting, waited 12 s: a's first vehicle
+             "v2": ("a", 40.0, 8.0, 0.0),  # 60 m before it: outside the 50 m wave, moving
+             "v3": ("a", 50.0, 0.05, 3.0),  # exactly 50 m before it: inside; 0.05 m/s counts as halting
+             "v4": ("b", 30.0, 0.0, 7.0),  # b's first vehicle
+             "v5": (":J0_0", 1.0, 0.0, 99.0),  # inside a junction: no lane of ours
+             "v6": ("", 0.0, 0.0, 99.0)}  # teleporting
+    sim = SimpleNamespace(vehicle=FakeVehicles(table))
+    reader = LaneReader(sim, [["a", "b"], ["b"]], [[100.0, 60.0], [60.0]], max_lanes=3, wave_distance=50.0)
+    counts = reader.read()
+    assert counts.near.tolist() == [[2, 1, 0], [1, 0, 0]]
+    assert counts.halting.tolist() == [[2, 1, 0], [1, 0, 0]]
+    assert counts.first_wait.tolist() == [[12, 7, 0], [7, 0, 0]]
+    assert sorted(sim.vehicle.subscribed) == sorted(table)
+    table["v7"] = ("b", 59.0, 0.0, 1.0)  # a newcomer becomes b's first vehicle; nobody is subscribed twice
+    counts = reader.read()
+    assert counts.first_wait.tolist() == [[12, 1, 0], [1, 0, 0]] and len(sim.vehicle.subscribed) == 7
+
+
+def test_waiting_time_observation_and_reward_match_per_lane_calls(grid3):
+    options = {"observe_wait": True, "wait_weight": 0.1, **FAST}
+    with gdmpo.make("atsc", num_envs=1, seed=0, net_file=str(grid3), **options) as env:
+        spec, lanes = env.simulation_spec, env.max_lanes
+    sim = ATSCSimulation(spec)
+    try:
+        sim.reset(seed=3)
+        for _ in range(10):
+            obs, reward = sim.step([0] * 9)
+        lane, vehicle = sim.sim.lane, sim.sim.vehicle
+
+        def first_wait(l):  # waiting time of the vehicle nearest the stop line
+            ids = lane.getLastStepVehicleIDs(l)
+            return vehicle.getWaitingTime(max(ids, key=vehicle.getLanePosition)) if ids else 0.0
+
+        waits = [[first_wait(l) for l in own] for own in spec["lanes"]]
+        assert max(map(max, waits)) > 0  # queues have formed at the red approaches
+        for i, own in enumerate(spec["lanes"]):
+            halting = sum(min(lane.getLastStepHaltingNumber(l), 10) for l in own)
+            assert reward[i] == pytest.approx(-halting - 0.1 * sum(waits[i]), rel=1e-6)
+            for k, wait in enumerate(waits[i]):
+                assert obs[i, lanes + k] == pytest.approx(min(wait / 60, 2), rel=1e-6)
+    finally:
+        sim.close()

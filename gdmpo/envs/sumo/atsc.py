@@ -36,6 +36,7 @@ import torch
 
 from gdmpo.envs.base import ActionError
 from gdmpo.envs.sumo.base import SumoSimulation, SumoVecEnv, check_worker_kind, timed_step
+from gdmpo.envs.sumo.lane_reads import LaneReader
 from gdmpo.envs.sumo.networks import GENERALIST_NETWORKS, network_parts, run_random_trips
 from gdmpo.envs.sumo.scenario import Scenario, first_departure
 from gdmpo.envs.sumo.workers import SumoError
@@ -69,15 +70,29 @@ def green_lanes(lanes: list[str], links: list[tuple[str, str]], phases: list[str
             for state in phases}
 
 
+def phase_green_table(phases: list[list[str]], greens: list[dict[str, list[int]]], max_lanes: int) -> np.ndarray:
+    """``[n, max_phases, max_lanes]``: 1 where phase p of light i gives lane slot k green (from
+    :func:`green_lanes` of each light), so the lanes served now are one gather by the phases shown."""
+    table = np.zeros((len(phases), max(map(len, phases), default=0), max_lanes), dtype=np.float32)
+    for i, (own, served) in enumerate(zip(phases, greens)):
+        for p, state in enumerate(own):
+            table[i, p, served[state]] = 1.0
+    return table
+
+
 class ATSCSimulation(SumoSimulation):
     """One SUMO simulation of a signalised network, driven from inside a worker process."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
         super().__init__(spec)
         self.scenario: Scenario = spec["scenario"]
-        self.current: list[str] = []
+        self.current: list[str] = []  # the state string each light shows now
+        self.shown = np.zeros(len(spec["phases"]), dtype=np.int64)  # ... and its phase index
+        self.green_of_phase = phase_green_table(spec["phases"], spec["green_lanes"], spec["max_lanes"])
         self.time = 0.0
         self.seconds = {"sumo": 0.0, "observe": 0.0}  # where step() spends its time (benchmarks)
+        self.reader = LaneReader(self.sim, spec["lanes"], spec["lane_lengths"], spec["max_lanes"],
+                                 spec["wave_distance"])
 
     # ------------------------------------------------------------------ episode
     def reset(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -87,10 +102,12 @@ class ATSCSimulation(SumoSimulation):
                     "--step-length", "1", "--time-to-teleport", str(spec["teleport_seconds"]),
                     "--tripinfo-output", os.devnull,  # enables SUMO's trip statistics without writing them
                     *spec["sumo_options"]])
+        self.reader.reset()
         self.time = scenario.begin
         if scenario.warmup_seconds:  # the network's own programmes run until control starts
             self._advance(scenario.warmup_seconds, timed=False)
         self.current = [phases[0] for phases in spec["phases"]]
+        self.shown[:] = 0
         for tls, state in zip(spec["tls_ids"], self.current):
             self.sim.trafficlight.setRedYellowGreenState(tls, state)
         return self._read_lanes()
@@ -114,7 +131,7 @@ class ATSCSimulation(SumoSimulation):
                 self._advance(spec["control_interval"])
         except Exception as err:
             raise SumoError(f"SUMO failed at t = {self.time:.0f} s: {err}\n{self.stderr()}") from None
-        self.current = targets
+        self.current, self.shown[:] = targets, actions
         return self._observe()
 
     def _advance(self, seconds: float, timed: bool = True) -> None:
@@ -152,28 +169,15 @@ class ATSCSimulation(SumoSimulation):
 
     def _read_lanes(self) -> tuple[np.ndarray, np.ndarray]:
         spec = self.spec
-        lane_api, vehicle_api = self.sim.lane, self.sim.vehicle
-        width = spec["max_lanes"] * lane_feature_count(spec["observe_wait"], spec["observe_phase"])
-        obs = np.zeros((len(spec["lanes"]), width), dtype=np.float32)
-        if spec["observe_phase"]:  # the last block: 1 on the lanes the phase shown now serves
-            block = spec["max_lanes"] * (1 + int(spec["observe_wait"]))
-            for i, (state, greens) in enumerate(zip(self.current, spec["green_lanes"])):
-                obs[i, [block + k for k in greens[state]]] = 1.0
-        reward = np.zeros(len(spec["lanes"]), dtype=np.float32)
-        for i, lanes in enumerate(spec["lanes"]):
-            for k, lane in enumerate(lanes):
-                length = spec["lane_lengths"][i][k]
-                vehicles = lane_api.getLastStepVehicleIDs(lane)
-                positions = [vehicle_api.getLanePosition(v) for v in vehicles]
-                near = sum(1 for p in positions if length - p <= spec["wave_distance"])
-                obs[i, k] = min(near / spec["wave_scale"], spec["obs_clip"])
-                reward[i] -= min(lane_api.getLastStepHaltingNumber(lane), spec["max_halting"])
-                if spec["observe_wait"] or spec["wait_weight"]:
-                    wait = vehicle_api.getWaitingTime(vehicles[int(np.argmax(positions))]) if vehicles else 0.0
-                    if spec["observe_wait"]:
-                        obs[i, spec["max_lanes"] + k] = min(wait / spec["wait_scale"], spec["obs_clip"])
-                    reward[i] -= spec["wait_weight"] * wait
-        return obs, reward
+        counts = self.reader.read()  # [n, max_lanes] each
+        blocks = [np.minimum(counts.near / spec["wave_scale"], spec["obs_clip"])]
+        if spec["observe_wait"]:
+            blocks.append(np.minimum(counts.first_wait / spec["wait_scale"], spec["obs_clip"]))
+        if spec["observe_phase"]:  # 1 on the lanes the phase shown now serves
+            blocks.append(self.green_of_phase[np.arange(len(self.shown)), self.shown])
+        reward = -(np.minimum(counts.halting, spec["max_halting"]).sum(1)
+                   + spec["wait_weight"] * counts.first_wait.sum(1))
+        return np.concatenate(blocks, axis=1).astype(np.float32), reward.astype(np.float32)
 
     def tls_states(self) -> list[str]:
         """The signal state strings SUMO shows now, in agent order."""
