@@ -86,6 +86,9 @@ class PPOConfig:
     max_grad_norm: float = 0.5
     lr_policy: float = 3e-4
     lr_value: float = 3e-4
+    # both learning rates fall linearly to 0 at the run's last env step (PPO's Atari schedule): late
+    # updates shrink, so the final policy is not one more noisy step away from the good ones
+    lr_anneal: bool = False
     policy_hops: int = 1  # κ_π
     value_hops: int = 2  # κ_v
     advantage_hops: int | None = None  # neighbourhood of the extended advantage; None: value_hops

@@ -140,6 +140,8 @@ class Trainer:
             obs = self.env.reset()
             while self.counters.env_steps < total:
                 start = time.perf_counter()
+                if self.config.ppo.lr_anneal:  # linear decay, 0 at this run's last step
+                    self.algorithm.agent.scale_learning_rates(1.0 - self.counters.env_steps / total)
                 result = self.algorithm.iteration(self.env, obs)
                 obs, episodes = result.obs, result.episodes
                 elapsed = time.perf_counter() - start
