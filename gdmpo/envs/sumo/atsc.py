@@ -14,6 +14,8 @@ on the links that lose right of way, then 3 s of the new phase (spec/environment
 - Reward of agent i: −Σ over its incoming lanes of the halting vehicles (at most 10 counted per lane),
   minus ``wait_weight`` × the summed waiting time of the lanes' first vehicles.
 
+Both are read with one SUMO call per control step (vehicle subscriptions, :mod:`.lane_reads`).
+
 The scenario (network, one or more route files or a ``.sumocfg``, the time window with a warm-up,
 demand scale) is resolved by :mod:`gdmpo.envs.sumo.scenario`. Each episode's traffic figures
 (``episode_traffic``) count every vehicle, not only those that finished: see
