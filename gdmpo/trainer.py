@@ -41,7 +41,7 @@ from gdmpo.config import RunConfig
 from gdmpo.device import resolve_device
 from gdmpo.envs.base import NetworkedVecEnv
 from gdmpo.run_lock import RunLock
-from gdmpo.threads import configure_threads
+from gdmpo.threads import configure_threads, single_thread
 
 #: columns every run writes; the algorithm appends its own (``Algorithm.metric_names``)
 BASE_COLUMNS = ("iteration", "env_steps", "episode_return", "episodes", "wall_s", "steps_per_s")
@@ -142,7 +142,8 @@ class Trainer:
                 start = time.perf_counter()
                 if self.config.ppo.lr_anneal:  # linear decay, 0 at this run's last step
                     self.algorithm.agent.scale_learning_rates(1.0 - self.counters.env_steps / total)
-                result = self.algorithm.iteration(self.env, obs)
+                with single_thread():  # small work; large PPO updates take the configured threads
+                    result = self.algorithm.iteration(self.env, obs)
                 obs, episodes = result.obs, result.episodes
                 elapsed = time.perf_counter() - start
                 self.counters.iteration += 1

@@ -3,6 +3,7 @@ actions to each network's simulation, combined traffic figures, and a generalist
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -103,11 +104,21 @@ def test_traffic_figures_of_several_networks_weigh_each_by_its_vehicles():
     assert ATSCSimulation.combine_metrics([a]) == a and ATSCSimulation.combine_metrics([{}, {}]) == {}
 
 
-def test_a_generalist_trains_on_a_union_and_runs_zero_shot_on_another_network(tmp_path, cache):
-    config = cfg.load("configs/atsc-generalist/dppo.yaml", {
+TINY_DMPO = {"dmpo.buffer_size": 24, "dmpo.warmup_env_steps": 6, "dmpo.warmup_model_steps": 2, "dmpo.model_steps": 2,
+             "dmpo.rollouts": 4, "dmpo.horizon": 2, "dmpo.inner_updates": 2, "dmpo.model_data_prob": 1.0,
+             "model.net.hidden": [8]}
+
+
+@pytest.mark.parametrize("algo", ["dppo", "dmpo"])
+def test_a_generalist_trains_on_a_union_and_runs_zero_shot_on_another_network(tmp_path, cache, algo):
+    config = cfg.load(f"configs/atsc-generalist/{algo}.yaml", {
         "env.options": {"networks": [{"net_file": GRID3}, {"spider": 4, "circles": 2, "trip_period": 2.0}], **FAST},
-        "rollout_steps": 6, "total_env_steps": 12, "policy_net.hidden": [8], "value_net.hidden": [8]})
+        "rollout_steps": 6, "total_env_steps": 12, "policy_net.hidden": [8], "value_net.hidden": [8],
+        **(TINY_DMPO if algo == "dmpo" else {})})
     gdmpo.train(config, tmp_path / "run", progress=False)
+    if algo == "dmpo":  # the second iteration learned from branched rollouts of the union's model
+        with open(tmp_path / "run/metrics.csv", newline="") as handle:
+            assert int(list(csv.DictReader(handle))[-1]["model_updates"]) == 2
     report = transfer(tmp_path / "run/checkpoints/last.pt", net_file=str(irregular_network(5)), episodes=1,
                       out=tmp_path / "target", references=False, env_options={"episode_seconds": 30})
     assert report["num_agents"] == gdmpo.graph.from_sumo(irregular_network(5)).num_nodes

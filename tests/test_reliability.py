@@ -287,3 +287,38 @@ def test_thread_settings_are_respected(tmp_path):
         torch.set_num_threads(threads)
     with pytest.raises(ValueError, match="threads must be >= 1"):
         gdmpo.Trainer(small_config(threads=0), tmp_path / "run0")
+
+
+def test_small_work_runs_on_one_thread_and_large_updates_on_the_configured_ones(tmp_path, monkeypatch):
+    from gdmpo.algos import collect
+    from gdmpo.algos.ppo import PPO
+    from gdmpo.threads import PARALLEL_MIN_ROWS, single_thread
+
+    seen = {}  # torch threads where the iteration's work and each PPO minibatch step ran
+    step = PPO._policy_step
+
+    def spy(agent, data, adv, idx):
+        seen.setdefault("update", set()).add((idx.numel() * agent.num_agents, torch.get_num_threads()))
+        return step(agent, data, adv, idx)
+
+    monkeypatch.setattr(PPO, "_policy_step", spy)
+    threads = torch.get_num_threads()
+    trainer = gdmpo.Trainer(small_config(threads=2), tmp_path / "run")
+    iteration = trainer.algorithm.iteration
+    trainer.algorithm.iteration = lambda env, obs: (seen.setdefault("iteration", torch.get_num_threads()),
+                                                    iteration(env, obs))[1]
+    try:
+        trainer.train(100, progress=False)  # 4 copies x 25 steps x n agents / 4 minibatches: small
+        assert seen["iteration"] == 1 and {t for _, t in seen["update"]} == {1}
+        assert max(rows for rows, _ in seen["update"]) < PARALLEL_MIN_ROWS
+        env, agent = trainer.env, trainer.algorithm.agent
+        steps = PARALLEL_MIN_ROWS * agent.config.minibatches // (env.num_envs * env.num_agents)  # minibatch at the bar
+        data = agent.reevaluate(collect(env, agent, env.reset(), steps)[0])
+        seen["update"].clear()
+        with single_thread():  # as inside an iteration: a large update still takes the configured 2
+            agent.update(data)
+        assert {t for _, t in seen["update"]} == {2}
+        assert torch.get_num_threads() == 2  # restored after the blocks
+    finally:
+        trainer.close()
+        torch.set_num_threads(threads)

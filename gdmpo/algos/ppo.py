@@ -18,6 +18,7 @@ from gdmpo.config import PPOConfig
 from gdmpo.graph import BatchedGraphs, khop_adjacency
 from gdmpo.nn import GraphPolicy
 from gdmpo.nn.normalization import RunningMeanStd
+from gdmpo.threads import threads_for
 
 
 def gae(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor, dones: torch.Tensor,
@@ -212,20 +213,21 @@ class PPO(nn.Module):
         sums = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "approx_kl": 0.0, "clip_fraction": 0.0}
         policy_steps = value_steps = policy_epochs = 0
         policy_active = True
-        for _ in range(cfg.epochs):
-            policy_epochs += int(policy_active)
-            order = torch.randperm(samples, generator=generator, device=data.obs.device)
-            for start in range(0, samples, minibatch):
-                idx = order[start:start + minibatch]
-                if policy_active:
-                    stats = self._policy_step(data, ext_adv, idx)
-                    for key, value in stats.items():
-                        sums[key] += value
-                    policy_steps += 1
-                    if cfg.target_kl is not None and stats["approx_kl"] > cfg.kl_stop_factor * cfg.target_kl:
-                        policy_active = False  # the critic keeps learning for the remaining epochs
-                sums["value_loss"] += self._value_step(data, returns, idx)
-                value_steps += 1
+        with threads_for(minibatch * self.num_agents):  # one thread unless the minibatches are large
+            for _ in range(cfg.epochs):
+                policy_epochs += int(policy_active)
+                order = torch.randperm(samples, generator=generator, device=data.obs.device)
+                for start in range(0, samples, minibatch):
+                    idx = order[start:start + minibatch]
+                    if policy_active:
+                        stats = self._policy_step(data, ext_adv, idx)
+                        for key, value in stats.items():
+                            sums[key] += value
+                        policy_steps += 1
+                        if cfg.target_kl is not None and stats["approx_kl"] > cfg.kl_stop_factor * cfg.target_kl:
+                            policy_active = False  # the critic keeps learning for the remaining epochs
+                    sums["value_loss"] += self._value_step(data, returns, idx)
+                    value_steps += 1
         p = max(policy_steps, 1)
         return UpdateStats(sums["policy_loss"] / p, sums["value_loss"] / max(value_steps, 1), sums["entropy"] / p,
                            sums["approx_kl"] / p, sums["clip_fraction"] / p, policy_epochs)
