@@ -84,7 +84,8 @@ def main() -> None:
     parser.add_argument("--grids", type=int, nargs="*", default=[], help="generated N x N grids to play on")
     parser.add_argument("--irregular", type=int, nargs="*", default=[], help="seeds of irregular networks to play on")
     parser.add_argument("--checkpoint", help="a trained signal policy (skips training)")
-    parser.add_argument("--targets", nargs="+", default=["atsc-grid5x5", "atsc-grid10x10"])
+    parser.add_argument("--targets", nargs="*", default=["atsc-grid5x5", "atsc-grid10x10"],
+                        help="registered signal tasks to play on (none: only --grids and --irregular)")
     parser.add_argument("--episodes", type=int, default=2)
     parser.add_argument("--deterministic", action="store_true", help="play the learned policy's most likely actions")
     parser.add_argument("--cacc", help="a Catch-up checkpoint to run on 16 and 32 vehicles")
