@@ -101,8 +101,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             overrides["seed"] = args.seed
         if args.config:
             config = cfg.load(args.config, overrides)
-        else:  # the embedded default: DPPO on CACC Catch-up
-            config = cfg.from_dict(cfg.apply_overrides({}, overrides), "--set")
+        else:  # the embedded default: DPPO on CACC Catch-up, the recipe of configs/cacc-catchup/dppo.yaml
+            config = cfg.from_dict(cfg.apply_overrides(cfg.EMBEDDED_DEFAULT, overrides), "--set")
         trainer = Trainer(config, args.out or default_run_dir(config))
     print(f"run directory: {trainer.run_dir}", flush=True)
     try:

@@ -193,3 +193,13 @@ def test_lr_anneal_falls_linearly_to_zero_at_the_last_step(tmp_path):
         assert plain.algorithm.agent.policy_optimizer.param_groups[0]["lr"] == 3e-4  # off by default
     finally:
         plain.close()
+
+
+def test_bare_train_runs_the_shipped_catchup_dppo_recipe(tmp_path):
+    assert main(["train", "--steps", "600", "--out", str(tmp_path / "bare"), "--no-progress"]) == 0
+    bare = cfg.load(tmp_path / "bare/config.yaml")
+    shipped = cfg.load("configs/cacc-catchup/dppo.yaml")
+    assert bare.ppo == shipped.ppo and bare.env == shipped.env and bare.algo == "dppo"
+    assert main(["train", "--steps", "600", "--set", "ppo.reward_clip=null", "--out", str(tmp_path / "own"),
+                 "--no-progress"]) == 0
+    assert cfg.load(tmp_path / "own/config.yaml").ppo.reward_clip is None  # --set still wins
