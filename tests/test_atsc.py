@@ -234,8 +234,9 @@ class FakeVehicles:
     def subscribe(self, vehicle, variables):
         self.subscribed.append(vehicle)
 
-    def getAllSubscriptionResults(self):
-        return {v: dict(zip(VARIABLES, self.table[v])) for v in self.subscribed if v in self.table}
+    def getAllSubscriptionResults(self):  # like SUMO after a load: stale answers for vehicles gone
+        self.last = {**getattr(self, "last", {}), **{v: self.table[v] for v in self.subscribed if v in self.table}}
+        return {v: dict(zip(VARIABLES, values)) for v, values in self.last.items()}
 
 
 def test_lane_reader_counts_by_hand():
@@ -256,6 +257,25 @@ def test_lane_reader_counts_by_hand():
     table["v7"] = ("b", 59.0, 0.0, 1.0)  # a newcomer becomes b's first vehicle; nobody is subscribed twice
     counts = reader.read()
     assert counts.first_wait.tolist() == [[12, 1, 0], [1, 0, 0]] and len(sim.vehicle.subscribed) == 7
+    del table["v1"]  # gone, though still answered for: no longer counted
+    counts = reader.read()
+    assert counts.near.tolist() == [[1, 2, 0], [2, 0, 0]] and counts.first_wait.tolist() == [[3, 1, 0], [1, 0, 0]]
+
+
+def test_the_first_observation_of_a_later_episode_holds_none_of_the_last_ones_vehicles(grid3):
+    with gdmpo.make("atsc", num_envs=1, seed=0, net_file=str(grid3), observe_wait=True, **FAST) as env:
+        spec = env.simulation_spec
+    sim = ATSCSimulation(spec)
+    try:
+        sim.reset(seed=3)
+        for _ in range(10):
+            obs, _ = sim.step([0] * 9)
+        assert obs.sum() > 0 and sim.sim.vehicle.getIDCount() > 0
+        obs, reward = sim.reset(seed=4)  # SUMO reloads: no vehicle has departed at t = 0
+        assert sim.sim.vehicle.getIDCount() == 0
+        assert obs.sum() == 0 and reward.sum() == 0
+    finally:
+        sim.close()
 
 
 def test_waiting_time_observation_and_reward_match_per_lane_calls(grid3):

@@ -53,19 +53,22 @@ class LaneReader:
         self.known: set[str] = set()
 
     def reset(self) -> None:
-        """Forget the subscriptions: a new episode (``load``) starts with none."""
+        """Forget who is subscribed: after a ``load`` every vehicle is new (SUMO still answers for the
+        last episode's vehicles until the first step, which :meth:`read` ignores)."""
         self.known = set()
 
-    def _subscribe_new_vehicles(self) -> None:
-        present = set(self.sim.vehicle.getIDList())
+    def _subscribe_new_vehicles(self, present: set[str]) -> None:
         for vehicle in present - self.known:
             self.sim.vehicle.subscribe(vehicle, VARIABLES)
         self.known = present  # vehicles that left are unsubscribed by SUMO itself
 
     def read(self) -> LaneCounts:
         """The counts of every lane slot now."""
-        self._subscribe_new_vehicles()
-        answers = self.sim.vehicle.getAllSubscriptionResults().values()
+        present = self.sim.vehicle.getIDList()
+        self._subscribe_new_vehicles(set(present))
+        results = self.sim.vehicle.getAllSubscriptionResults()
+        # only vehicles in the network now: right after a load SUMO still answers for the last episode's
+        answers = [results[v] for v in present if v in results]
         lane = np.fromiter((self.index.get(a[VAR_LANE_ID], -1) for a in answers), np.int64, len(answers))
         on = lane >= 0  # vehicles on an incoming lane (not inside a junction, on an exit or teleporting)
         lane = lane[on]
