@@ -1,12 +1,13 @@
 """Reading a signal network's lanes: one subscription read per control step against per-lane calls.
 
-Drives one copy of a signal task (in this process) under random phases and, after every control step,
+Drives one copy of a signal task (in this process) under random phases for ``--episodes`` episodes
+(the later ones start with SUMO's reload, as training does) and, after every reset and control step,
 reads the observation and reward twice: with the environment's own read (vehicle subscriptions,
 ``gdmpo.envs.sumo.lane_reads``) and with the per-lane calls it replaced (each lane's vehicles and
 halting count, each vehicle's position, the first vehicle's waiting time). It prints both times per
 control step and the largest difference between the two readings (0 expected).
 
-    python benchmarks/lane_reads.py [--env atsc-grid5x5] [--steps 100] [--seed 3]
+    python benchmarks/lane_reads.py [--env atsc-grid5x5] [--steps 100] [--episodes 2] [--seed 3]
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def per_lane_read(sim: ATSCSimulation) -> tuple[np.ndarray, np.ndarray]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="atsc-grid5x5")
-    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=100, help="control steps per episode")
+    parser.add_argument("--episodes", type=int, default=2)
     parser.add_argument("--seed", type=int, default=3)
     args = parser.parse_args()
     configure_threads(1)
@@ -56,22 +58,27 @@ def main() -> None:
     seconds = {"subscriptions": 0.0, "per-lane calls": 0.0}
     worst_obs = worst_reward = 0.0
     try:
-        sim.reset(args.seed)
-        for _ in range(args.steps):
-            sim.step([int(rng.integers(len(phases))) for phases in spec["phases"]])
-            start = time.perf_counter()
-            obs, reward = sim._read_lanes()
-            middle = time.perf_counter()
+        for episode in range(args.episodes):
+            obs, reward = sim.reset(args.seed + episode)
             ref_obs, ref_reward = per_lane_read(sim)
-            seconds["subscriptions"] += middle - start
-            seconds["per-lane calls"] += time.perf_counter() - middle
             worst_obs = max(worst_obs, float(np.abs(obs - ref_obs).max()))
             worst_reward = max(worst_reward, float(np.abs(reward - ref_reward).max()))
+            for _ in range(args.steps):
+                sim.step([int(rng.integers(len(phases))) for phases in spec["phases"]])
+                start = time.perf_counter()
+                obs, reward = sim._read_lanes()
+                middle = time.perf_counter()
+                ref_obs, ref_reward = per_lane_read(sim)
+                seconds["subscriptions"] += middle - start
+                seconds["per-lane calls"] += time.perf_counter() - middle
+                worst_obs = max(worst_obs, float(np.abs(obs - ref_obs).max()))
+                worst_reward = max(worst_reward, float(np.abs(reward - ref_reward).max()))
         vehicles = sim.sim.vehicle.getIDCount()
     finally:
         sim.close()
-    ms = {key: 1e3 * value / args.steps for key, value in seconds.items()}
-    print(f"{args.env}: {len(spec['phases'])} lights, {vehicles} vehicles at the end, {args.steps} control steps")
+    ms = {key: 1e3 * value / (args.steps * args.episodes) for key, value in seconds.items()}
+    print(f"{args.env}: {len(spec['phases'])} lights, {vehicles} vehicles at the end, {args.episodes} episodes of "
+          f"{args.steps} control steps")
     print(f"read per control step: subscriptions {ms['subscriptions']:.3f} ms, per-lane calls "
           f"{ms['per-lane calls']:.3f} ms ({ms['per-lane calls'] / ms['subscriptions']:.1f}x)")
     print(f"largest difference: observation {worst_obs:.3g}, reward {worst_reward:.3g}")
