@@ -12,9 +12,9 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-import gdmpo
 from gdmpo import config as cfg
 from gdmpo.plot import read_curve
+from gdmpo.sweep import finish_run
 
 
 def run_dir_of(out: str | Path, env: str, name: str, seed: int) -> Path:
@@ -24,7 +24,8 @@ def run_dir_of(out: str | Path, env: str, name: str, seed: int) -> Path:
 
 def train_one(job: dict[str, Any]) -> dict[str, Any]:
     """Train ``job['config']`` (default ``configs/<env>/<algo>.yaml``) on ``job['env']`` with ``job['overrides']``
-    for ``job['steps']`` real steps, then evaluate.
+    for ``job['steps']`` real steps, then evaluate (:func:`gdmpo.sweep.finish_run`: a run with
+    ``result.json`` is returned as it is, a stopped one resumes from its checkpoint).
 
     Runs in a worker process with one torch thread, so ``--jobs`` workers share the cores evenly.
     """
@@ -32,12 +33,9 @@ def train_one(job: dict[str, Any]) -> dict[str, Any]:
     path = job.get("config", f"configs/{job['env']}/{job['algo']}.yaml")
     config = cfg.load(path, {"seed": job["seed"], "env.id": job["env"], "threads": job.get("threads", 1),
                              **job.get("overrides", {})})
-    start = time.perf_counter()
-    gdmpo.train(config, run_dir, total_env_steps=job["steps"], progress=False)
-    train_s = time.perf_counter() - start
-    result = gdmpo.evaluate(run_dir / "checkpoints/last.pt", episodes=job["episodes"], seed=1000 + job["seed"])
-    return {**job, "run_dir": str(run_dir), "final_return": result["mean_return"], "train_s": train_s,
-            "traffic": result.get("traffic")}
+    result = finish_run({"config": cfg.to_dict(config), "run_dir": str(run_dir), "steps": job["steps"],
+                         "episodes": job["episodes"], "seed": job["seed"]})
+    return {**job, **result}
 
 
 def write_curves(results: list[dict[str, Any]], path: Path) -> None:

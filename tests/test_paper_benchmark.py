@@ -94,3 +94,19 @@ def test_signal_tasks_report_delay_and_trip_time_per_algorithm(monkeypatch):
     assert "- cppo: delay 30.0 ± 0.0, trip time 100.0 ± 0.0 (1 seeds)" in lines
     assert "- dppo: delay 17.0 ± 1.0, trip time 87.0 ± 1.0 (2 seeds)" in lines  # std over seeds, by hand
     assert paper.traffic_lines([{"name": "dppo", "traffic": {}}, {"name": "cppo"}]) == []  # vehicle tasks: none
+
+
+def test_other_benchmarks_runs_resume_too(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    from common import train_one
+
+    job = {"env": "cacc-catchup", "algo": "dppo", "name": "dppo-kappa1", "kappa": 1, "seed": 0, "steps": 1200,
+           "episodes": 1, "out": str(tmp_path), "overrides": {"ppo.value_hops": 1}}
+    first = train_one(job)
+    assert first["kappa"] == 1 and first["env_steps"] == 1200 and "final_return" in first
+    run = Path(first["run_dir"])
+    assert train_one(job) == first  # finished: returned as recorded, not trained again
+    (run / "result.json").unlink()  # stopped after training, before its evaluation was recorded
+    again = train_one({**job, "steps": 1800})  # was: FileExistsError (the run directory holds a run)
+    with open(run / "metrics.csv", newline="") as handle:
+        assert again["env_steps"] == 1800 and len(list(csv.DictReader(handle))) == 3
