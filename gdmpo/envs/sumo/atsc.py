@@ -88,8 +88,7 @@ class ATSCSimulation(SumoSimulation):
     def __init__(self, spec: dict[str, Any]) -> None:
         super().__init__(spec)
         self.scenario: Scenario = spec["scenario"]
-        self.current: list[str] = []  # the state string each light shows now
-        self.shown = np.zeros(len(spec["phases"]), dtype=np.int64)  # ... and its phase index
+        self.shown = np.zeros(len(spec["phases"]), dtype=np.int64)  # the phase index each light shows now
         self.green_of_phase = phase_green_table(spec["phases"], spec["green_lanes"], spec["max_lanes"])
         self.time = 0.0
         self.seconds = {"sumo": 0.0, "observe": 0.0}  # where step() spends its time (benchmarks)
@@ -108,7 +107,6 @@ class ATSCSimulation(SumoSimulation):
         self.time = scenario.begin
         if scenario.warmup_seconds:  # the network's own programmes run until control starts
             self._advance(scenario.warmup_seconds, timed=False)
-        self.current = [phases[0] for phases in spec["phases"]]
         self.shown[:] = 0
         for tls, state in zip(spec["tls_ids"], self.current):
             self.sim.trafficlight.setRedYellowGreenState(tls, state)
@@ -118,13 +116,13 @@ class ATSCSimulation(SumoSimulation):
     def step(self, actions: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """One control interval; returns ``(obs [n, d], reward [n])``."""
         spec = self.spec
-        targets = [phases[a] for phases, a in zip(spec["phases"], actions)]
-        changing = [i for i, (c, t) in enumerate(zip(self.current, targets)) if c != t]
+        current, targets = self.current, [phases[a] for phases, a in zip(spec["phases"], actions)]
+        changing = [i for i, (c, t) in enumerate(zip(current, targets)) if c != t]
         try:
             if changing:
                 for i in changing:
                     self.sim.trafficlight.setRedYellowGreenState(spec["tls_ids"][i],
-                                                                 yellow_state(self.current[i], targets[i]))
+                                                                 yellow_state(current[i], targets[i]))
                 self._advance(spec["yellow_seconds"])
                 for i in changing:
                     self.sim.trafficlight.setRedYellowGreenState(spec["tls_ids"][i], targets[i])
@@ -133,8 +131,13 @@ class ATSCSimulation(SumoSimulation):
                 self._advance(spec["control_interval"])
         except Exception as err:
             raise SumoError(f"SUMO failed at t = {self.time:.0f} s: {err}\n{self.stderr()}") from None
-        self.current, self.shown[:] = targets, actions
+        self.shown[:] = actions
         return self._observe()
+
+    @property
+    def current(self) -> list[str]:
+        """The state string each light shows now (its phase ``shown``)."""
+        return [phases[p] for phases, p in zip(self.spec["phases"], self.shown)]
 
     def _advance(self, seconds: float, timed: bool = True) -> None:
         self.time += seconds

@@ -38,17 +38,15 @@ class LaneReader:
         self.sim = sim
         self.shape = (len(lanes), max_lanes)
         self.index: dict[str, int] = {}  # lane ID -> unique lane number
-        self.slot: list[int] = []  # flat index i * max_lanes + k of each real lane slot
-        self.slot_lane: list[int] = []  # the unique lane number read into it
-        lengths: dict[int, float] = {}
+        slot, slot_lane, lengths = [], [], {}
         for i, (own, own_lengths) in enumerate(zip(lanes, lane_lengths)):
             for k, (lane, length) in enumerate(zip(own, own_lengths)):
-                u = self.index.setdefault(lane, len(self.index))
-                lengths[u] = length
-                self.slot.append(i * max_lanes + k)
-                self.slot_lane.append(u)
-        self.slot, self.slot_lane = np.array(self.slot, dtype=np.int64), np.array(self.slot_lane, dtype=np.int64)
-        self.length = np.array([lengths[u] for u in range(len(self.index))])
+                slot_lane.append(self.index.setdefault(lane, len(self.index)))
+                slot.append(i * max_lanes + k)
+                lengths[lane] = length
+        self.slot = np.array(slot, dtype=np.int64)  # flat index i * max_lanes + k of each real lane slot
+        self.slot_lane = np.array(slot_lane, dtype=np.int64)  # the unique lane number read into it
+        self.length = np.array([lengths[lane] for lane in self.index])  # by unique lane number
         self.wave_distance = wave_distance
         self.known: set[str] = set()
 
