@@ -23,19 +23,28 @@ than 1; and the default thread count is the machine's cores, not the ones this p
   (12,800 rows) gained only 1.1x; at the paper's M = 2048 (102,400 rows) 2 threads gain 1.6-1.8x. So a
   training iteration runs on one thread and only PPO updates of at least ``PARALLEL_MIN_ROWS`` rows per
   minibatch use the configured threads.
+- Independent work runs side by side (:func:`side_by_side`): a PPO update's policy steps and critic
+  steps share only their (read-only) data, so with two threads each runs its own loop on one core,
+  with no synchronisation per operation at all. Same results bit for bit, and measured on the shipped
+  Catch-up DMPO config (12,800 rows per minibatch, where two threads per operation gained only 1.1x)
+  1.4-1.9x faster than the two loops in turn.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 WAIT_POLICY_VARIABLE = "OMP_WAIT_POLICY"
 PARALLEL_MIN_ROWS = 16384  # rows (agent-samples) per minibatch from which a PPO update uses every thread
 _configured: int | None = None  # the count configure_threads set (None: torch's own)
+First = TypeVar("First")
+Second = TypeVar("Second")
 
 
 def set_passive_wait_policy() -> None:
@@ -89,13 +98,68 @@ def single_thread() -> AbstractContextManager[None]:
     return _torch_threads(1)
 
 
+def _configured_threads() -> int:
+    """The threads :func:`configure_threads` chose, else torch's current count."""
+    import torch
+
+    return _configured if _configured is not None else torch.get_num_threads()
+
+
 def threads_for(rows: int) -> AbstractContextManager[None]:
     """Run the block on the configured threads if it works on at least ``PARALLEL_MIN_ROWS`` rows at
     a time, else on one."""
+    return _torch_threads(_configured_threads() if rows >= PARALLEL_MIN_ROWS else 1)
+
+
+_stop = threading.local()  # the stop event of side_by_side's helper thread
+
+
+def side_by_side(first: Callable[[], First], second: Callable[[], Second]) -> tuple[First, Second]:
+    """``(first(), second())``, run at the same time when two or more threads are configured.
+
+    ``first`` runs on the calling thread and ``second`` on a helper thread, each with half the torch
+    threads of the block it is called in (at least one: inside :func:`threads_for` of small work, one
+    each) — torch releases the GIL inside its operations. They must not share mutable state: the
+    results then equal the sequential ones exactly. With one thread configured they run in turn.
+    If ``first`` raises, ``second`` is asked to stop (:func:`stop_requested` turns true on its
+    thread) and the error is raised once it has.
+    """
     import torch
 
-    configured = _configured if _configured is not None else torch.get_num_threads()
-    return _torch_threads(configured if rows >= PARALLEL_MIN_ROWS else 1)
+    if _configured_threads() < 2:
+        return first(), second()
+    each = max(1, torch.get_num_threads() // 2)
+    outcome: dict[str, object] = {}
+
+    def run_second() -> None:
+        _stop.flag = stop
+        try:
+            with _torch_threads(each):
+                outcome["value"] = second()
+        except BaseException as error:  # handed to the caller below
+            outcome["error"] = error
+
+    stop = threading.Event()
+    helper = threading.Thread(target=run_second, name="gdmpo-side-by-side", daemon=True)
+    with _torch_threads(each):
+        helper.start()
+        try:
+            first_result = first()
+        except BaseException:
+            stop.set()
+            helper.join()
+            raise
+        helper.join()
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return first_result, outcome["value"]  # type: ignore[return-value]
+
+
+
+def stop_requested() -> bool:
+    """Whether the :func:`side_by_side` work running on this thread should end early (its partner failed)."""
+    flag = getattr(_stop, "flag", None)
+    return flag is not None and flag.is_set()
 
 
 def _cgroup_quota() -> float | None:

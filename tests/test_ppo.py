@@ -154,3 +154,26 @@ def test_reward_clip_bounds_learning_rewards_after_scaling():
     _, returns = agent.advantages(rollout)
     assert returns[0, 0, 0].item() == -100.0    # -6e5 x 0.01 = -6000, clipped to -100
     assert returns[0, 0, 1].item() == -2.5      # -250 x 0.01, inside the clip
+
+
+@pytest.mark.parametrize("kl_stop", [False, True])
+def test_policy_and_critic_loops_side_by_side_give_the_same_update_as_in_turn(monkeypatch, kl_stop):
+    import gdmpo.threads as threads
+
+    torch.manual_seed(0)
+    env = gdmpo.make("cacc-catchup", num_envs=4, seed=0)
+    config = from_dict({"ppo": {"lr_policy": 0.05 if kl_stop else 3e-4, "epochs": 4}})
+    agent = build_agent(config, env)
+    rollout, _, _ = collect(env, agent, env.reset(), 20)
+    start = {k: v.clone() for k, v in agent.state_dict().items()}
+    results = []
+    for configured in (1, 2):  # one thread: in turn; two: the critic's loop on a helper thread
+        monkeypatch.setattr(threads, "_configured", configured)
+        fresh = build_agent(config, env)  # fresh optimisers, the same weights and return statistics
+        fresh.load_state_dict(start)
+        stats = fresh.update(rollout, torch.Generator().manual_seed(3))
+        results.append((stats, fresh.state_dict()))
+    (stats_1, weights_1), (stats_2, weights_2) = results
+    assert stats_1 == stats_2 and (stats_1.policy_epochs < 4) == kl_stop
+    assert all(torch.equal(weights_1[k], weights_2[k]) for k in weights_1)
+    assert not all(torch.equal(start[k], weights_1[k]) for k in start)

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -289,19 +290,45 @@ def test_thread_settings_are_respected(tmp_path):
         gdmpo.Trainer(small_config(threads=0), tmp_path / "run0")
 
 
-def test_small_work_runs_on_one_thread_and_large_updates_on_the_configured_ones(tmp_path, monkeypatch):
+def test_side_by_side_runs_both_at_once_and_hands_back_results_and_errors(monkeypatch):
+    import gdmpo.threads as threads
+    from gdmpo.threads import side_by_side, stop_requested
+
+    monkeypatch.setattr(threads, "_configured", 2)
+    meet = threading.Barrier(2, timeout=10)  # passes only if both functions run at the same time
+    assert side_by_side(lambda: (meet.wait(), "policy")[1], lambda: (meet.wait(), "critic")[1]) == ("policy", "critic")
+
+    def second_until_stopped():  # a long loop that ends only when asked to
+        while not stop_requested():
+            time.sleep(0.01)
+        return "stopped"
+
+    with pytest.raises(KeyError, match="first failed"):
+        side_by_side(lambda: {}["first failed"], second_until_stopped)
+    with pytest.raises(ZeroDivisionError):
+        side_by_side(lambda: "fine", lambda: 1 / 0)
+    monkeypatch.setattr(threads, "_configured", 1)  # one thread: in turn, both on the caller's thread
+    caller = threading.get_ident()
+    assert side_by_side(threading.get_ident, threading.get_ident) == (caller, caller)
+
+
+def test_small_work_runs_on_one_thread_and_ppo_loops_side_by_side(tmp_path, monkeypatch):
     from gdmpo.algos import collect
     from gdmpo.algos.ppo import PPO
     from gdmpo.threads import PARALLEL_MIN_ROWS, single_thread
 
-    seen = {}  # torch threads where the iteration's work and each PPO minibatch step ran
-    step = PPO._policy_step
+    seen = {}  # (rows, torch threads, python thread) of each policy and value minibatch step
+    policy_step, value_step = PPO._policy_step, PPO._value_step
 
-    def spy(agent, data, adv, idx):
-        seen.setdefault("update", set()).add((idx.numel() * agent.num_agents, torch.get_num_threads()))
-        return step(agent, data, adv, idx)
+    def spy(name, step):
+        def spied(agent, data, target, idx):
+            seen.setdefault(name, set()).add((idx.numel() * agent.num_agents, torch.get_num_threads(),
+                                              threading.get_ident()))
+            return step(agent, data, target, idx)
+        return spied
 
-    monkeypatch.setattr(PPO, "_policy_step", spy)
+    monkeypatch.setattr(PPO, "_policy_step", spy("policy", policy_step))
+    monkeypatch.setattr(PPO, "_value_step", spy("value", value_step))
     threads = torch.get_num_threads()
     trainer = gdmpo.Trainer(small_config(threads=2), tmp_path / "run")
     iteration = trainer.algorithm.iteration
@@ -309,15 +336,21 @@ def test_small_work_runs_on_one_thread_and_large_updates_on_the_configured_ones(
                                                     iteration(env, obs))[1]
     try:
         trainer.train(100, progress=False)  # 4 copies x 25 steps x n agents / 4 minibatches: small
-        assert seen["iteration"] == 1 and {t for _, t in seen["update"]} == {1}
-        assert max(rows for rows, _ in seen["update"]) < PARALLEL_MIN_ROWS
+        assert seen["iteration"] == 1
+        for name in ("policy", "value"):
+            assert {t for _, t, _ in seen[name]} == {1}
+            assert max(rows for rows, _, _ in seen[name]) < PARALLEL_MIN_ROWS
+        main = threading.get_ident()
+        # the policy's loop on the caller's thread, the critic's on a helper beside it
+        assert {who for _, _, who in seen["policy"]} == {main} and main not in {who for _, _, who in seen["value"]}
         env, agent = trainer.env, trainer.algorithm.agent
         steps = PARALLEL_MIN_ROWS * agent.config.minibatches // (env.num_envs * env.num_agents)  # minibatch at the bar
         data = agent.reevaluate(collect(env, agent, env.reset(), steps)[0])
-        seen["update"].clear()
-        with single_thread():  # as inside an iteration: a large update still takes the configured 2
+        seen.clear()
+        with single_thread():  # as inside an iteration: a large update takes the configured 2, one per loop
             agent.update(data)
-        assert {t for _, t in seen["update"]} == {2}
+        assert {t for _, t, _ in seen["policy"] | seen["value"]} == {1}
+        assert min(rows for rows, _, _ in seen["policy"]) >= PARALLEL_MIN_ROWS
         assert torch.get_num_threads() == 2  # restored after the blocks
     finally:
         trainer.close()

@@ -18,7 +18,7 @@ from gdmpo.config import PPOConfig
 from gdmpo.graph import BatchedGraphs, khop_adjacency
 from gdmpo.nn import GraphPolicy
 from gdmpo.nn.normalization import RunningMeanStd
-from gdmpo.threads import threads_for
+from gdmpo.threads import side_by_side, stop_requested, threads_for
 
 
 def gae(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor, dones: torch.Tensor,
@@ -210,27 +210,47 @@ class PPO(nn.Module):
         ext_adv, returns = ext_adv.flatten(0, 1), returns.flatten(0, 1)
         samples = data.obs.size(0)
         minibatch = max(1, samples // max(1, cfg.minibatches))
-        sums = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "approx_kl": 0.0, "clip_fraction": 0.0}
-        policy_steps = value_steps = policy_epochs = 0
-        policy_active = True
+        # every epoch's minibatches drawn up front: the policy and the critic walk the same ones, each in
+        # its own loop, side by side when two threads are configured (same results as in turn)
+        batches = [torch.randperm(samples, generator=generator, device=data.obs.device).split(minibatch)
+                   for _ in range(cfg.epochs)]
         with threads_for(minibatch * self.num_agents):  # one thread unless the minibatches are large
-            for _ in range(cfg.epochs):
-                policy_epochs += int(policy_active)
-                order = torch.randperm(samples, generator=generator, device=data.obs.device)
-                for start in range(0, samples, minibatch):
-                    idx = order[start:start + minibatch]
-                    if policy_active:
-                        stats = self._policy_step(data, ext_adv, idx)
-                        for key, value in stats.items():
-                            sums[key] += value
-                        policy_steps += 1
-                        if cfg.target_kl is not None and stats["approx_kl"] > cfg.kl_stop_factor * cfg.target_kl:
-                            policy_active = False  # the critic keeps learning for the remaining epochs
-                    sums["value_loss"] += self._value_step(data, returns, idx)
-                    value_steps += 1
-        p = max(policy_steps, 1)
-        return UpdateStats(sums["policy_loss"] / p, sums["value_loss"] / max(value_steps, 1), sums["entropy"] / p,
-                           sums["approx_kl"] / p, sums["clip_fraction"] / p, policy_epochs)
+            (policy, policy_epochs), value_loss = side_by_side(
+                lambda: self._policy_epochs(data, ext_adv, batches),
+                lambda: self._value_epochs(data, returns, batches))
+        return UpdateStats(policy["policy_loss"], value_loss, policy["entropy"], policy["approx_kl"],
+                           policy["clip_fraction"], policy_epochs)
+
+    def _policy_epochs(self, data: Rollout, ext_adv: torch.Tensor,
+                       batches: list[tuple[torch.Tensor, ...]]) -> tuple[dict[str, float], int]:
+        """Clipped-surrogate steps over ``batches`` (the minibatches of each epoch) until the KL early stop.
+
+        Returns the statistics averaged over the steps taken and the number of epochs begun.
+        """
+        cfg = self.config
+        sums = dict.fromkeys(("policy_loss", "entropy", "approx_kl", "clip_fraction"), 0.0)
+        steps = epochs = 0
+        for epoch in batches:
+            epochs += 1
+            for idx in epoch:
+                stats = self._policy_step(data, ext_adv, idx)
+                for key, value in stats.items():
+                    sums[key] += value
+                steps += 1
+                if cfg.target_kl is not None and stats["approx_kl"] > cfg.kl_stop_factor * cfg.target_kl:
+                    return {key: value / steps for key, value in sums.items()}, epochs
+        return {key: value / max(steps, 1) for key, value in sums.items()}, epochs
+
+    def _value_epochs(self, data: Rollout, returns: torch.Tensor, batches: list[tuple[torch.Tensor, ...]]) -> float:
+        """Critic regression steps over every minibatch of ``batches`` (all epochs: the KL stop is the
+        policy's); returns the mean loss."""
+        losses = []
+        for epoch in batches:
+            for idx in epoch:
+                if stop_requested():  # the policy's loop beside this one failed
+                    return float("nan")
+                losses.append(self._value_step(data, returns, idx))
+        return sum(losses) / max(len(losses), 1)
 
     def _chunks(self, idx: torch.Tensor) -> list[torch.Tensor]:
         """Split a minibatch into pieces of at most ``chunk_nodes`` nodes (whole copies).
