@@ -7,7 +7,8 @@ is then timed for real (``--iterations`` of them, averaged). Reference figures a
 public implementation measured on this 2-core machine (issue 4), at the same settings (the default
 config is the authors' ``dmpo-paper.yaml``: M = 2048, T = 25, 10 epochs). It also prints the PPO
 update's achieved GFLOP/s (the dense layers' multiply-adds, forward and backward) beside the peak of a
-same-shape matrix product timed in the same run::
+same-shape matrix product timed in the same run. Each part runs as the trainer runs it: one torch thread
+for small work, and the PPO update's policy and critic loops side by side with ``--threads 2``::
 
     python benchmarks/dmpo_iteration.py [--config configs/cacc-catchup/dmpo-paper.yaml] [--threads 2]
 """
@@ -24,6 +25,7 @@ from torch import nn
 
 from gdmpo import config as cfg
 from gdmpo.algos import DMPO, branched_rollout, build_agent, collect
+from gdmpo.threads import configure_threads, single_thread
 
 REFERENCE = {"real episode (600 steps)": 0.53, "branched rollout": 0.55, "PPO update, model data": 6.35,
              "DMPO iteration": 35.0}
@@ -36,9 +38,12 @@ def synchronize(device: str) -> None:
 
 
 def timed(fn, repeats: int = 1, device: str = "cpu") -> tuple[float, object]:
+    """Mean seconds of ``fn()`` and its last result, run as the trainer runs an iteration: on one torch
+    thread, with PPO updates taking the configured threads (``gdmpo.threads``)."""
     out, start = None, time.perf_counter()
-    for _ in range(repeats):
-        out = fn()
+    with single_thread():
+        for _ in range(repeats):
+            out = fn()
     synchronize(device)
     return (time.perf_counter() - start) / repeats, out
 
@@ -68,7 +73,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=2)
     parser.add_argument("--device", default="cpu", help="where networks and torch environments run (e.g. cuda)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    configure_threads(args.threads)
     torch.manual_seed(0)
     config = cfg.load(args.config)
     # one real episode per iteration, as the authors
