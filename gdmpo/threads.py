@@ -111,6 +111,11 @@ def threads_for(rows: int) -> AbstractContextManager[None]:
     return _torch_threads(_configured_threads() if rows >= PARALLEL_MIN_ROWS else 1)
 
 
+def in_turn(first: Callable[[], First], second: Callable[[], Second]) -> tuple[First, Second]:
+    """``(first(), second())``, one after the other (for work that shares state)."""
+    return first(), second()
+
+
 _stop = threading.local()  # the stop event of side_by_side's helper thread
 
 
@@ -127,7 +132,7 @@ def side_by_side(first: Callable[[], First], second: Callable[[], Second]) -> tu
     import torch
 
     if _configured_threads() < 2:
-        return first(), second()
+        return in_turn(first, second)
     each = max(1, torch.get_num_threads() // 2)
     outcome: dict[str, object] = {}
 

@@ -177,3 +177,16 @@ def test_policy_and_critic_loops_side_by_side_give_the_same_update_as_in_turn(mo
     assert stats_1 == stats_2 and (stats_1.policy_epochs < 4) == kl_stop
     assert all(torch.equal(weights_1[k], weights_2[k]) for k in weights_1)
     assert not all(torch.equal(start[k], weights_1[k]) for k in start)
+
+
+def test_a_critic_that_shares_the_policys_weights_is_updated_in_turn():
+    from gdmpo.algos.ppo import PPO
+    from gdmpo.nn import GraphCritic
+
+    env = gdmpo.make("cacc-catchup", num_envs=2, seed=0)
+    agent = build_agent(RunConfig(), env)
+    assert agent.loops_side_by_side
+    critic = GraphCritic(env.obs_dim, 1, RunConfig().value_net)
+    critic.net.layers[0] = agent.policy.net.layers[0]  # a shared first layer: both loops would train it
+    shared = PPO(agent.policy, critic, agent.config, env.graph.edge_index, env.num_agents, 1)
+    assert not shared.loops_side_by_side

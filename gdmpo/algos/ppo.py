@@ -18,7 +18,7 @@ from gdmpo.config import PPOConfig
 from gdmpo.graph import BatchedGraphs, khop_adjacency
 from gdmpo.nn import GraphPolicy
 from gdmpo.nn.normalization import RunningMeanStd
-from gdmpo.threads import side_by_side, stop_requested, threads_for
+from gdmpo.threads import in_turn, side_by_side, stop_requested, threads_for
 
 
 def gae(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor, dones: torch.Tensor,
@@ -93,6 +93,9 @@ class PPO(nn.Module):
                              khop_adjacency(edge_index, num_agents, advantage_hops), persistent=False)
         self.register_buffer("action_mask", action_mask, persistent=False)
         self.value_norm = RunningMeanStd()
+        # the two minibatch loops may run side by side only if no weight is trained by both
+        policy_weights = {id(p) for p in policy.parameters()}
+        self.loops_side_by_side = not any(id(p) in policy_weights for p in critic.parameters())
         self.policy_optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr_policy)
         self.value_optimizer = torch.optim.Adam(critic.parameters(), lr=config.lr_value)
         self._graphs = BatchedGraphs(num_agents)
@@ -215,9 +218,9 @@ class PPO(nn.Module):
         batches = [torch.randperm(samples, generator=generator, device=data.obs.device).split(minibatch)
                    for _ in range(cfg.epochs)]
         with threads_for(minibatch * self.num_agents):  # one thread unless the minibatches are large
-            (policy, policy_epochs), value_loss = side_by_side(
-                lambda: self._policy_epochs(data, ext_adv, batches),
-                lambda: self._value_epochs(data, returns, batches))
+            run = side_by_side if self.loops_side_by_side else in_turn
+            (policy, policy_epochs), value_loss = run(lambda: self._policy_epochs(data, ext_adv, batches),
+                                                      lambda: self._value_epochs(data, returns, batches))
         return UpdateStats(policy["policy_loss"], value_loss, policy["entropy"], policy["approx_kl"],
                            policy["clip_fraction"], policy_epochs)
 
