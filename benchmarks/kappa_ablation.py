@@ -1,7 +1,8 @@
 """The paper's Fig. 5: DMPO with κ in {1, 2, 3, 4}: return vs real env steps, and model error vs κ.
 
 Run: ``python benchmarks/kappa_ablation.py [--env cacc-catchup] [--kappas 1 2 3 4] [--vary both]
-[--steps 100000] [--seeds 0 1 2] [--set dmpo.rollouts=512 ...] [--jobs 2] [--out DIR] [--summary-only]``.
+[--steps 100000] [--seeds 0 1 2] [--set dmpo.rollouts=512 ...] [--jobs 2] [--out DIR]
+[--summary-only [--finished-only]]``.
 
 ``--vary value`` changes the extended critic's and advantage's radius κ_v (the κ of the paper's
 Table I), ``model`` the dynamics model's κ_p, ``both`` (default) the two together. Writes the run
@@ -12,6 +13,7 @@ to ``--threshold``, and the model's last held-out one-step state MSE and T-step 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +41,12 @@ def return_at(run_dir: str, steps: float, window: int = 3) -> tuple[float, float
     return float(logged[-1]) if len(logged) else 0.0, float(np.mean(upto)) if len(upto) else float("nan")
 
 
+def final_return_of(run_dir: Path) -> float:
+    """The final evaluation a finished run recorded (``result.json``), NaN while it is unfinished."""
+    result = run_dir / "result.json"
+    return float(json.loads(result.read_text())["final_return"]) if result.is_file() else float("nan")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="cacc-catchup")
@@ -48,6 +56,8 @@ def main() -> None:
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--summary-only", action="store_true",
                         help="summarise the run directories under --out, finished or not, without training")
+    parser.add_argument("--finished-only", action="store_true",
+                        help="with --summary-only: only the runs that finished (recorded their final evaluation)")
     add_run_arguments(parser)
     args = parser.parse_args()
     out = Path(args.out or f"benchmarks/results/kappa_ablation/{args.env}")
@@ -58,7 +68,12 @@ def main() -> None:
             for k in args.kappas for s in args.seeds]
     if args.summary_only:  # unfinished runs have no final evaluation: compare them at a common step
         found = [{**job, "run_dir": str(run_dir_of(out, job["env"], job["name"], job["seed"]))} for job in jobs]
-        results = [{**r, "final_return": float("nan")} for r in found if (Path(r["run_dir"]) / "metrics.csv").is_file()]
+        results = [{**r, "final_return": final_return_of(Path(r["run_dir"]))} for r in found
+                   if (Path(r["run_dir"]) / "metrics.csv").is_file() and len(read_curve(r["run_dir"])[0])]
+        if args.finished_only:
+            results = [r for r in results if not np.isnan(r["final_return"])]
+        if not results:
+            raise SystemExit(f"no run under {out} has logged an episode yet")
     else:
         results = run_jobs(jobs, args.jobs, ray=args.ray)
     common_steps = min(return_at(r["run_dir"], np.inf)[0] for r in results)
@@ -72,6 +87,8 @@ def main() -> None:
              "| model T-step MSE |", "| --- | --- | --- | --- | --- | --- |"]
     for k in args.kappas:
         mine = [r for r in results if r["kappa"] == k]
+        if not mine:
+            continue
         finals = np.array([r["final_return"] for r in mine])
         hits = [h for h in (steps_to_threshold(r["run_dir"], threshold) for r in mine) if not np.isnan(h)]
         errors = np.array([last_model_errors(r["run_dir"]) for r in mine])
