@@ -160,7 +160,6 @@ def side_by_side(first: Callable[[], First], second: Callable[[], Second]) -> tu
     return first_result, outcome["value"]  # type: ignore[return-value]
 
 
-
 def stop_requested() -> bool:
     """Whether the :func:`side_by_side` work running on this thread should end early (its partner failed)."""
     flag = getattr(_stop, "flag", None)
