@@ -143,6 +143,9 @@ class DMPOConfig:
     spread_threshold: float | None = None  # stop a branch where the elites disagree beyond this; null: never
     return_error_tolerance: float | None = None  # lower model_data_prob when model returns err more; null: off
     iteration_kl: float | None = None  # end an iteration's inner updates once the policy moved this far; null: off
+    # true: every iteration begins with DPPO's update on the fresh real segment (warm-up included); the
+    # other inner updates use model data with chance p and are skipped otherwise (no real-data reuse)
+    fresh_update: bool = False
 
 
 @dataclass

@@ -371,3 +371,36 @@ def test_the_return_guard_keeps_the_best_return_after_a_forced_model_error(guard
         assert push() > pushed - 0.1  # real data keep it pushing up
     else:  # the lie is exploitable: unguarded, the policy turns towards pushing down
         assert push() < pushed - 0.5, (pushed, push())
+
+
+@pytest.mark.parametrize("share,model_updates", [(0.0, 0), (1.0, 2)])
+def test_the_fresh_update_uses_each_real_segment_once_as_collected(monkeypatch, share, model_updates):
+    """``fresh_update``: every iteration, warm-up included, starts with DPPO's update on the segment just
+    collected (its own log-probabilities and values, never re-evaluated); the other inner updates are
+    model data or nothing, so with model data off DMPO runs exactly DPPO's updates."""
+    torch.manual_seed(0)
+    env = Drift(num_envs=4, horizon=10)
+    config = from_dict({"algo": "dmpo", "policy_net": {"hidden": [8, 8]}, "value_net": {"hidden": [8, 8]},
+                        "model": {"net": {"hidden": [8, 8]}, "batch_size": 16},
+                        "dmpo": {"warmup_env_steps": 80, "warmup_model_steps": 20, "model_steps": 5,
+                                 "rollouts": 8, "horizon": 3, "inner_updates": 3, "model_data_prob": share,
+                                 "fresh_update": True}})
+    agent = build_agent(config, env)
+    algo = DMPO(agent, env, 10, config.model, config.dmpo)
+    collected, updated = [], []
+    real_collect = gdmpo.algos.dmpo.collect
+    monkeypatch.setattr(gdmpo.algos.dmpo, "collect", lambda *a: collected.append(real_collect(*a)) or collected[-1])
+    real_update = agent.update
+    monkeypatch.setattr(agent, "update", lambda data: updated.append(data) or real_update(data))
+    monkeypatch.setattr(agent, "reevaluate", lambda data: pytest.fail("a real segment was re-evaluated"))
+    obs = env.reset(seed=0)
+    per_iteration = []
+    for _ in range(3):  # 40 real steps each: the first warms up, the next two may use the model
+        before = len(updated)
+        result = algo.iteration(env, obs)
+        obs = result.obs
+        per_iteration.append(updated[before:])
+        assert per_iteration[-1][0] is collected[-1][0]  # the segment as collected, first
+        assert result.metrics["model_updates"] == (0 if len(per_iteration) == 1 else model_updates)
+    assert [len(u) for u in per_iteration] == [1, 1 + model_updates, 1 + model_updates]
+    assert all(u.num_steps == 3 for updates in per_iteration for u in updates[1:])  # branches of T = 3

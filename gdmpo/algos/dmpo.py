@@ -8,6 +8,11 @@ One iteration, top to bottom:
    rollouts of ``T`` steps from real states with probability ``p`` (model data, bootstrapped with V
    at the end, eq. 7), else on the latest real segment re-evaluated with the current networks.
 
+With ``fresh_update`` the real data are used once, as DPPO uses them: every iteration (warm-up
+included) begins with a PPO update on the fresh segment with the log-probabilities and values it was
+collected with, and each of the other ``inner_updates - 1`` uses model data with probability ``p``
+and is skipped otherwise. Where the guards below turn model data off, DMPO is then exactly DPPO.
+
 Two guards keep the policy from exploiting model errors (each a ``dmpo`` knob; None turns it off):
 
 - ``spread_threshold``: a branch stops where the ensemble's elites disagree beyond it
@@ -104,8 +109,12 @@ class DMPO(Algorithm):
         share = self.model_share(max(errors) if errors else None)
         metrics["model_share"] = share
         inner_run = 0
+        if cfg.fresh_update:  # the real segment once, with the trust region of the policy that collected it
+            with timer("time_policy"):
+                stats.append(self.agent.update(rollout))
+                inner_run += 1
         if not warming_up:
-            for _ in range(cfg.inner_updates):  # lines 7-13
+            for _ in range(cfg.inner_updates - int(cfg.fresh_update)):  # lines 7-13
                 if float(torch.rand(())) < share:
                     with timer("time_rollout"):
                         start = self.buffer.start_states(cfg.rollouts)
@@ -114,6 +123,8 @@ class DMPO(Algorithm):
                     self.model_steps += cfg.rollouts * cfg.horizon
                     model_updates += 1
                     stopped.append(float((data.dones & ~data.terminated).float().mean()))
+                elif cfg.fresh_update:
+                    continue
                 else:
                     with timer("time_policy"):
                         data = self.agent.reevaluate(rollout)
@@ -124,6 +135,7 @@ class DMPO(Algorithm):
                         metrics["iteration_kl"] = self.agent.drift(rollout)
                         if metrics["iteration_kl"] > cfg.iteration_kl:
                             break
+        if inner_run:
             metrics["inner_updates_run"] = inner_run
         if stopped:
             metrics["model_stopped"] = sum(stopped) / len(stopped)  # share of branch steps cut by the spread
