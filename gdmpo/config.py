@@ -146,6 +146,7 @@ class DMPOConfig:
     # true: every iteration begins with DPPO's update on the fresh real segment (warm-up included); the
     # other inner updates use model data with chance p and are skipped otherwise (no real-data reuse)
     fresh_update: bool = False
+    branch_from_newest: int | None = None  # branch only from the newest this many real steps of D^E; null: all
 
 
 @dataclass

@@ -53,6 +53,22 @@ def test_latest_columns_are_the_newest_segment_even_after_wrapping():
     assert windows["obs"][:, 0, 0].tolist() == [30.0, 31.0, 32.0]  # the newest segment's starts
 
 
+def test_branches_start_from_the_newest_real_steps_when_asked():
+    buffer = RealBuffer(capacity_steps=60, segment_steps=10, holdout_fraction=0.0)  # 6 columns
+    for k in range(3):  # two copies per segment; segment k counts up from 100 k
+        part = segment(10, 2, start=100.0 * k)
+        buffer.add(part, part.actions)
+    torch.manual_seed(0)
+    everywhere = buffer.start_states(200)[:, 0, 0].div(100).floor()
+    assert set(everywhere.tolist()) == {0.0, 1.0, 2.0}
+    newest = buffer.start_states(200, newest_steps=20)[:, 0, 0]  # 2 columns: the last segment of both copies
+    assert newest.min() >= 200 and newest.max() <= 209
+    assert set(buffer.start_states(200, newest_steps=15)[:, 0, 0].div(100).floor().tolist()) == {2.0}  # rounded up
+    assert set(buffer.start_states(200, newest_steps=30)[:, 0, 0].div(100).floor().tolist()) == {1.0, 2.0}
+    with pytest.raises(ValueError, match="branch_from_newest"):
+        cacc_algorithm(branch_from_newest=0)
+
+
 def test_windows_never_cross_an_episode_end():
     buffer = RealBuffer(capacity_steps=10, segment_steps=10, holdout_fraction=0.0)
     part = segment(10, 1, done_at=[(3, 0)])

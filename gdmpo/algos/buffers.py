@@ -125,11 +125,17 @@ class RealBuffer:
         col, step = columns[pick], torch.randint(self.segment_steps, (count,), generator=generator)
         return {key: value[col, step] for key, value in self.data.items()}
 
-    def start_states(self, count: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``[count, n, d]`` real states to branch model rollouts from (any stored column)."""
+    def start_states(self, count: int, generator: torch.Generator | None = None,
+                     newest_steps: int | None = None) -> torch.Tensor:
+        """``[count, n, d]`` real states to branch model rollouts from: any stored column, or only the
+        columns holding the newest ``newest_steps`` real steps (whole columns, at least one)."""
         if len(self) == 0:
             raise ValueError("the buffer is empty")
-        col = torch.randint(len(self), (count,), generator=generator)
+        if newest_steps is None:
+            col = torch.randint(len(self), (count,), generator=generator)
+        else:
+            newest = self.latest_columns(max(1, -(-newest_steps // self.segment_steps)))
+            col = newest[torch.randint(newest.numel(), (count,), generator=generator)]
         step = torch.randint(self.segment_steps, (count,), generator=generator)
         return self.data["obs"][col, step]
 

@@ -117,7 +117,7 @@ class DMPO(Algorithm):
             for _ in range(cfg.inner_updates - int(cfg.fresh_update)):  # lines 7-13
                 if float(torch.rand(())) < share:
                     with timer("time_rollout"):
-                        start = self.buffer.start_states(cfg.rollouts)
+                        start = self.buffer.start_states(cfg.rollouts, newest_steps=cfg.branch_from_newest)
                         data = branched_rollout(self.agent, self.model, start, cfg.horizon, self.buffer,
                                                 bounds=self.obs_bounds, spread_threshold=cfg.spread_threshold)
                     self.model_steps += cfg.rollouts * cfg.horizon
@@ -202,6 +202,8 @@ def _check(dmpo: DMPOConfig) -> None:
             raise ValueError(f"dmpo.{key} must be >= 1, got {getattr(dmpo, key)}")
     if not 0.0 <= dmpo.model_data_prob <= 1.0:
         raise ValueError(f"dmpo.model_data_prob must be in [0, 1], got {dmpo.model_data_prob}")
+    if dmpo.branch_from_newest is not None and dmpo.branch_from_newest < 1:
+        raise ValueError(f"dmpo.branch_from_newest must be >= 1 or null (all of D^E), got {dmpo.branch_from_newest}")
     for key in ("spread_threshold", "return_error_tolerance"):
         value = getattr(dmpo, key)
         if value is not None and value <= 0:
