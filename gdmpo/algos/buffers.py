@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 
 import torch
@@ -131,11 +132,9 @@ class RealBuffer:
         columns holding the newest ``newest_steps`` real steps (whole columns, at least one)."""
         if len(self) == 0:
             raise ValueError("the buffer is empty")
-        if newest_steps is None:
-            col = torch.randint(len(self), (count,), generator=generator)
-        else:
-            newest = self.latest_columns(max(1, -(-newest_steps // self.segment_steps)))
-            col = newest[torch.randint(newest.numel(), (count,), generator=generator)]
+        columns = (torch.arange(len(self)) if newest_steps is None
+                   else self.latest_columns(max(1, math.ceil(newest_steps / self.segment_steps))))
+        col = columns[torch.randint(columns.numel(), (count,), generator=generator)]
         step = torch.randint(self.segment_steps, (count,), generator=generator)
         return self.data["obs"][col, step]
 
