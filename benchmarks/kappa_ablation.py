@@ -13,7 +13,6 @@ to ``--threshold``, and the model's last held-out one-step state MSE and T-step 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ from common import add_run_arguments, parse_value, run_dir_of, run_jobs, write_c
 from sample_efficiency import THRESHOLDS, steps_to_threshold
 
 from gdmpo.plot import plot_runs, read_curve, read_metric
+from gdmpo.sweep import recorded_result
 
 KEYS = {"value": ("ppo.value_hops",), "model": ("model.hops",), "both": ("ppo.value_hops", "model.hops")}
 
@@ -43,8 +43,8 @@ def return_at(run_dir: str, steps: float, window: int = 3) -> tuple[float, float
 
 def final_return_of(run_dir: Path) -> float:
     """The final evaluation a finished run recorded (``result.json``), NaN while it is unfinished."""
-    result = run_dir / "result.json"
-    return float(json.loads(result.read_text())["final_return"]) if result.is_file() else float("nan")
+    recorded = recorded_result(run_dir)
+    return float(recorded["final_return"]) if recorded is not None else float("nan")
 
 
 def main() -> None:

@@ -22,7 +22,6 @@ the DPPO/DMPO step ratio).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from sample_efficiency import THRESHOLDS, steps_to_threshold
 from gdmpo import config as cfg
 from gdmpo.cli import parse_assignments
 from gdmpo.plot import aggregate, pyplot, read_curve, read_metric
-from gdmpo.sweep import finish_run
+from gdmpo.sweep import RESULT_FILE, finish_run, recorded_result
 from gdmpo.threads import available_cpus
 
 ENVS = ("cacc-catchup", "cacc-slowdown", "ring-attenuation", "figure-eight", "atsc-grid5x5")
@@ -180,14 +179,14 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         jobs.append({"config": cfg.to_dict(config), "run_dir": str(run_dir_of(out, env, algo, seed)), "seed": seed,
                      "steps": args.steps, "episodes": args.episodes, "threads": threads,
                      "labels": {"env": env, "name": algo}})
-    done = [j for j in jobs if (Path(j["run_dir"]) / "result.json").exists()]
+    done = [j for j in jobs if recorded_result(j["run_dir"]) is not None]
     todo = [] if args.summary_only else [j for j in jobs if j not in done]
     print(f"{len(done)} of {len(jobs)} runs finished; {len(todo)} to run", flush=True)
     if todo:
         run_jobs(todo, args.jobs, finish_run, ray=args.ray)
     # every finished run under --out, not only this command's: tasks run in separate sittings share the files
-    results = [{**json.loads(path.read_text()), "run_dir": str(path.parent)}  # where the run is now
-               for path in sorted((out / "runs").glob("*/*/result.json"))]
+    results = [{**recorded_result(path.parent), "run_dir": str(path.parent)}  # where the run is now
+               for path in sorted((out / "runs").glob(f"*/*/{RESULT_FILE}"))]
     if results:
         write_curves(results, out / "curves.csv")
         plot_fig4(results, out / "fig4.png")

@@ -80,6 +80,15 @@ def plan(out: str | os.PathLike[str], seeds: Sequence[int], grid: dict[str, list
             for label, overrides in configurations(grid) for seed in seeds]
 
 
+RESULT_FILE = "result.json"  # a run's final evaluation, written last: a run that has one is finished
+
+
+def recorded_result(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The result a finished run recorded (:data:`RESULT_FILE` in ``run_dir``), or None while it is not."""
+    path = Path(run_dir) / RESULT_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def finish_run(job: dict[str, Any]) -> dict[str, Any]:
     """Bring one run to ``job['steps']`` real steps, evaluate its final policy once, record ``result.json``.
 
@@ -93,9 +102,9 @@ def finish_run(job: dict[str, Any]) -> dict[str, Any]:
     if job.get("cwd") and os.path.isdir(job["cwd"]):
         os.chdir(job["cwd"])  # a Ray worker starts elsewhere; relative paths mean the sweep's directory
     directory = Path(job["run_dir"])
-    result_file = directory / "result.json"
-    if result_file.exists():
-        return json.loads(result_file.read_text())
+    recorded = recorded_result(directory)
+    if recorded is not None:
+        return recorded
     start = time.perf_counter()
     trainer = resume_or_start(cfg.from_dict(job["config"], str(directory / "config.yaml")), directory)
     try:
@@ -108,7 +117,7 @@ def finish_run(job: dict[str, Any]) -> dict[str, Any]:
               "env_steps": summary["env_steps"], "train_s": summary["wall_s"],
               "final_return": evaluation["mean_return"], "final_std": evaluation["std_return"],
               "traffic": evaluation.get("traffic"), "session_s": time.perf_counter() - start}
-    atomic_write_text(result_file, json.dumps(result, indent=1))
+    atomic_write_text(directory / RESULT_FILE, json.dumps(result, indent=1))
     return result
 
 
@@ -130,7 +139,7 @@ def run_sweep(config_path: str | os.PathLike[str], seeds: Sequence[int], grid: d
         jobs.append({"config": cfg.to_dict(config), "run_dir": str(trial.run_dir), "seed": trial.seed,
                      "steps": steps if steps is not None else config.total_env_steps, "episodes": episodes,
                      "labels": {"env": config.env.id, "name": trial.label}, "cwd": os.getcwd()})
-    todo = [job for job in jobs if not (Path(job["run_dir"]) / "result.json").exists()]
+    todo = [job for job in jobs if recorded_result(job["run_dir"]) is None]
     print(f"sweep {config_path}: {len(trials)} trials ({len(trials) - len(todo)} finished before), "
           f"results in {out}", flush=True)
     if todo:
@@ -141,7 +150,7 @@ def run_sweep(config_path: str | os.PathLike[str], seeds: Sequence[int], grid: d
             print(f"[{time.perf_counter() - start:6.0f} s] {count}/{len(todo)} {result['name']} seed {result['seed']}: "
                   f"final return {result['final_return']:.4g} ({result['env_steps']} steps, "
                   f"{result['train_s']:.0f} s training)", flush=True)
-    results = [json.loads((Path(j["run_dir"]) / "result.json").read_text()) for j in jobs]
+    results = [recorded_result(j["run_dir"]) for j in jobs]
     write_report(results, out)
     return results
 
