@@ -147,6 +147,9 @@ class DMPOConfig:
     # other inner updates use model data with chance p and are skipped otherwise (no real-data reuse)
     fresh_update: bool = False
     branch_from_newest: int | None = None  # branch only from the newest this many real steps of D^E; null: all
+    # from this many real steps on, each iteration is DPPO's (one update on the fresh segment, no model):
+    # model-based early, model-free fine-tuning late; null: never
+    model_free_after: int | None = None
 
 
 @dataclass

@@ -420,3 +420,44 @@ def test_the_fresh_update_uses_each_real_segment_once_as_collected(monkeypatch, 
         assert result.metrics["model_updates"] == (0 if len(per_iteration) == 1 else model_updates)
     assert [len(u) for u in per_iteration] == [1, 1 + model_updates, 1 + model_updates]
     assert all(u.num_steps == 3 for updates in per_iteration for u in updates[1:])  # branches of T = 3
+
+
+def test_after_the_handoff_an_iteration_is_dppos_update_and_never_touches_the_model(monkeypatch):
+    """``model_free_after``: iterations that begin before it are model-based (model fitted, branched
+    rollouts); from it on, each runs exactly one update on the segment as collected and neither fits,
+    evaluates nor rolls out the model."""
+    torch.manual_seed(0)
+    env = Drift(num_envs=4, horizon=10)
+    config = from_dict({"algo": "dmpo", "policy_net": {"hidden": [8, 8]}, "value_net": {"hidden": [8, 8]},
+                        "model": {"net": {"hidden": [8, 8]}, "batch_size": 16},
+                        "dmpo": {"warmup_env_steps": 40, "warmup_model_steps": 20, "model_steps": 5,
+                                 "rollouts": 8, "horizon": 3, "inner_updates": 3, "model_data_prob": 1.0,
+                                 "model_free_after": 80}})
+    agent = build_agent(config, env)
+    algo = DMPO(agent, env, 10, config.model, config.dmpo)
+    collected, updated, fits = [], [], []
+    real_collect = gdmpo.algos.dmpo.collect
+    monkeypatch.setattr(gdmpo.algos.dmpo, "collect", lambda *a: collected.append(real_collect(*a)) or collected[-1])
+    real_update, real_fit = agent.update, algo.model.fit
+    monkeypatch.setattr(agent, "update", lambda data: updated.append(data) or real_update(data))
+    monkeypatch.setattr(algo.model, "fit", lambda *a: fits.append(algo.env_steps) or real_fit(*a))
+    obs = env.reset(seed=0)
+    model_updates = []
+    for _ in range(4):  # 40 real steps each: iterations begin at 0, 40, 80 and 120 real steps
+        before = len(updated)
+        result = algo.iteration(env, obs)
+        obs = result.obs
+        model_updates.append(result.metrics["model_updates"])
+        if algo.env_steps > 80:
+            assert len(updated) == before + 1 and updated[-1] is collected[-1][0]  # the segment as collected
+            assert result.metrics["model_share"] == 0.0
+    assert fits == [40, 80]  # the model is fitted in the two model-based iterations only
+    assert model_updates == [3, 3, 0, 0]
+    assert algo.model_steps == 2 * 3 * 8 * 3  # two iterations of 3 updates on 8 branches of 3 steps
+
+
+def test_a_negative_handoff_is_refused_by_name():
+    env = Drift(num_envs=2, horizon=10)
+    config = from_dict({"algo": "dmpo", "dmpo": {"model_free_after": -1}})
+    with pytest.raises(ValueError, match="dmpo.model_free_after"):
+        DMPO(build_agent(config, env), env, 10, config.model, config.dmpo)

@@ -25,6 +25,11 @@ Two guards keep the policy from exploiting model errors (each a ``dmpo`` knob; N
   gets (the policy found a flaw to exploit, or the model lags behind it), the policy learns from
   real data until the model has caught up.
 
+With ``model_free_after`` the model hands over to model-free fine-tuning (Nagabandi et al. 2018):
+iterations that begin at or after that many real steps run DPPO's one update on the fresh segment and
+neither fit nor use the model. Model data buy the early speed; the model's bias, which caps the return
+DMPO reaches at fine control, no longer limits the end of training.
+
 Only real transitions count as ``env_steps``; imagined ones are counted as ``model_steps``.
 """
 
@@ -36,7 +41,7 @@ from typing import Any
 import torch
 
 from gdmpo.algos.base import UPDATE_METRICS, Algorithm, IterationResult
-from gdmpo.algos.buffers import RealBuffer
+from gdmpo.algos.buffers import RealBuffer, Rollout
 from gdmpo.algos.collect import collect
 from gdmpo.algos.model_learning import DynamicsEnsemble
 from gdmpo.algos.model_rollout import branched_rollout
@@ -80,7 +85,6 @@ class DMPO(Algorithm):
 
     # ------------------------------------------------------------------ Algorithm 1
     def iteration(self, env: NetworkedVecEnv, obs: torch.Tensor) -> IterationResult:
-        cfg = self.config
         timer = Timer()
         with timer("time_env"):  # line 4
             rollout, obs, episodes = collect(env, self.agent, obs, self.rollout_steps)
@@ -88,6 +92,25 @@ class DMPO(Algorithm):
             self.env_steps += real_steps
             env_actions = self.agent.policy.to_env(rollout.actions)
             self.buffer.add(rollout, env_actions)
+        if self.handed_off(real_steps):  # model-free fine-tuning: DPPO's one update on the fresh segment
+            with timer("time_policy"):
+                stats = [self.agent.update(rollout)]
+            metrics: dict[str, Any] = {"model_share": 0.0, "inner_updates_run": 1}
+            model_updates = 0
+        else:
+            metrics, stats, model_updates = self.model_based_updates(rollout, timer)
+        metrics.update(_mean_stats(stats))
+        metrics.update(timer.totals)
+        metrics["model_steps"] = self.model_steps
+        metrics["model_updates"] = model_updates
+        return IterationResult(obs, episodes, real_steps, metrics)
+
+    def model_based_updates(self, rollout: Rollout, timer: Timer) -> tuple[dict[str, Any], list[UpdateStats], int]:
+        """Lines 5-13: fit the models on D^E, then the inner PPO updates on model or real data.
+
+        Returns the iteration's model metrics, each update's statistics and how many used model data.
+        """
+        cfg = self.config
         metrics: dict[str, Any] = {}
         with timer("time_model"):
             if self.model_fitted:  # the current policy's fresh data, before the model is fitted on them
@@ -139,11 +162,12 @@ class DMPO(Algorithm):
             metrics["inner_updates_run"] = inner_run
         if stopped:
             metrics["model_stopped"] = sum(stopped) / len(stopped)  # share of branch steps cut by the spread
-        metrics.update(_mean_stats(stats))
-        metrics.update(timer.totals)
-        metrics["model_steps"] = self.model_steps
-        metrics["model_updates"] = model_updates
-        return IterationResult(obs, episodes, real_steps, metrics)
+        return metrics, stats, model_updates
+
+    def handed_off(self, real_steps: int) -> bool:
+        """Whether this iteration began at or after ``model_free_after`` real steps (then DMPO is DPPO)."""
+        after = self.config.model_free_after
+        return after is not None and self.env_steps - real_steps >= after
 
     def model_share(self, return_error: float | None) -> float:
         """``p``, the chance that an inner update uses model data: ``model_data_prob``, lowered by the
@@ -202,6 +226,8 @@ def _check(dmpo: DMPOConfig) -> None:
             raise ValueError(f"dmpo.{key} must be >= 1, got {getattr(dmpo, key)}")
     if not 0.0 <= dmpo.model_data_prob <= 1.0:
         raise ValueError(f"dmpo.model_data_prob must be in [0, 1], got {dmpo.model_data_prob}")
+    if dmpo.model_free_after is not None and dmpo.model_free_after < 0:
+        raise ValueError(f"dmpo.model_free_after must be >= 0 or null (never), got {dmpo.model_free_after}")
     if dmpo.branch_from_newest is not None and dmpo.branch_from_newest < 1:
         raise ValueError(f"dmpo.branch_from_newest must be >= 1 or null (all of D^E), got {dmpo.branch_from_newest}")
     for key in ("spread_threshold", "return_error_tolerance"):
