@@ -150,6 +150,9 @@ class DMPOConfig:
     # from this many real steps on, each iteration is DPPO's (one update on the fresh segment, no model):
     # model-based early, model-free fine-tuning late; null: never
     model_free_after: int | None = None
+    # ... and only once the mean of the last num_envs training episodes is within this x |best| of the
+    # best such mean so far (never from a relapse)
+    handoff_slack: float = 0.5
 
 
 @dataclass

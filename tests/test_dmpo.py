@@ -422,38 +422,51 @@ def test_the_fresh_update_uses_each_real_segment_once_as_collected(monkeypatch, 
     assert all(u.num_steps == 3 for updates in per_iteration for u in updates[1:])  # branches of T = 3
 
 
-def test_after_the_handoff_an_iteration_is_dppos_update_and_never_touches_the_model(monkeypatch):
-    """``model_free_after``: iterations that begin before it are model-based (model fitted, branched
-    rollouts); from it on, each runs exactly one update on the segment as collected and neither fits,
-    evaluates nor rolls out the model."""
+def test_the_handoff_waits_for_a_policy_near_its_best_then_runs_dppos_update_without_the_model(monkeypatch):
+    """``model_free_after``: before it, and after it while the policy is in a relapse, iterations are
+    model-based (model fitted, branched rollouts); from the first iteration at or after it whose last
+    ``num_envs`` training episodes average within ``handoff_slack`` x |best| of the best such average,
+    each runs exactly one update on the segment as collected and never fits or rolls out the model."""
     torch.manual_seed(0)
     env = Drift(num_envs=4, horizon=10)
     config = from_dict({"algo": "dmpo", "policy_net": {"hidden": [8, 8]}, "value_net": {"hidden": [8, 8]},
                         "model": {"net": {"hidden": [8, 8]}, "batch_size": 16},
                         "dmpo": {"warmup_env_steps": 40, "warmup_model_steps": 20, "model_steps": 5,
                                  "rollouts": 8, "horizon": 3, "inner_updates": 3, "model_data_prob": 1.0,
-                                 "model_free_after": 80}})
+                                 "model_free_after": 80, "handoff_slack": 0.5}})
     agent = build_agent(config, env)
     algo = DMPO(agent, env, 10, config.model, config.dmpo)
+    # each iteration's 4 finished episodes return this (best -1; the slack admits down to -1.5)
+    team_returns = iter([-1.0, -10.0, -10.0, -1.2, -10.0])
     collected, updated, fits = [], [], []
     real_collect = gdmpo.algos.dmpo.collect
-    monkeypatch.setattr(gdmpo.algos.dmpo, "collect", lambda *a: collected.append(real_collect(*a)) or collected[-1])
+
+    def scripted_collect(*args):
+        rollout, obs, log = real_collect(*args)
+        log.returns = [next(team_returns)] * 4
+        collected.append(rollout)
+        return rollout, obs, log
+
+    monkeypatch.setattr(gdmpo.algos.dmpo, "collect", scripted_collect)
     real_update, real_fit = agent.update, algo.model.fit
     monkeypatch.setattr(agent, "update", lambda data: updated.append(data) or real_update(data))
     monkeypatch.setattr(algo.model, "fit", lambda *a: fits.append(algo.env_steps) or real_fit(*a))
     obs = env.reset(seed=0)
     model_updates = []
-    for _ in range(4):  # 40 real steps each: iterations begin at 0, 40, 80 and 120 real steps
+    for _ in range(5):  # 40 real steps each: iterations begin at 0, 40, 80, 120 and 160 real steps
         before = len(updated)
         result = algo.iteration(env, obs)
         obs = result.obs
         model_updates.append(result.metrics["model_updates"])
-        if algo.env_steps > 80:
-            assert len(updated) == before + 1 and updated[-1] is collected[-1][0]  # the segment as collected
+        if algo.env_steps > 120:
+            assert len(updated) == before + 1 and updated[-1] is collected[-1]  # the segment as collected
             assert result.metrics["model_share"] == 0.0
-    assert fits == [40, 80]  # the model is fitted in the two model-based iterations only
-    assert model_updates == [3, 3, 0, 0]
-    assert algo.model_steps == 2 * 3 * 8 * 3  # two iterations of 3 updates on 8 branches of 3 steps
+    assert fits == [40, 80, 120]  # at 80 real steps the policy was in a relapse (-10 < -1.5): no handoff
+    assert model_updates == [3, 3, 3, 0, 0]  # handed over at 120 (-1.2) and for good (-10 at 160)
+    assert algo.model_steps == 3 * 3 * 8 * 3  # three iterations of 3 updates on 8 branches of 3 steps
+    resumed = DMPO(build_agent(config, env), env, 10, config.model, config.dmpo)
+    resumed.load_state_dict(algo.state_dict())
+    assert resumed.handoff.done and resumed.handoff.best == -1.0
 
 
 def test_a_negative_handoff_is_refused_by_name():

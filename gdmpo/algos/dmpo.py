@@ -26,16 +26,19 @@ Two guards keep the policy from exploiting model errors (each a ``dmpo`` knob; N
   real data until the model has caught up.
 
 With ``model_free_after`` the model hands over to model-free fine-tuning (Nagabandi et al. 2018):
-iterations that begin at or after that many real steps run DPPO's one update on the fresh segment and
-neither fit nor use the model. Model data buy the early speed; the model's bias, which caps the return
-DMPO reaches at fine control, no longer limits the end of training.
+from the first iteration that begins at or after that many real steps with the policy near its best
+(:class:`Handoff`), each iteration runs DPPO's one update on the fresh segment and neither fits nor uses
+the model. Model data buy the early speed; the model's bias, which caps the return DMPO reaches at fine
+control, no longer limits the end of training.
 
 Only real transitions count as ``env_steps``; imagined ones are counted as ``model_steps``.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from collections import deque
 from typing import Any
 
 import torch
@@ -82,6 +85,7 @@ class DMPO(Algorithm):
         self.env_steps = 0
         self.model_steps = 0
         self.model_fitted = False
+        self.handoff = Handoff(dmpo.model_free_after, dmpo.handoff_slack, window=env.num_envs)
 
     # ------------------------------------------------------------------ Algorithm 1
     def iteration(self, env: NetworkedVecEnv, obs: torch.Tensor) -> IterationResult:
@@ -92,7 +96,7 @@ class DMPO(Algorithm):
             self.env_steps += real_steps
             env_actions = self.agent.policy.to_env(rollout.actions)
             self.buffer.add(rollout, env_actions)
-        if self.handed_off(real_steps):  # model-free fine-tuning: DPPO's one update on the fresh segment
+        if self.handoff.update(self.env_steps - real_steps, episodes.returns):  # DPPO's update, no model
             with timer("time_policy"):
                 stats = [self.agent.update(rollout)]
             metrics: dict[str, Any] = {"model_share": 0.0, "inner_updates_run": 1}
@@ -164,11 +168,6 @@ class DMPO(Algorithm):
             metrics["model_stopped"] = sum(stopped) / len(stopped)  # share of branch steps cut by the spread
         return metrics, stats, model_updates
 
-    def handed_off(self, real_steps: int) -> bool:
-        """Whether this iteration began at or after ``model_free_after`` real steps (then DMPO is DPPO)."""
-        after = self.config.model_free_after
-        return after is not None and self.env_steps - real_steps >= after
-
     def model_share(self, return_error: float | None) -> float:
         """``p``, the chance that an inner update uses model data: ``model_data_prob``, lowered by the
         return-error guard when the model's predicted returns drift from the real ones."""
@@ -182,7 +181,8 @@ class DMPO(Algorithm):
         return {**super().state_dict(), "model": self.model.state_dict(),
                 "model_optimizer": self.model.optimizer.state_dict(), "buffer": self.buffer.state_dict(),
                 "counters": {"env_steps": self.env_steps, "model_steps": self.model_steps,
-                             "model_fitted": self.model_fitted}}
+                             "model_fitted": self.model_fitted},
+                "handoff": self.handoff.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
@@ -192,6 +192,43 @@ class DMPO(Algorithm):
         counters = state["counters"]
         self.env_steps, self.model_steps = counters["env_steps"], counters["model_steps"]
         self.model_fitted = counters["model_fitted"]
+        if "handoff" in state:  # checkpoints from before the handoff start without one
+            self.handoff.load_state_dict(state["handoff"])
+
+
+class Handoff:
+    """When DMPO hands over to model-free fine-tuning, for good.
+
+    At or after ``after`` real steps, and only from a policy near its best: the mean return of its
+    last ``window`` training episodes within ``slack`` x |best| of the best such mean so far. Handing
+    over in a relapse (colliding again, say) leaves DPPO's updates a nearly deterministic policy to
+    climb out with, which they may never do; the model-based updates get it out first.
+    """
+
+    def __init__(self, after: int | None, slack: float, window: int) -> None:
+        self.after, self.slack = after, slack
+        self.recent: deque[float] = deque(maxlen=window)
+        self.best = -math.inf
+        self.done = False
+
+    def update(self, steps_before: int, returns: list[float]) -> bool:
+        """Record the episodes an iteration finished (it began at ``steps_before`` real steps); whether
+        that iteration and all later ones are model-free."""
+        self.recent.extend(returns)
+        if self.after is None or len(self.recent) < (self.recent.maxlen or 0):
+            return self.done
+        mean = sum(self.recent) / len(self.recent)
+        self.best = max(self.best, mean)
+        self.done = self.done or (steps_before >= self.after and mean >= self.best - self.slack * abs(self.best))
+        return self.done
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"recent": list(self.recent), "best": self.best, "done": self.done}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.recent.clear()
+        self.recent.extend(state["recent"])
+        self.best, self.done = state["best"], state["done"]
 
 
 class Timer:
@@ -228,6 +265,8 @@ def _check(dmpo: DMPOConfig) -> None:
         raise ValueError(f"dmpo.model_data_prob must be in [0, 1], got {dmpo.model_data_prob}")
     if dmpo.model_free_after is not None and dmpo.model_free_after < 0:
         raise ValueError(f"dmpo.model_free_after must be >= 0 or null (never), got {dmpo.model_free_after}")
+    if dmpo.handoff_slack < 0:
+        raise ValueError(f"dmpo.handoff_slack must be >= 0, got {dmpo.handoff_slack}")
     if dmpo.branch_from_newest is not None and dmpo.branch_from_newest < 1:
         raise ValueError(f"dmpo.branch_from_newest must be >= 1 or null (all of D^E), got {dmpo.branch_from_newest}")
     for key in ("spread_threshold", "return_error_tolerance"):
