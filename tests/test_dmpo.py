@@ -389,20 +389,25 @@ def test_the_return_guard_keeps_the_best_return_after_a_forced_model_error(guard
         assert push() < pushed - 0.5, (pushed, push())
 
 
+def tiny_drift_dmpo(**dmpo) -> tuple[Drift, DMPO]:
+    """A DMPO on 4 copies of Drift (10-step episodes, 10 vector steps per iteration), nets of width 8
+    and 3 inner updates on 8 branches of 3 steps: small enough to count every update it makes."""
+    torch.manual_seed(0)
+    env = Drift(num_envs=4, horizon=10)
+    config = from_dict({"algo": "dmpo", "policy_net": {"hidden": [8, 8]}, "value_net": {"hidden": [8, 8]},
+                        "model": {"net": {"hidden": [8, 8]}, "batch_size": 16},
+                        "dmpo": {"warmup_model_steps": 20, "model_steps": 5, "rollouts": 8, "horizon": 3,
+                                 "inner_updates": 3, **dmpo}})
+    return env, DMPO(build_agent(config, env), env, 10, config.model, config.dmpo)
+
+
 @pytest.mark.parametrize("share,model_updates", [(0.0, 0), (1.0, 2)])
 def test_the_fresh_update_uses_each_real_segment_once_as_collected(monkeypatch, share, model_updates):
     """``fresh_update``: every iteration, warm-up included, starts with DPPO's update on the segment just
     collected (its own log-probabilities and values, never re-evaluated); the other inner updates are
     model data or nothing, so with model data off DMPO runs exactly DPPO's updates."""
-    torch.manual_seed(0)
-    env = Drift(num_envs=4, horizon=10)
-    config = from_dict({"algo": "dmpo", "policy_net": {"hidden": [8, 8]}, "value_net": {"hidden": [8, 8]},
-                        "model": {"net": {"hidden": [8, 8]}, "batch_size": 16},
-                        "dmpo": {"warmup_env_steps": 80, "warmup_model_steps": 20, "model_steps": 5,
-                                 "rollouts": 8, "horizon": 3, "inner_updates": 3, "model_data_prob": share,
-                                 "fresh_update": True}})
-    agent = build_agent(config, env)
-    algo = DMPO(agent, env, 10, config.model, config.dmpo)
+    env, algo = tiny_drift_dmpo(warmup_env_steps=80, model_data_prob=share, fresh_update=True)
+    agent = algo.agent
     collected, updated = [], []
     real_collect = gdmpo.algos.dmpo.collect
     monkeypatch.setattr(gdmpo.algos.dmpo, "collect", lambda *a: collected.append(real_collect(*a)) or collected[-1])
@@ -427,15 +432,9 @@ def test_the_handoff_waits_for_a_policy_near_its_best_then_runs_dppos_update_wit
     model-based (model fitted, branched rollouts); from the first iteration at or after it whose last
     ``num_envs`` training episodes average within ``handoff_slack`` x |best| of the best such average,
     each runs exactly one update on the segment as collected and never fits or rolls out the model."""
-    torch.manual_seed(0)
-    env = Drift(num_envs=4, horizon=10)
-    config = from_dict({"algo": "dmpo", "policy_net": {"hidden": [8, 8]}, "value_net": {"hidden": [8, 8]},
-                        "model": {"net": {"hidden": [8, 8]}, "batch_size": 16},
-                        "dmpo": {"warmup_env_steps": 40, "warmup_model_steps": 20, "model_steps": 5,
-                                 "rollouts": 8, "horizon": 3, "inner_updates": 3, "model_data_prob": 1.0,
-                                 "model_free_after": 80, "handoff_slack": 0.5}})
-    agent = build_agent(config, env)
-    algo = DMPO(agent, env, 10, config.model, config.dmpo)
+    handoff = {"warmup_env_steps": 40, "model_data_prob": 1.0, "model_free_after": 80, "handoff_slack": 0.5}
+    env, algo = tiny_drift_dmpo(**handoff)
+    agent = algo.agent
     # each iteration's 4 finished episodes return this (best -1; the slack admits down to -1.5)
     team_returns = iter([-1.0, -10.0, -10.0, -1.2, -10.0])
     collected, updated, fits = [], [], []
@@ -464,13 +463,11 @@ def test_the_handoff_waits_for_a_policy_near_its_best_then_runs_dppos_update_wit
     assert fits == [40, 80, 120]  # at 80 real steps the policy was in a relapse (-10 < -1.5): no handoff
     assert model_updates == [3, 3, 3, 0, 0]  # handed over at 120 (-1.2) and for good (-10 at 160)
     assert algo.model_steps == 3 * 3 * 8 * 3  # three iterations of 3 updates on 8 branches of 3 steps
-    resumed = DMPO(build_agent(config, env), env, 10, config.model, config.dmpo)
+    _, resumed = tiny_drift_dmpo(**handoff)
     resumed.load_state_dict(algo.state_dict())
     assert resumed.handoff.done and resumed.handoff.best == -1.0
 
 
 def test_a_negative_handoff_is_refused_by_name():
-    env = Drift(num_envs=2, horizon=10)
-    config = from_dict({"algo": "dmpo", "dmpo": {"model_free_after": -1}})
     with pytest.raises(ValueError, match="dmpo.model_free_after"):
-        DMPO(build_agent(config, env), env, 10, config.model, config.dmpo)
+        tiny_drift_dmpo(model_free_after=-1)

@@ -206,7 +206,7 @@ class Handoff:
     """
 
     def __init__(self, after: int | None, slack: float, window: int) -> None:
-        self.after, self.slack = after, slack
+        self.after, self.slack, self.window = after, slack, window
         self.recent: deque[float] = deque(maxlen=window)
         self.best = -math.inf
         self.done = False
@@ -215,7 +215,7 @@ class Handoff:
         """Record the episodes an iteration finished (it began at ``steps_before`` real steps); whether
         that iteration and all later ones are model-free."""
         self.recent.extend(returns)
-        if self.after is None or len(self.recent) < (self.recent.maxlen or 0):
+        if self.after is None or len(self.recent) < self.window:
             return self.done
         mean = sum(self.recent) / len(self.recent)
         self.best = max(self.best, mean)
