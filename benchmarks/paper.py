@@ -6,7 +6,10 @@ Run (resumable: stop it at any time, run the same command again)::
         [--steps 100000] [--episodes 16] [--jobs 1] [--out benchmarks/results/paper] [--summary-only]
 
 Each run trains ``configs/<env>/<algo>.yaml`` for ``--steps`` real environment steps into
-``<out>/runs/<env>/<algo>-s<seed>/`` (run directories are not committed: ``runs/`` holds checkpoints).
+``<out>/runs/<env>/<algo>-s<seed>/``. Commit a run directory once it has ``result.json``: its
+``result.json``, ``metrics.csv`` and ``config.yaml`` are small, and a later sitting in a fresh clone then
+counts the run as finished and rebuilds the summary with it; checkpoints and TensorBoard files stay local
+(``.gitignore``). A run stopped before it finished resumes from its checkpoint on the same machine only.
 A run with ``result.json`` is finished and skipped; one with a checkpoint resumes from it. When a run
 finishes, its final policy is evaluated for ``--episodes`` episodes without the training-only reward
 shaping, and ``result.json`` records that return with the run's training wall-clock.
@@ -22,6 +25,7 @@ the DPPO/DMPO step ratio).
 from __future__ import annotations
 
 import argparse
+import csv
 import math
 from pathlib import Path
 from typing import Any
@@ -48,6 +52,17 @@ def last_and_best(run_dir: str, window: int = 3) -> tuple[float, float]:
         return math.nan, math.nan
     means = np.convolve(returns, np.ones(window) / window, mode="valid")
     return float(means[-1]), float(means.max())
+
+
+def runs_without_directory(curves: Path, results: list[dict[str, Any]]) -> list[str]:
+    """``env/algo-s<seed>`` of the runs ``curves`` lists that ``results`` (the finished run directories
+    here) lack: rewriting the result files without them would drop their figures."""
+    if not curves.exists():
+        return []
+    with curves.open(newline="") as handle:
+        listed = {(row["env"], row["algo"], int(row["seed"])) for row in csv.DictReader(handle)}
+    here = {(r["env"], r["name"], int(r["seed"])) for r in results}
+    return [f"{env}/{algo}-s{seed}" for env, algo, seed in sorted(listed - here)]
 
 
 def summary_lines(results: list[dict[str, Any]], steps: int) -> list[str]:
@@ -187,7 +202,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     # every finished run under --out, not only this command's: tasks run in separate sittings share the files
     results = [{**recorded_result(path.parent), "run_dir": str(path.parent)}  # where the run is now
                for path in sorted((out / "runs").glob(f"*/*/{RESULT_FILE}"))]
-    if results:
+    lost = runs_without_directory(out / "curves.csv", results)
+    if lost:
+        print(f"{len(lost)} run(s) in {out / 'curves.csv'} have no finished run directory here (made in a sitting "
+              f"whose run files were not kept), e.g. {lost[0]}: the result files are left as they are. Rerun "
+              "those runs, or delete curves.csv to write files of the runs here only.", flush=True)
+    elif results:
         write_curves(results, out / "curves.csv")
         plot_fig4(results, out / "fig4.png")
         plot_fig6(results, out / "fig6.png")

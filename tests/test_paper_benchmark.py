@@ -43,6 +43,13 @@ def test_resume_skips_finished_runs_and_continues_stopped_ones(tmp_path, capsys,
     assert "| dppo | 0 |" in summary and "| cppo | 0 |" in summary
     with open(tmp_path / "curves.csv", newline="") as handle:
         assert {row["algo"] for row in csv.DictReader(handle)} == {"dppo", "cppo"}
+    # in a fresh clone without the run directories of earlier sittings, the result files are kept as they are
+    files = {name: (tmp_path / name).read_bytes() for name in ("summary.md", "curves.csv", "fig4.png")}
+    (tmp_path / "runs/cacc-catchup/dppo-s0/result.json").unlink()
+    capsys.readouterr()
+    paper.main(["--envs", "cacc-catchup", "--algos", "cppo", "--seeds", "0", "--out", str(tmp_path), "--summary-only"])
+    assert "1 run(s) in" in capsys.readouterr().out
+    assert all((tmp_path / name).read_bytes() == data for name, data in files.items())
 
 
 def test_last_and_best_are_means_of_three_logged_returns(tmp_path, monkeypatch):
