@@ -153,6 +153,10 @@ class DMPOConfig:
     # ... and only once the mean of the last num_envs training episodes is within this x |best| of the
     # best such mean so far (never from a relapse)
     handoff_slack: float = 0.5
+    # at the hand-over, soften the (categorical) policy until its mean entropy on the fresh segment's
+    # states is this fraction of the largest possible, so that the model-free updates explore again
+    # (ten PPO updates per real segment leave it nearly deterministic); null: leave it as it is
+    handoff_entropy: float | None = None
 
 
 @dataclass

@@ -450,19 +450,26 @@ def test_the_handoff_waits_for_a_policy_near_its_best_then_runs_dppos_update_wit
     real_update, real_fit = agent.update, algo.model.fit
     monkeypatch.setattr(agent, "update", lambda data: updated.append(data) or real_update(data))
     monkeypatch.setattr(algo.model, "fit", lambda *a: fits.append(algo.env_steps) or real_fit(*a))
+    # handoff_entropy widens the policy once, at the hand-over, on the states of the segment just used
+    algo.config = dataclasses.replace(algo.config, handoff_entropy=0.7)
+    widened = []
+    monkeypatch.setattr(agent, "widen_policy", lambda obs, fraction: widened.append((obs, fraction, len(updated))) or 3.0)
     obs = env.reset(seed=0)
-    model_updates = []
+    model_updates, temperatures = [], []
     for _ in range(5):  # 40 real steps each: iterations begin at 0, 40, 80, 120 and 160 real steps
         before = len(updated)
         result = algo.iteration(env, obs)
         obs = result.obs
         model_updates.append(result.metrics["model_updates"])
+        temperatures.append(result.metrics.get("handoff_temperature"))
         if algo.env_steps > 120:
             assert len(updated) == before + 1 and updated[-1] is collected[-1]  # the segment as collected
             assert result.metrics["model_share"] == 0.0
     assert fits == [40, 80, 120]  # at 80 real steps the policy was in a relapse (-10 < -1.5): no handoff
     assert model_updates == [3, 3, 3, 0, 0]  # handed over at 120 (-1.2) and for good (-10 at 160)
     assert algo.model_steps == 3 * 3 * 8 * 3  # three iterations of 3 updates on 8 branches of 3 steps
+    assert temperatures == [None, None, None, 3.0, None]
+    assert len(widened) == 1 and widened[0][0] is collected[3].obs and widened[0][1:] == (0.7, len(updated) - 1)
     _, resumed = tiny_drift_dmpo(**handoff)
     resumed.load_state_dict(algo.state_dict())
     assert resumed.handoff.done and resumed.handoff.best == -1.0
@@ -471,3 +478,7 @@ def test_the_handoff_waits_for_a_policy_near_its_best_then_runs_dppos_update_wit
 def test_a_negative_handoff_is_refused_by_name():
     with pytest.raises(ValueError, match="dmpo.model_free_after"):
         tiny_drift_dmpo(model_free_after=-1)
+    with pytest.raises(ValueError, match=r"dmpo.handoff_entropy must be in \(0, 1\]"):
+        tiny_drift_dmpo(handoff_entropy=1.5)
+    with pytest.raises(ValueError, match="dmpo.handoff_entropy softens categorical policies only"):
+        tiny_drift_dmpo(handoff_entropy=0.5)  # Drift's actions are continuous

@@ -1,6 +1,7 @@
 """GAE, extended advantages, bootstrapping and the PPO update, against values worked out by hand."""
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -190,3 +191,32 @@ def test_a_critic_that_shares_the_policys_weights_is_updated_in_turn():
     critic.net.layers[0] = agent.policy.net.layers[0]  # a shared first layer: both loops would train it
     shared = PPO(agent.policy, critic, agent.config, env.graph.edge_index, env.num_agents, 1)
     assert not shared.loops_side_by_side
+
+
+def test_widening_the_policy_reaches_the_entropy_asked_for_and_keeps_each_states_best_action():
+    """Logits [2 ln 3, 0, 0, 0] in every state: divided by 2 they give probabilities (1/2, 1/6, 1/6, 1/6),
+    entropy ln(12) / 2, which is ln(12) / ln(16) of the largest, ln 4. Asked for that fraction, the
+    temperature is 2; a policy already that wide is left as it is (temperature 1)."""
+    env = gdmpo.make("cacc-catchup", num_envs=2, seed=0)
+    agent = build_agent(from_dict({"algo": "dppo"}), env)
+    out = agent.policy.net.out
+    obs = torch.randn(5, 2, env.num_agents, env.obs_dim)
+    fraction = math.log(12) / math.log(16)
+    with torch.no_grad():
+        out.weight.zero_()
+        out.bias.copy_(torch.tensor([2 * math.log(3), 0.0, 0.0, 0.0]))
+    assert agent.widen_policy(obs, fraction) == pytest.approx(2.0, rel=1e-5)  # float32 entropies
+    probs = agent.policy.distribution(obs.reshape(-1, env.obs_dim), agent.graph_of(10)[0]).probs
+    assert torch.allclose(probs, torch.tensor([1 / 2, 1 / 6, 1 / 6, 1 / 6]).expand_as(probs), atol=1e-6)
+    # a trained-looking policy: each state's most likely action is the same after widening
+    torch.manual_seed(0)
+    with torch.no_grad():
+        out.weight.normal_(0.0, 3.0)
+    edge_index = agent.graph_of(10)[0]
+    before = agent.policy.outputs(obs.reshape(-1, env.obs_dim), edge_index).argmax(-1)
+    temperature = agent.widen_policy(obs, 0.8)
+    dist = agent.policy.distribution(obs.reshape(-1, env.obs_dim), edge_index)
+    assert temperature > 1 and dist.entropy().mean().item() == pytest.approx(0.8 * math.log(4), rel=1e-6)
+    assert torch.equal(dist.probs.argmax(-1), before)
+    weights = out.weight.clone()
+    assert agent.widen_policy(obs, 0.5) == 1.0 and torch.equal(out.weight, weights)  # already wider

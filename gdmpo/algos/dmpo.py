@@ -29,7 +29,10 @@ With ``model_free_after`` the model hands over to model-free fine-tuning (Nagaba
 from the first iteration that begins at or after that many real steps with the policy near its best
 (:class:`Handoff`), each iteration runs DPPO's one update on the fresh segment and neither fits nor uses
 the model. Model data buy the early speed; the model's bias, which caps the return DMPO reaches at fine
-control, no longer limits the end of training.
+control, no longer limits the end of training. With ``handoff_entropy`` the policy is widened once, at the
+hand-over (its logits divided by the temperature that gives that fraction of the largest entropy on the
+fresh segment's states): ten PPO updates per real segment leave it nearly deterministic, and the model-
+free updates that follow learn from what it explores.
 
 Only real transitions count as ``env_steps``; imagined ones are counted as ``model_steps``.
 """
@@ -55,6 +58,7 @@ from gdmpo.envs.base import NetworkedVecEnv
 MODEL_METRICS = ("model_loss", "model_state_mse", "model_reward_mse", "model_error_1", "model_error_5",
                  "model_error_T", "model_return_error", "model_return_error_fresh", "model_share", "model_stopped")
 INNER_METRICS = ("inner_updates_run", "iteration_kl")  # how many inner updates ran; the policy's move
+HANDOFF_METRICS = ("handoff_temperature",)  # what the logits were divided by at the hand-over
 TIME_METRICS = ("time_env", "time_model", "time_rollout", "time_policy")
 
 
@@ -68,7 +72,7 @@ class DMPO(Algorithm):
         model: dynamics-model knobs; dmpo: outer-loop knobs.
     """
 
-    metric_names = ("model_steps", "model_updates", *UPDATE_METRICS, *MODEL_METRICS, *INNER_METRICS, *TIME_METRICS)
+    metric_names = ("model_steps", "model_updates", *UPDATE_METRICS, *MODEL_METRICS, *INNER_METRICS, *HANDOFF_METRICS, *TIME_METRICS)
 
     def __init__(self, agent: PPO, env: NetworkedVecEnv, rollout_steps: int, model: ModelConfig,
                  dmpo: DMPOConfig) -> None:
@@ -86,6 +90,9 @@ class DMPO(Algorithm):
         self.model_steps = 0
         self.model_fitted = False
         self.handoff = Handoff(dmpo.model_free_after, dmpo.handoff_slack, window=env.num_envs)
+        if dmpo.handoff_entropy is not None and not agent.policy.discrete:
+            raise ValueError(f"dmpo.handoff_entropy softens categorical policies only; {env.action_space} "
+                             "actions are not discrete (set it to null)")
 
     # ------------------------------------------------------------------ Algorithm 1
     def iteration(self, env: NetworkedVecEnv, obs: torch.Tensor) -> IterationResult:
@@ -96,11 +103,14 @@ class DMPO(Algorithm):
             self.env_steps += real_steps
             env_actions = self.agent.policy.to_env(rollout.actions)
             self.buffer.add(rollout, env_actions)
+        handing_over = not self.handoff.done
         if self.handoff.update(self.env_steps - real_steps, episodes.returns):  # DPPO's update, no model
             with timer("time_policy"):
                 stats = [self.agent.update(rollout)]
             metrics: dict[str, Any] = {"model_share": 0.0, "inner_updates_run": 1}
             model_updates = 0
+            if handing_over and self.config.handoff_entropy is not None:  # explore again from here on
+                metrics["handoff_temperature"] = self.agent.widen_policy(rollout.obs, self.config.handoff_entropy)
         else:
             metrics, stats, model_updates = self.model_based_updates(rollout, timer)
         metrics.update(_mean_stats(stats))
@@ -267,6 +277,8 @@ def _check(dmpo: DMPOConfig) -> None:
         raise ValueError(f"dmpo.model_free_after must be >= 0 or null (never), got {dmpo.model_free_after}")
     if dmpo.handoff_slack < 0:
         raise ValueError(f"dmpo.handoff_slack must be >= 0, got {dmpo.handoff_slack}")
+    if dmpo.handoff_entropy is not None and not 0.0 < dmpo.handoff_entropy <= 1.0:
+        raise ValueError(f"dmpo.handoff_entropy must be in (0, 1] or null (off), got {dmpo.handoff_entropy}")
     if dmpo.branch_from_newest is not None and dmpo.branch_from_newest < 1:
         raise ValueError(f"dmpo.branch_from_newest must be >= 1 or null (all of D^E), got {dmpo.branch_from_newest}")
     for key in ("spread_threshold", "return_error_tolerance"):

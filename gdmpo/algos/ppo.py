@@ -7,16 +7,19 @@ then the PPO clipped surrogate (eq. 10 with the ratio π/π_old) and the value r
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
+from torch.distributions import Categorical
 
 from gdmpo import precision
 from gdmpo.algos.buffers import Rollout
 from gdmpo.config import PPOConfig
 from gdmpo.graph import BatchedGraphs, khop_adjacency
 from gdmpo.nn import GraphPolicy
+from gdmpo.nn.heads import MASKED_LOGIT
 from gdmpo.nn.normalization import RunningMeanStd
 from gdmpo.threads import in_turn, side_by_side, stop_requested, threads_for
 
@@ -172,6 +175,37 @@ class PPO(nn.Module):
         estimator of PPO's early stop)."""
         log_ratio = self.log_probs(rollout) - rollout.log_probs
         return float(((log_ratio.exp() - 1) - log_ratio).mean())
+
+    @torch.no_grad()
+    def widen_policy(self, obs: torch.Tensor, fraction: float, steps: int = 40) -> float:
+        """Soften the categorical policy until its mean entropy over ``obs: [..., n, d]`` is ``fraction``
+        of the largest possible (uniform over each agent's allowed actions); returns the temperature
+        the logits were divided by (1 where the policy is already that wide). Bisection on the log of
+        the temperature in [1, 1e4]: the entropy grows with it."""
+        n = obs.size(-2)
+        flat = obs.reshape(-1, n, obs.size(-1))
+        edge_index, _ = self.graph_of(flat.size(0))
+        mask = self._mask(flat.size(0))
+        with self._precision():
+            logits = self.policy.outputs(flat.reshape(-1, flat.size(-1)), edge_index)
+        allowed = torch.full_like(logits[:, 0], logits.size(-1)) if mask is None else mask.sum(-1).to(logits.dtype)
+        goal = fraction * float(allowed.log().mean())
+
+        def entropy(temperature: float) -> float:
+            scaled = logits / temperature
+            if mask is not None:
+                scaled = scaled.masked_fill(~mask, MASKED_LOGIT)
+            return float(Categorical(logits=scaled, validate_args=False).entropy().mean())
+
+        if entropy(1.0) >= goal:
+            return 1.0
+        low, high = 0.0, math.log(1e4)
+        for _ in range(steps):
+            middle = (low + high) / 2
+            low, high = (middle, high) if entropy(math.exp(middle)) < goal else (low, middle)
+        temperature = math.exp(high)
+        self.policy.soften(temperature)
+        return temperature
 
     @torch.no_grad()
     def reevaluate(self, rollout: Rollout) -> Rollout:

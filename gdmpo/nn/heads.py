@@ -100,6 +100,15 @@ class GraphPolicy(_GraphInput):
             actions = dist.sample()
         return actions, self.log_prob(dist, actions)
 
+    @torch.no_grad()
+    def soften(self, temperature: float) -> None:
+        """Divide the logits by ``temperature`` for good (the output layer's weights and bias): a wider
+        policy that still prefers the same action in every state. Discrete actions only."""
+        if not self.discrete:
+            raise ValueError("soften applies to discrete (categorical) policies only")
+        self.net.out.weight.div_(temperature)
+        self.net.out.bias.div_(temperature)
+
     def to_env(self, actions: torch.Tensor) -> torch.Tensor:
         """Actions as the environment takes them (Gaussian samples clipped into the bounds)."""
         if self.discrete:
