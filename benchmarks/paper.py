@@ -9,8 +9,8 @@ Each run trains ``configs/<env>/<algo>.yaml`` for ``--steps`` real environment s
 ``<out>/runs/<env>/<algo>-s<seed>/``. Commit a run directory once it has ``result.json``: its
 ``result.json``, ``metrics.csv`` and ``config.yaml`` are small, and a later sitting in a fresh clone then
 counts the run as finished and rebuilds the summary with it; checkpoints and TensorBoard files stay local
-(``.gitignore``). A run stopped before it finished resumes from its checkpoint on the same machine only.
-A run with ``result.json`` is finished and skipped; one with a checkpoint resumes from it. When a run
+(``.gitignore``). A run with ``result.json`` is finished and skipped; one with a checkpoint resumes from
+it (on the machine that holds the checkpoint). When a run
 finishes, its final policy is evaluated for ``--episodes`` episodes without the training-only reward
 shaping, and ``result.json`` records that return with the run's training wall-clock.
 
