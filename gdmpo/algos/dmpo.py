@@ -72,7 +72,8 @@ class DMPO(Algorithm):
         model: dynamics-model knobs; dmpo: outer-loop knobs.
     """
 
-    metric_names = ("model_steps", "model_updates", *UPDATE_METRICS, *MODEL_METRICS, *INNER_METRICS, *HANDOFF_METRICS, *TIME_METRICS)
+    metric_names = ("model_steps", "model_updates", *UPDATE_METRICS, *MODEL_METRICS, *INNER_METRICS,
+                    *HANDOFF_METRICS, *TIME_METRICS)
 
     def __init__(self, agent: PPO, env: NetworkedVecEnv, rollout_steps: int, model: ModelConfig,
                  dmpo: DMPOConfig) -> None:

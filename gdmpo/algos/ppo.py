@@ -12,14 +12,12 @@ from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
-from torch.distributions import Categorical
 
 from gdmpo import precision
 from gdmpo.algos.buffers import Rollout
 from gdmpo.config import PPOConfig
 from gdmpo.graph import BatchedGraphs, khop_adjacency
 from gdmpo.nn import GraphPolicy
-from gdmpo.nn.heads import MASKED_LOGIT
 from gdmpo.nn.normalization import RunningMeanStd
 from gdmpo.threads import in_turn, side_by_side, stop_requested, threads_for
 
@@ -192,10 +190,7 @@ class PPO(nn.Module):
         goal = fraction * float(allowed.log().mean())
 
         def entropy(temperature: float) -> float:
-            scaled = logits / temperature
-            if mask is not None:
-                scaled = scaled.masked_fill(~mask, MASKED_LOGIT)
-            return float(Categorical(logits=scaled, validate_args=False).entropy().mean())
+            return float(self.policy.categorical(logits / temperature, mask).entropy().mean())
 
         if entropy(1.0) >= goal:
             return 1.0

@@ -71,11 +71,16 @@ class GraphPolicy(_GraphInput):
         """Per-node action distribution; ``action_mask: [N, num_actions]`` bool, True = allowed."""
         out = self.outputs(obs, edge_index)
         if self.discrete:
-            if action_mask is not None:
-                out = out.masked_fill(~action_mask, MASKED_LOGIT)
-            return Categorical(logits=out, validate_args=False)
+            return self.categorical(out, action_mask)
         mean = self.centre + self.half_range * torch.tanh(out)
         return Normal(mean, self.half_range * self.log_std.exp(), validate_args=False)
+
+    @staticmethod
+    def categorical(logits: torch.Tensor, action_mask: torch.Tensor | None = None) -> Categorical:
+        """The distribution of ``logits: [N, num_actions]``; actions masked off (False) get no mass."""
+        if action_mask is not None:
+            logits = logits.masked_fill(~action_mask, MASKED_LOGIT)
+        return Categorical(logits=logits, validate_args=False)
 
     def outputs(self, obs: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         """``[N, out]`` logits (discrete) or pre-squash means (Gaussian) of each node."""
