@@ -65,6 +65,17 @@ def runs_without_directory(curves: Path, results: list[dict[str, Any]]) -> list[
     return [f"{env}/{algo}-s{seed}" for env, algo, seed in sorted(listed - here)]
 
 
+def machines_line(results: list[dict[str, Any]]) -> str:
+    """Which processors the runs finished on (``result.json``'s ``machine``), with the runs of each: a
+    seed's trajectory and a run's wall-clock depend on the machine, so a table mixing machines says so."""
+    counts: dict[str, int] = {}
+    for r in results:
+        machine = r.get("machine") or "not recorded (runs made before results named their machine)"
+        counts[machine] = counts.get(machine, 0) + 1
+    return "Machines: " + "; ".join(f"{machine}: {count} run{'s' * (count != 1)}"
+                                    for machine, count in sorted(counts.items())) + "."
+
+
 def summary_lines(results: list[dict[str, Any]], steps: int) -> list[str]:
     lines = [f"# Paper runs: {steps:.0e} real env steps per run", "",
              "Final return: the last policy, evaluated for 16 episodes without training-only reward shaping "
@@ -72,7 +83,8 @@ def summary_lines(results: list[dict[str, Any]], steps: int) -> list[str]:
              "training returns reaches the task's threshold (mean over the seeds that reach it). Wall-clock: "
              "training time of one run on this 2-core machine (mean over seeds). Training return, last / best: "
              "the last and the best mean of three consecutive logged training returns, per seed (training "
-             "episodes, with any training-only shaping): a last far below the best is a late collapse.", ""]
+             "episodes, with any training-only shaping): a last far below the best is a late collapse.", "",
+             machines_line(results), ""]
     for env in sorted({r["env"] for r in results}):
         rows = [r for r in results if r["env"] == env]
         threshold = THRESHOLDS.get(env, math.nan)

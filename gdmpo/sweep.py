@@ -27,6 +27,7 @@ import yaml
 from gdmpo import config as cfg
 from gdmpo.checkpoints import atomic_write_text
 from gdmpo.plot import pyplot
+from gdmpo.threads import machine_description
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,8 @@ def finish_run(job: dict[str, Any]) -> dict[str, Any]:
     result = {**job.get("labels", {}), "seed": job["seed"], "run_dir": str(directory),
               "env_steps": summary["env_steps"], "train_s": summary["wall_s"],
               "final_return": evaluation["mean_return"], "final_std": evaluation["std_return"],
-              "traffic": evaluation.get("traffic"), "session_s": time.perf_counter() - start}
+              "traffic": evaluation.get("traffic"), "session_s": time.perf_counter() - start,
+              "machine": machine_description()}
     atomic_write_text(directory / RESULT_FILE, json.dumps(result, indent=1))
     return result
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import os
+import platform
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -62,6 +63,18 @@ def available_cpus() -> int:
     if quota is not None:
         count = min(count, max(1, math.ceil(quota)))
     return max(1, count)
+
+
+def machine_description() -> str:
+    """The processor and the CPUs this process may use, e.g. ``"AMD EPYC 7B13, 2 CPUs"``: recorded with a
+    run's result, since a seed's trajectory and a run's wall-clock both depend on the machine."""
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            model = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return f"{model or platform.processor() or platform.machine() or 'unknown processor'}, {available_cpus()} CPUs"
 
 
 def configure_threads(threads: int | None = None) -> int:

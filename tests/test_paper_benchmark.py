@@ -22,6 +22,9 @@ def test_resume_skips_finished_runs_and_continues_stopped_ones(tmp_path, capsys,
     assert {"summary.md", "curves.csv", "fig4.png"} <= {p.name for p in tmp_path.iterdir()}
     summary = (tmp_path / "summary.md").read_text()
     assert "## cacc-catchup (threshold -100000)" in summary and "| dppo | 0 |" in summary
+    from gdmpo.threads import machine_description
+    assert json.loads(result)["machine"] == machine_description()  # where the run finished, in its summary
+    assert f"Machines: {machine_description()}: 1 run." in summary
     capsys.readouterr()
     again = paper.main([*args, "--steps", "4800"])
     assert "1 of 1 runs finished; 0 to run" in capsys.readouterr().out
@@ -50,6 +53,15 @@ def test_resume_skips_finished_runs_and_continues_stopped_ones(tmp_path, capsys,
     paper.main(["--envs", "cacc-catchup", "--algos", "cppo", "--seeds", "0", "--out", str(tmp_path), "--summary-only"])
     assert "1 run(s) in" in capsys.readouterr().out
     assert all((tmp_path / name).read_bytes() == data for name, data in files.items())
+
+
+def test_summary_names_each_machine_and_the_runs_it_made(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import paper
+
+    runs = [{"machine": "AMD EPYC, 2 CPUs"}, {"machine": "Intel Xeon, 2 CPUs"}, {"machine": "AMD EPYC, 2 CPUs"}, {}]
+    assert paper.machines_line(runs) == ("Machines: AMD EPYC, 2 CPUs: 2 runs; Intel Xeon, 2 CPUs: 1 run; not recorded "
+                                         "(runs made before results named their machine): 1 run.")
 
 
 def test_last_and_best_are_means_of_three_logged_returns(tmp_path, monkeypatch):
