@@ -131,7 +131,7 @@ def traffic_lines(rows: list[dict[str, Any]]) -> list[str]:
         mine = [r["traffic"] for r in rows if r["name"] == algo]
         delay, trip = np.array([t["delay"] for t in mine]), np.array([t["trip_time"] for t in mine])
         lines.append(f"- {algo}: delay {delay.mean():.1f} ± {delay.std():.1f}, trip time {trip.mean():.1f} ± "
-                     f"{trip.std():.1f} ({len(mine)} seeds)")
+                     f"{trip.std():.1f} ({len(mine)} seed{'s' * (len(mine) != 1)})")
     return lines
 
 

@@ -110,7 +110,7 @@ def test_signal_tasks_report_delay_and_trip_time_per_algorithm(monkeypatch):
             {"name": "dppo", "traffic": {"delay": 18.0, "trip_time": 88.0}},
             {"name": "cppo", "traffic": {"delay": 30.0, "trip_time": 100.0}}]
     lines = paper.traffic_lines(runs)
-    assert "- cppo: delay 30.0 ± 0.0, trip time 100.0 ± 0.0 (1 seeds)" in lines
+    assert "- cppo: delay 30.0 ± 0.0, trip time 100.0 ± 0.0 (1 seed)" in lines
     assert "- dppo: delay 17.0 ± 1.0, trip time 87.0 ± 1.0 (2 seeds)" in lines  # std over seeds, by hand
     assert paper.traffic_lines([{"name": "dppo", "traffic": {}}, {"name": "cppo"}]) == []  # vehicle tasks: none
 
