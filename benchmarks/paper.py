@@ -65,6 +65,11 @@ def runs_without_directory(curves: Path, results: list[dict[str, Any]]) -> list[
     return [f"{env}/{algo}-s{seed}" for env, algo, seed in sorted(listed - here)]
 
 
+def plural(count: int, noun: str) -> str:
+    """``"1 run"``, ``"2 runs"``: a count with its noun."""
+    return f"{count} {noun}{'s' * (count != 1)}"
+
+
 def machines_line(results: list[dict[str, Any]]) -> str:
     """Which processors the runs finished on (``result.json``'s ``machine``), with the runs of each: a
     seed's trajectory and a run's wall-clock depend on the machine, so a table mixing machines says so."""
@@ -72,7 +77,7 @@ def machines_line(results: list[dict[str, Any]]) -> str:
     for r in results:
         machine = r.get("machine") or "not recorded (runs made before results named their machine)"
         counts[machine] = counts.get(machine, 0) + 1
-    return "Machines: " + "; ".join(f"{machine}: {count} run{'s' * (count != 1)}"
+    return "Machines: " + "; ".join(f"{machine}: {plural(count, 'run')}"
                                     for machine, count in sorted(counts.items())) + "."
 
 
@@ -81,7 +86,7 @@ def summary_lines(results: list[dict[str, Any]], steps: int) -> list[str]:
              "Final return: the last policy, evaluated for 16 episodes without training-only reward shaping "
              "(mean ± std over seeds). Steps to threshold: first real step at which the mean of three logged "
              "training returns reaches the task's threshold (mean over the seeds that reach it). Wall-clock: "
-             "training time of one run on this 2-core machine (mean over seeds). Training return, last / best: "
+             "training time of one run (mean over seeds; the machines are named below). Training return, last / best: "
              "the last and the best mean of three consecutive logged training returns, per seed (training "
              "episodes, with any training-only shaping): a last far below the best is a late collapse.", "",
              machines_line(results), ""]
@@ -131,7 +136,7 @@ def traffic_lines(rows: list[dict[str, Any]]) -> list[str]:
         mine = [r["traffic"] for r in rows if r["name"] == algo]
         delay, trip = np.array([t["delay"] for t in mine]), np.array([t["trip_time"] for t in mine])
         lines.append(f"- {algo}: delay {delay.mean():.1f} ± {delay.std():.1f}, trip time {trip.mean():.1f} ± "
-                     f"{trip.std():.1f} ({len(mine)} seed{'s' * (len(mine) != 1)})")
+                     f"{trip.std():.1f} ({plural(len(mine), 'seed')})")
     return lines
 
 

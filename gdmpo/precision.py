@@ -16,6 +16,8 @@ from typing import ContextManager
 
 import torch
 
+from gdmpo.threads import cpuinfo_field
+
 PRECISIONS = ("float32", "bfloat16", "auto")
 
 
@@ -26,11 +28,7 @@ def native_bfloat16(device_type: str = "cpu") -> bool:
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     if device_type != "cpu":
         return False
-    try:
-        with open("/proc/cpuinfo") as handle:
-            flags = next((line for line in handle if line.startswith("flags")), "").split()
-    except OSError:
-        return False
+    flags = cpuinfo_field("flags").split()
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 

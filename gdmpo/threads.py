@@ -65,16 +65,22 @@ def available_cpus() -> int:
     return max(1, count)
 
 
+def cpuinfo_field(name: str) -> str:
+    """The first ``name`` line of ``/proc/cpuinfo`` (e.g. ``"model name"``, ``"flags"``), without its key;
+    ``""`` where there is none (not Linux, or no such field)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            return next((line.split(":", 1)[1].strip() for line in handle
+                         if line.startswith(name) and ":" in line), "")
+    except OSError:
+        return ""
+
+
 def machine_description() -> str:
     """The processor and the CPUs this process may use, e.g. ``"AMD EPYC 7B13, 2 CPUs"``: recorded with a
     run's result, since a seed's trajectory and a run's wall-clock both depend on the machine."""
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            model = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), "")
-    except OSError:
-        pass
-    return f"{model or platform.processor() or platform.machine() or 'unknown processor'}, {available_cpus()} CPUs"
+    model = cpuinfo_field("model name") or platform.processor() or platform.machine() or "unknown processor"
+    return f"{model}, {available_cpus()} CPUs"
 
 
 def configure_threads(threads: int | None = None) -> int:

@@ -7,6 +7,8 @@ import json
 import math
 from pathlib import Path
 
+from gdmpo.threads import machine_description
+
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 
 
@@ -22,7 +24,6 @@ def test_resume_skips_finished_runs_and_continues_stopped_ones(tmp_path, capsys,
     assert {"summary.md", "curves.csv", "fig4.png"} <= {p.name for p in tmp_path.iterdir()}
     summary = (tmp_path / "summary.md").read_text()
     assert "## cacc-catchup (threshold -100000)" in summary and "| dppo | 0 |" in summary
-    from gdmpo.threads import machine_description
     assert json.loads(result)["machine"] == machine_description()  # where the run finished, in its summary
     assert f"Machines: {machine_description()}: 1 run." in summary
     capsys.readouterr()
