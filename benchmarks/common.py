@@ -14,6 +14,7 @@ from typing import Any
 
 from gdmpo import config as cfg
 from gdmpo.plot import read_curve
+from gdmpo.run_lock import RunLockedError
 from gdmpo.sweep import finish_run
 
 
@@ -77,8 +78,11 @@ def run_jobs(jobs: list[dict[str, Any]], workers: int, fn=train_one, ray: str | 
     ``workers`` local processes, or, with ``ray`` (a cluster address, or ``"local"``), as Ray tasks
     (the path of ``gdmpo sweep``; a task whose process dies is retried, and resumes where ``fn`` can).
 
-    Stopping the benchmark (Ctrl-C or SIGTERM) stops the training processes too: they would otherwise
-    run on, orphaned, and skew every timing taken afterwards on the machine.
+    A run that another process is training (its directory's lock is held: a second command, or another
+    machine on a shared disk) is skipped with a line saying who holds it, so several commands can work
+    through one set of runs; the others still run. Stopping the benchmark (Ctrl-C or SIGTERM) stops the
+    training processes too: they would otherwise run on, orphaned, and skew every timing taken afterwards
+    on the machine.
     """
     start = time.perf_counter()
     results = []
@@ -101,7 +105,12 @@ def run_jobs(jobs: list[dict[str, Any]], workers: int, fn=train_one, ray: str | 
     pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
     try:
         for future in as_completed([pool.submit(fn, job) for job in jobs]):
-            report(future.result())
+            try:
+                result = future.result()
+            except RunLockedError as error:
+                print(f"[{time.perf_counter() - start:6.0f} s] skipped: {error}", flush=True)
+                continue
+            report(result)
     except BaseException:
         for process in list(getattr(pool, "_processes", {}).values()):  # the executor offers no public kill
             process.terminate()

@@ -130,3 +130,21 @@ def test_other_benchmarks_runs_resume_too(tmp_path, monkeypatch):
     again = train_one({**job, "steps": 1800})  # was: FileExistsError (the run directory holds a run)
     with open(run / "metrics.csv", newline="") as handle:
         assert again["env_steps"] == 1800 and len(list(csv.DictReader(handle))) == 3
+
+
+def test_a_run_another_process_trains_is_skipped_and_the_others_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import paper
+
+    from gdmpo.run_lock import RunLock
+
+    held = RunLock(tmp_path / "runs/cacc-catchup/dppo-s0")  # as a second command training seed 0 would
+    try:
+        results = paper.main(["--envs", "cacc-catchup", "--algos", "dppo", "--seeds", "0", "1", "--episodes", "1",
+                              "--steps", "1200", "--out", str(tmp_path)])
+    finally:
+        held.release()
+    out = capsys.readouterr().out
+    assert f"skipped: {tmp_path / 'runs/cacc-catchup/dppo-s0'} is in use by another gdmpo run (pid " in out
+    assert [(r["seed"], r["env_steps"]) for r in results] == [(1, 1200)]  # the other seed trained and is summarised
+    assert not (tmp_path / "runs/cacc-catchup/dppo-s0/metrics.csv").exists()
