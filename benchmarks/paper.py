@@ -81,6 +81,19 @@ def machines_line(results: list[dict[str, Any]]) -> str:
                                     for machine, count in sorted(counts.items())) + "."
 
 
+def step_ratio_line(dppo: float, dmpo: float, budget: int) -> str:
+    """The DPPO / DMPO ratio of real steps to the threshold (NaN: not reached). Where only one of the two
+    reaches it, the other needs more than the ``budget`` of real steps, so the ratio is a bound, not NaN."""
+    head = "DPPO / DMPO real steps to threshold: "
+    if not (math.isnan(dppo) or math.isnan(dmpo)):
+        return head + f"{dppo / dmpo:.2f}"
+    if not math.isnan(dmpo):
+        return head + f"more than {budget / dmpo:.2f} (DPPO did not reach it in {budget:.0e} real steps)"
+    if not math.isnan(dppo):
+        return head + f"less than {dppo / budget:.2f} (DMPO did not reach it in {budget:.0e} real steps)"
+    return head + f"neither reached it in {budget:.0e} real steps"
+
+
 def summary_lines(results: list[dict[str, Any]], steps: int) -> list[str]:
     lines = [f"# Paper runs: {steps:.0e} real env steps per run", "",
              "Final return: the last policy, evaluated for 16 episodes without training-only reward shaping "
@@ -108,7 +121,7 @@ def summary_lines(results: list[dict[str, Any]], steps: int) -> list[str]:
                          f"{np.mean([r['train_s'] for r in runs]):.0f} s | "
                          + ", ".join("{:.3g} / {:.3g}".format(*last_and_best(r["run_dir"])) for r in runs) + " |")
         if "dmpo" in reach and "dppo" in reach:
-            lines += ["", f"DPPO / DMPO real steps to threshold: {reach['dppo'] / reach['dmpo']:.2f}"]
+            lines += ["", step_ratio_line(reach["dppo"], reach["dmpo"], steps)]
         lines += traffic_lines(rows)
         lines.append("")
     return lines

@@ -65,6 +65,18 @@ def test_summary_names_each_machine_and_the_runs_it_made(monkeypatch):
                                          "(runs made before results named their machine): 1 run.")
 
 
+def test_step_ratio_is_a_bound_where_only_one_algorithm_reaches_the_threshold(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import paper
+
+    nan, head = math.nan, "DPPO / DMPO real steps to threshold: "
+    assert paper.step_ratio_line(2.5e4, 1e4, 100_000) == head + "2.50"
+    # DPPO never got there in 1e5 steps, DMPO did at 8e4: DPPO needs more than 1e5, so the ratio exceeds 1.25
+    assert paper.step_ratio_line(nan, 8e4, 100_000) == head + "more than 1.25 (DPPO did not reach it in 1e+05 real steps)"
+    assert paper.step_ratio_line(4e4, nan, 100_000) == head + "less than 0.40 (DMPO did not reach it in 1e+05 real steps)"
+    assert paper.step_ratio_line(nan, nan, 100_000) == head + "neither reached it in 1e+05 real steps"
+
+
 def test_last_and_best_are_means_of_three_logged_returns(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     import paper
