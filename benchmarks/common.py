@@ -78,19 +78,23 @@ def run_jobs(jobs: list[dict[str, Any]], workers: int, fn=train_one, ray: str | 
     ``workers`` local processes, or, with ``ray`` (a cluster address, or ``"local"``), as Ray tasks
     (the path of ``gdmpo sweep``; a task whose process dies is retried, and resumes where ``fn`` can).
 
-    A run that another process is training (its directory's lock is held: a second command, or another
-    machine on a shared disk) is skipped with a line saying who holds it, so several commands can work
-    through one set of runs; the others still run. Stopping the benchmark (Ctrl-C or SIGTERM) stops the
+    In local processes, a run that another process is training (its directory's lock is held: a second
+    command, or another machine on a shared disk) is skipped with a line saying who holds it, so several
+    commands can work through one set of runs; the others still run (on Ray the lock's error still stops
+    the command). Stopping the benchmark (Ctrl-C or SIGTERM) stops the
     training processes too: they would otherwise run on, orphaned, and skew every timing taken afterwards
     on the machine.
     """
     start = time.perf_counter()
     results = []
 
+    def say(line: str) -> None:
+        print(f"[{time.perf_counter() - start:6.0f} s] {line}", flush=True)
+
     def report(result: dict[str, Any]) -> None:
         results.append(result)
-        print(f"[{time.perf_counter() - start:6.0f} s] {result['env']} {result['name']} seed {result['seed']}: "
-              f"final return {result['final_return']:.4g} ({result['train_s']:.0f} s)", flush=True)
+        say(f"{result['env']} {result['name']} seed {result['seed']}: final return {result['final_return']:.4g} "
+            f"({result['train_s']:.0f} s)")
 
     if ray is not None:
         from gdmpo.distributed import connect, map_unordered
@@ -108,7 +112,7 @@ def run_jobs(jobs: list[dict[str, Any]], workers: int, fn=train_one, ray: str | 
             try:
                 result = future.result()
             except RunLockedError as error:
-                print(f"[{time.perf_counter() - start:6.0f} s] skipped: {error}", flush=True)
+                say(f"skipped: {error}")
                 continue
             report(result)
     except BaseException:
