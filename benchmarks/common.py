@@ -14,7 +14,7 @@ from typing import Any
 
 from gdmpo import config as cfg
 from gdmpo.plot import read_curve
-from gdmpo.run_lock import RunLockedError
+from gdmpo.run_lock import SkipLocked, Skipped
 from gdmpo.sweep import finish_run
 
 
@@ -78,10 +78,9 @@ def run_jobs(jobs: list[dict[str, Any]], workers: int, fn=train_one, ray: str | 
     ``workers`` local processes, or, with ``ray`` (a cluster address, or ``"local"``), as Ray tasks
     (the path of ``gdmpo sweep``; a task whose process dies is retried, and resumes where ``fn`` can).
 
-    In local processes, a run that another process is training (its directory's lock is held: a second
-    command, or another machine on a shared disk) is skipped with a line saying who holds it, so several
-    commands can work through one set of runs; the others still run (on Ray the lock's error still stops
-    the command). Stopping the benchmark (Ctrl-C or SIGTERM) stops the
+    A run that another process is training (its directory's lock is held: a second command, or another
+    machine on a shared disk) is skipped with a line saying who holds it, so several commands can work
+    through one set of runs; the others still run. Stopping the benchmark (Ctrl-C or SIGTERM) stops the
     training processes too: they would otherwise run on, orphaned, and skew every timing taken afterwards
     on the machine.
     """
@@ -91,30 +90,29 @@ def run_jobs(jobs: list[dict[str, Any]], workers: int, fn=train_one, ray: str | 
     def say(line: str) -> None:
         print(f"[{time.perf_counter() - start:6.0f} s] {line}", flush=True)
 
-    def report(result: dict[str, Any]) -> None:
+    def report(result: dict[str, Any] | Skipped) -> None:
+        if isinstance(result, Skipped):
+            say(f"skipped: {result.reason}")
+            return
         results.append(result)
         say(f"{result['env']} {result['name']} seed {result['seed']}: final return {result['final_return']:.4g} "
             f"({result['train_s']:.0f} s)")
 
+    work = SkipLocked(fn)
     if ray is not None:
         from gdmpo.distributed import connect, map_unordered
 
         connect(None if ray == "local" else ray)
         cpus = max(int(job.get("threads", 1)) for job in jobs) if jobs else 1
-        for result in map_unordered(fn, jobs, cpus_per_item=cpus):
+        for result in map_unordered(work, jobs, cpus_per_item=cpus):
             report(result)
         return results
     previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     # not multiprocessing.Pool: its daemonic workers could not start the SUMO worker processes
     pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
     try:
-        for future in as_completed([pool.submit(fn, job) for job in jobs]):
-            try:
-                result = future.result()
-            except RunLockedError as error:
-                say(f"skipped: {error}")
-                continue
-            report(result)
+        for future in as_completed([pool.submit(work, job) for job in jobs]):
+            report(future.result())
     except BaseException:
         for process in list(getattr(pool, "_processes", {}).values()):  # the executor offers no public kill
             process.terminate()

@@ -62,10 +62,13 @@ def cluster_cpus() -> float:
 
 def ship_by_value(fn: Callable[..., Any]) -> None:
     """Let Ray workers run ``fn`` (a function or class) even where its module is not importable there
-    (a benchmark script): its module is then pickled with it instead of imported by name."""
-    module = sys.modules.get(fn.__module__)
-    if module is not None and fn.__module__ != "__main__" and not fn.__module__.startswith("gdmpo"):
-        require_ray().cloudpickle.register_pickle_by_value(module)
+    (a benchmark script): its module is then pickled with it instead of imported by name. A wrapper
+    (``__wrapped__``, as ``functools.wraps`` and :class:`gdmpo.run_lock.SkipLocked` set) ships what it wraps."""
+    while fn is not None:
+        module = sys.modules.get(fn.__module__)
+        if module is not None and fn.__module__ != "__main__" and not fn.__module__.startswith("gdmpo"):
+            require_ray().cloudpickle.register_pickle_by_value(module)
+        fn = getattr(fn, "__wrapped__", None)
 
 
 def map_unordered(fn: Callable[[Any], Any], items: Sequence[Any], cpus_per_item: float = 1.0,
@@ -79,7 +82,11 @@ def map_unordered(fn: Callable[[Any], Any], items: Sequence[Any], cpus_per_item:
     """
     ray = require_ray()
     ship_by_value(fn)
-    remote = ray.remote(fn).options(num_cpus=cpus_per_item, max_retries=retries, retry_exceptions=False)
+
+    def task(item: Any) -> Any:  # Ray makes tasks of functions only; fn may be any callable
+        return fn(item)
+
+    remote = ray.remote(task).options(num_cpus=cpus_per_item, max_retries=retries, retry_exceptions=False)
     pending = [remote.remote(item) for item in items]
     try:
         while pending:

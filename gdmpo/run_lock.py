@@ -14,6 +14,7 @@ import socket
 import sys
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 
 class RunLockedError(RuntimeError):
@@ -55,6 +56,34 @@ class RunLock:
 
     def __del__(self) -> None:
         self.release()
+
+
+class Skipped:
+    """The result of a job :class:`SkipLocked` did not run: ``reason`` names the directory and its holder."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"Skipped({self.reason!r})"
+
+
+class SkipLocked:
+    """``fn(job)``, or :class:`Skipped` where another live process holds the job's run directory.
+
+    A map over many runs (a process pool, Ray tasks) then goes on with the others instead of stopping at
+    the first locked one, so two commands, or machines on a shared disk, can work through one set of
+    runs. ``__wrapped__`` names ``fn``, as ``functools.wraps`` would, for whoever must ship it.
+    """
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self.__wrapped__ = fn
+
+    def __call__(self, job: Any) -> Any:
+        try:
+            return self.__wrapped__(job)
+        except RunLockedError as error:
+            return Skipped(str(error))
 
 
 def _describe(path: Path) -> str:

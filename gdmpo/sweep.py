@@ -27,6 +27,7 @@ import yaml
 from gdmpo import config as cfg
 from gdmpo.checkpoints import atomic_write_text
 from gdmpo.plot import pyplot
+from gdmpo.run_lock import SkipLocked, Skipped
 from gdmpo.threads import machine_description
 
 
@@ -129,7 +130,8 @@ def run_sweep(config_path: str | os.PathLike[str], seeds: Sequence[int], grid: d
     """Run every trial not finished yet on Ray, then write ``summary.md`` and ``curves.png`` into ``out``.
 
     Every configuration is built and checked here first, so a bad key or value fails before any trial
-    starts. Returns the results of all trials, finished now or before.
+    starts. A trial that another process is running (a second sweep over the same ``out``) is skipped
+    with a line saying who holds it. Returns the results of all finished trials, finished now or before.
     """
     from gdmpo.distributed import cluster_cpus, connect, map_unordered
 
@@ -148,11 +150,14 @@ def run_sweep(config_path: str | os.PathLike[str], seeds: Sequence[int], grid: d
         connect(address)
         print(f"Ray cluster: {cluster_cpus():g} CPUs, {cpus_per_trial} per trial", flush=True)
         start = time.perf_counter()
-        for count, result in enumerate(map_unordered(finish_run, todo, cpus_per_trial, retries), 1):
+        for count, result in enumerate(map_unordered(SkipLocked(finish_run), todo, cpus_per_trial, retries), 1):
+            if isinstance(result, Skipped):
+                print(f"[{time.perf_counter() - start:6.0f} s] {count}/{len(todo)} skipped: {result.reason}", flush=True)
+                continue
             print(f"[{time.perf_counter() - start:6.0f} s] {count}/{len(todo)} {result['name']} seed {result['seed']}: "
                   f"final return {result['final_return']:.4g} ({result['env_steps']} steps, "
                   f"{result['train_s']:.0f} s training)", flush=True)
-    results = [recorded_result(j["run_dir"]) for j in jobs]
+    results = [r for r in (recorded_result(j["run_dir"]) for j in jobs) if r is not None]
     write_report(results, out)
     return results
 

@@ -15,12 +15,14 @@ import torch
 
 from gdmpo.envs import make
 from gdmpo.envs.sumo.workers import SumoError
+from gdmpo.run_lock import RunLock
 from gdmpo.sweep import configurations, parse_grid, plan, run_sweep
 
 ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
 
 CONFIG = str(Path(__file__).parents[1] / "configs/cacc-catchup/dppo.yaml")
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 
 
 def _alive(pid: int) -> bool:
@@ -91,6 +93,35 @@ def test_sweep_runs_every_trial_on_the_cluster_and_skips_them_when_rerun(cluster
     again = run_sweep(CONFIG, **args)
     assert "4 trials (4 finished before)" in capsys.readouterr().out
     assert sorted(r["final_return"] for r in again) == sorted(r["final_return"] for r in results)
+
+
+def test_a_trial_another_sweep_runs_is_skipped_and_the_others_finish(cluster, tmp_path, capsys):
+    made, _ = cluster
+    out = tmp_path / "sweep"
+    held = RunLock(out / "base" / "s0")  # as a second sweep over the same folder, training seed 0, would
+    try:
+        results = run_sweep(CONFIG, [0, 1], {}, out, steps=1200, episodes=1, address=made.address)
+    finally:
+        held.release()
+    printed = capsys.readouterr().out
+    assert f"skipped: {out / 'base' / 's0'} is in use by another gdmpo run (pid {os.getpid()}" in printed
+    assert [(r["seed"], r["env_steps"]) for r in results] == [(1, 1200)]  # was: the lock's error stopped it
+    assert not (out / "base" / "s0" / "metrics.csv").exists() and "| base | cacc-catchup | 1 |" in printed
+
+
+def test_the_paper_benchmark_on_ray_skips_a_run_another_command_trains(cluster, tmp_path, capsys, monkeypatch):
+    made, _ = cluster
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import paper
+
+    held = RunLock(tmp_path / "runs/cacc-catchup/dppo-s0")
+    try:
+        results = paper.main(["--envs", "cacc-catchup", "--algos", "dppo", "--seeds", "0", "1", "--episodes", "1",
+                              "--steps", "1200", "--out", str(tmp_path), "--ray", made.address])
+    finally:
+        held.release()
+    assert f"skipped: {tmp_path / 'runs/cacc-catchup/dppo-s0'} is in use" in capsys.readouterr().out
+    assert [(r["seed"], r["env_steps"]) for r in results] == [(1, 1200)]
 
 
 def test_a_killed_trial_is_retried_and_resumes_from_its_checkpoint(cluster, tmp_path):
