@@ -124,6 +124,17 @@ def test_the_paper_benchmark_on_ray_skips_a_run_another_command_trains(cluster, 
     assert [(r["seed"], r["env_steps"]) for r in results] == [(1, 1200)]
 
 
+def test_a_wrapped_function_from_a_module_the_workers_lack_is_shipped_with_it(cluster, tmp_path, monkeypatch):
+    from gdmpo.distributed import map_unordered
+    from gdmpo.run_lock import SkipLocked
+
+    (tmp_path / "only_here.py").write_text("def double(x):\n    return 2 * x\n")  # as a benchmark script's module
+    monkeypatch.syspath_prepend(str(tmp_path))  # importable in this process only, not on the Ray workers
+    import only_here
+
+    assert sorted(map_unordered(SkipLocked(only_here.double), [1, 2, 3])) == [2, 4, 6]
+
+
 def test_a_killed_trial_is_retried_and_resumes_from_its_checkpoint(cluster, tmp_path):
     made, _ = cluster
     out = tmp_path / "sweep"
