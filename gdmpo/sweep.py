@@ -151,12 +151,10 @@ def run_sweep(config_path: str | os.PathLike[str], seeds: Sequence[int], grid: d
         print(f"Ray cluster: {cluster_cpus():g} CPUs, {cpus_per_trial} per trial", flush=True)
         start = time.perf_counter()
         for count, result in enumerate(map_unordered(SkipLocked(finish_run), todo, cpus_per_trial, retries), 1):
-            if isinstance(result, Skipped):
-                print(f"[{time.perf_counter() - start:6.0f} s] {count}/{len(todo)} skipped: {result.reason}", flush=True)
-                continue
-            print(f"[{time.perf_counter() - start:6.0f} s] {count}/{len(todo)} {result['name']} seed {result['seed']}: "
-                  f"final return {result['final_return']:.4g} ({result['env_steps']} steps, "
-                  f"{result['train_s']:.0f} s training)", flush=True)
+            what = (f"skipped: {result.reason}" if isinstance(result, Skipped) else
+                    f"{result['name']} seed {result['seed']}: final return {result['final_return']:.4g} "
+                    f"({result['env_steps']} steps, {result['train_s']:.0f} s training)")
+            print(f"[{time.perf_counter() - start:6.0f} s] {count}/{len(todo)} {what}", flush=True)
     results = [r for r in (recorded_result(j["run_dir"]) for j in jobs) if r is not None]
     write_report(results, out)
     return results
