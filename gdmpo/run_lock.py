@@ -13,6 +13,7 @@ import os
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -58,14 +59,11 @@ class RunLock:
         self.release()
 
 
+@dataclass(frozen=True)
 class Skipped:
     """The result of a job :class:`SkipLocked` did not run: ``reason`` names the directory and its holder."""
 
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-    def __repr__(self) -> str:
-        return f"Skipped({self.reason!r})"
+    reason: str
 
 
 class SkipLocked:
