@@ -64,7 +64,8 @@ def group_runs(run_dirs: Sequence[str | os.PathLike[str]]) -> dict[str, list[Pat
     """Group runs whose resolved configs differ only by seed; label each group readably.
 
     A label is ``algo on env``, followed by the settings that tell it apart from other groups of the
-    same algorithm and environment (``ppo.value_hops=3``).
+    same algorithm and environment (``ppo.value_hops=3``). A key that a run's config lacks counts as
+    null: a run saved before a knob existed ran without it, as the knob's null default does.
     """
     configs = {}
     for run_dir in run_dirs:
@@ -75,6 +76,8 @@ def group_runs(run_dirs: Sequence[str | os.PathLike[str]]) -> dict[str, list[Pat
         flat = _flat(yaml.safe_load(path.read_text()))
         flat.pop("seed", None)
         configs[Path(run_dir)] = flat
+    keys = set().union(*configs.values())
+    configs = {run_dir: {key: flat.get(key) for key in keys} for run_dir, flat in configs.items()}
     groups: dict[str, list[Path]] = defaultdict(list)
     for run_dir, flat in configs.items():
         groups[repr(sorted(flat.items(), key=lambda kv: kv[0]))].append(run_dir)

@@ -124,6 +124,22 @@ def test_plot_groups_runs_that_differ_only_by_seed(tmp_path):
     assert sorted(p.name for p in groups["dppo on cacc-catchup (ppo.value_hops=2)"]) == ["a0", "a1"]
 
 
+def test_plot_groups_a_run_saved_before_a_knob_existed_with_the_knob_off(tmp_path):
+    """A config without ``ppo.reward_clip`` (saved before the knob) groups with one that sets it null;
+    one that sets it to 100 stays apart, and no group's runs are lost to another's label."""
+    from gdmpo.plot import group_runs
+
+    for name, extra in (("old", {}), ("new", {"seed": 1}), ("clip", {"ppo.reward_clip": 100.0})):
+        run = tmp_path / name
+        run.mkdir()
+        cfg.save(small_config(**extra), run / "config.yaml")
+    old = tmp_path / "old" / "config.yaml"
+    old.write_text("\n".join(line for line in old.read_text().splitlines() if "reward_clip" not in line))
+    groups = group_runs([tmp_path / "old", tmp_path / "new", tmp_path / "clip"])
+    assert sorted(p.name for p in groups["dppo on cacc-catchup (ppo.reward_clip=None)"]) == ["new", "old"]
+    assert [p.name for p in groups["dppo on cacc-catchup (ppo.reward_clip=100.0)"]] == ["clip"]
+
+
 def test_iterations_without_a_finished_episode_repeat_the_last_return(tmp_path):
     """Episodes of 50 steps, iterations of 25: every other iteration finishes episodes; the rows between
     repeat the last mean (``episodes`` 0), and curves keep only the rows that measured something."""
