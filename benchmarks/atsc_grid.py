@@ -31,7 +31,7 @@ from gdmpo.envs.controllers import reference_policy
 from gdmpo.evaluation import run_episodes
 from gdmpo.plot import plot_runs
 
-CONTROLLERS = ("fixed-time", "max-pressure")
+CONTROLLERS = ("fixed-time", "max-pressure", "greedy")
 
 
 def evaluate_controller(env_id: str, name: str, episodes: int, seed: int, num_envs: int, options: dict) -> dict:

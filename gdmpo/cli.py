@@ -59,14 +59,30 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_graph(args: argparse.Namespace) -> int:
-    from gdmpo.graph import from_sumo
+def cmd_scenarios(args: argparse.Namespace) -> int:
+    from gdmpo.envs.sumo import resco
 
+    try:
+        folder = resco.resco_folder()
+    except ModuleNotFoundError as err:
+        folder, missing = None, str(err)
+    print(f"{'scenario':<20} {'lights':>6}  {'window (s)':<13}  source")
+    for name, scenario in resco.SCENARIOS.items():
+        lights = resco.light_count(name) if folder else "-"
+        window = f"{scenario.begin:g}-{scenario.end:g}"
+        print(f"{resco.PREFIX + name:<20} {lights:>6}  {window:<13}  {scenario.source}")
+    print(f"files: {folder}" if folder else f"files: not installed ({missing})")
+    print("use: --set env.id=atsc --set env.options.scenario=resco:cologne8 (RESCO's timing: env.options.timing=resco)")
+    return 0
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
     from collections import Counter
 
+    from gdmpo.envs.sumo.programmes import signal_graph
     from gdmpo.plot import short_label
 
-    graph = from_sumo(args.net_file, args.neighbours, args.max_distance)
+    graph, net_file = signal_graph(args.net_file, args.neighbours, args.max_distance)
     neighbours = [[] for _ in range(graph.num_nodes)]
     for u, v in graph.edge_index.t().tolist():
         neighbours[u].append(graph.names[v])
@@ -82,7 +98,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     if args.png:
         from gdmpo.plot import plot_road_network
 
-        print(f"wrote {plot_road_network(args.net_file, args.png, graph)}")
+        print(f"wrote {plot_road_network(net_file, args.png, graph)}")
     return 0
 
 
@@ -237,7 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot.set_defaults(func=cmd_plot)
 
     graph = commands.add_parser("graph", help="the signal agents of a SUMO network, their neighbours, lanes, phases")
-    graph.add_argument("net_file", help="a SUMO .net.xml")
+    graph.add_argument("net_file", help="a SUMO .net.xml, a .sumocfg (its programmes as SUMO loads them) "
+                                        "or a named scenario (resco:cologne8)")
     graph.add_argument("--png", help="also draw the roads with the communication graph over them")
     graph.add_argument("--neighbours", choices=["road", "any-path"], default="road",
                        help="neighbour rule: the first light along each road (default) or any path through unlit junctions")
@@ -259,11 +276,14 @@ def build_parser() -> argparse.ArgumentParser:
     transfer.add_argument("--out", help="report directory (default: RUN_DIR/transfer-<env>)")
     transfer.set_defaults(func=cmd_transfer)
 
+    scenarios = commands.add_parser("scenarios", help="list the named real-city scenarios (RESCO's, from sumo-rl)")
+    scenarios.set_defaults(func=cmd_scenarios)
+
     rollout = commands.add_parser(
         "rollout", help="play a reference policy (random, constant action, signal or vehicle controllers), print returns")
     rollout.add_argument("env_id", nargs="?", default="cacc-catchup")
     rollout.add_argument("--policy", default="random",
-                         help="random | constant:K | fixed-time | max-pressure | idm | constant-speed[:V] "
+                         help="random | constant:K | fixed-time | max-pressure | greedy | idm | constant-speed[:V] "
                               "(default: random)")
     rollout.add_argument("--episodes", type=int, default=4)
     rollout.add_argument("--num-envs", type=int, default=None, help="copies run at once (default: min(episodes, 4))")

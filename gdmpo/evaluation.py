@@ -27,7 +27,7 @@ def run_episodes(env: NetworkedVecEnv, policy: Policy, episodes: int, seed: int 
     Returns a summary with the team return of each episode (``returns``), their ``mean_return`` and
     ``std_return`` (population std), the per-step mean (team return / episode length), the
     per-agent returns ``[episodes, n]``, and for traffic environments ``traffic``: the episodes' mean
-    trip time, delay and waiting time (s) and trips completed.
+    trip time, delay and waiting time (s) and trips completed (``episode_traffic``: each episode's).
 
     With a ``seed`` the policy's own sampling is seeded too (torch's RNG, restored afterwards), so the
     same checkpoint, environment and seed give the same figures in any process, at any point of it.
@@ -65,6 +65,7 @@ def _play(env: NetworkedVecEnv, policy: Policy, episodes: int, seed: int | None)
     if traffic:
         traffic = traffic[:episodes]
         extra["traffic"] = {key: sum(t[key] for t in traffic) / len(traffic) for key in traffic[0]}
+        extra["episode_traffic"] = traffic
     return {
         "episodes": episodes,
         "mean_return": mean,

@@ -36,11 +36,22 @@ def agent_layout(graph: Data) -> dict[str, Any]:
     return {"pos": points, "edges": [list(e) for e in edges], "names": names}
 
 
+#: column names of the traffic figures in reports (see ``ATSCSimulation.metrics``); others keep their key
+TRAFFIC_LABELS = {
+    "delay": "delay (s, departed vehicles)",
+    "resco_delay": "RESCO delay (s, never-inserted charged)",
+    "trip_time": "trip time (s)",
+    "waiting_time": "waiting (s)",
+    "in_network": "left in network",
+    "waiting_to_insert": "never inserted",
+}
+
+
 def markdown_table(title: str, rows: Sequence[tuple[str, dict[str, Any]]]) -> str:
     """One row per named summary: traffic figures where present, led by those that count every vehicle
     (delay, trip time), then team return ± std and per-step return."""
     traffic_keys = list(dict.fromkeys(k for _, r in rows for k in r.get("traffic", {})))  # the environment's order
-    header = ["policy", *traffic_keys, "team return", "per-step"]
+    header = ["policy", *(TRAFFIC_LABELS.get(k, k) for k in traffic_keys), "team return", "per-step"]
     lines = [f"# {title}", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for name, r in rows:
         traffic = [f"{r.get('traffic', {}).get(k, math.nan):.1f}" for k in traffic_keys]

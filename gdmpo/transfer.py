@@ -47,7 +47,7 @@ def _target_options(config: cfg.RunConfig, env_id: str | None, net_file: str | N
 
 def _references(env_id: str, options: dict[str, Any], episodes: int, seed: int, num_envs: int,
                 graph: Any, vehicles: bool) -> dict[str, dict]:
-    names = ["fixed-time", "max-pressure"] if hasattr(graph, "phases") else ["idm"] if vehicles else []
+    names = ["fixed-time", "max-pressure", "greedy"] if hasattr(graph, "phases") else ["idm"] if vehicles else []
     out = {}
     for name in names:
         with gdmpo.make(env_id, num_envs=num_envs, seed=seed, **options) as env:

@@ -57,4 +57,4 @@ def test_layouts_and_tables():
     assert agent_layout(chain(3))["names"] == ["0", "1", "2"]
     row = {"mean_return": -12.5, "std_return": 0.5, "mean_step_return": -0.25, "traffic": {"delay": 17.94}}
     table = markdown_table("t", [("a", row)])
-    assert "| a | 17.9 | -12.5 ± 0.5 | -0.25 |" in table and "| policy | delay | team return | per-step |" in table
+    assert "| a | 17.9 | -12.5 ± 0.5 | -0.25 |" in table and "| policy | delay (s, departed vehicles) | team return | per-step |" in table

@@ -106,6 +106,37 @@ class MaxPressurePolicy:
         return scores.argmax(-1)
 
 
+class GreedyPolicy:
+    """Traffic signals: each light shows the green phase whose green lanes hold the most vehicles, queued
+    or approaching within the observation distance (RESCO's greedy, or max-wave, controller).
+
+    A phase's score is the sum, over the incoming lanes it gives green (each lane once, however many
+    of its links are green), of the lane's wave feature: the vehicles within ``wave_distance`` of the
+    stop line, moving or halted. It reads the observation only, so it plays on any junction shape and
+    with the same yellow handling as every other controller; exact ties go to the first phase.
+    Vectorised over copies: one ``[n, phases, lanes]`` table.
+    """
+
+    def __init__(self, env: NetworkedVecEnv) -> None:
+        from gdmpo.envs.sumo.atsc import green_lanes, phase_green_table
+
+        graph = _signal_graph(env, "greedy")
+        self.lanes = max(len(lanes) for lanes in graph.lanes)
+        greens = [green_lanes(*light) for light in zip(graph.lanes, graph.links, graph.phases)]
+        table = torch.from_numpy(phase_green_table(graph.phases, greens, self.lanes)).double()  # [n, P', L]
+        phases = env.action_space.n
+        self.table = torch.zeros(env.num_agents, phases, self.lanes, dtype=torch.float64)
+        self.table[:, : table.size(1)] = table
+        self.allowed = torch.as_tensor(env.action_mask, dtype=torch.bool)
+
+    def __call__(self, obs: torch.Tensor) -> torch.Tensor:
+        if self.table.device != obs.device:
+            self.table, self.allowed = self.table.to(obs.device), self.allowed.to(obs.device)
+        waves = obs[..., : self.lanes].double()  # [B, n, L]: the wave block comes first
+        scores = torch.round(torch.einsum("npl,bnl->bnp", self.table, waves) * 1e6)  # exact ties (see max-pressure)
+        return scores.masked_fill(~self.allowed, float("-inf")).argmax(-1)
+
+
 class CarFollowingPolicy:
     """Vehicle tracks: SUMO's own car-following model (IDM) drives every vehicle, the stop-and-go
     traffic the task is about. Building it switches the environment over (from its next reset); the
@@ -148,7 +179,7 @@ def _signal_graph(env: NetworkedVecEnv, name: str):
 
 def reference_policy(env: NetworkedVecEnv, name: str, seed: int = 0):
     """Build a reference policy from its name: ``random``, ``constant:K`` (discrete action K),
-    ``fixed-time`` or ``max-pressure`` (traffic lights), ``idm`` or ``constant-speed[:V]`` (vehicles,
+    ``fixed-time``, ``max-pressure`` or ``greedy`` (traffic lights), ``idm`` or ``constant-speed[:V]`` (vehicles,
     V m/s, default 5)."""
     if name == "random":
         return RandomPolicy(env, seed)
@@ -156,6 +187,8 @@ def reference_policy(env: NetworkedVecEnv, name: str, seed: int = 0):
         return FixedTimePolicy(env, getattr(env, "control_interval", 5.0))
     if name == "max-pressure":
         return MaxPressurePolicy(env)
+    if name == "greedy":
+        return GreedyPolicy(env)
     if name == "idm":
         return CarFollowingPolicy(env)
     if name == "constant-speed" or name.startswith("constant-speed:"):
@@ -168,5 +201,5 @@ def reference_policy(env: NetworkedVecEnv, name: str, seed: int = 0):
             return ConstantPolicy(env, int(name.split(":", 1)[1]))
         except ValueError as err:
             raise ValueError(f"bad reference policy {name!r}: {err}") from None
-    raise ValueError(f"unknown reference policy {name!r}; use random, constant:K, fixed-time, max-pressure, idm "
+    raise ValueError(f"unknown reference policy {name!r}; use random, constant:K, fixed-time, max-pressure, greedy, idm "
                      "or constant-speed[:V]")

@@ -23,12 +23,14 @@ Each node keeps what a signal controller needs to know about itself:
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 import xml.etree.ElementTree as ET
 from xml.sax import SAXParseException
 from collections import deque
 from pathlib import Path
+from typing import IO
 
 import torch
 from torch_geometric.data import Data
@@ -53,6 +55,17 @@ def sumo_binary(name: str) -> str:
     return found
 
 
+def open_xml(path: str | os.PathLike[str]) -> IO[bytes]:
+    """Open an XML file for reading, gunzipped when it is gzip-compressed (SUMO reads both)."""
+    with open(path, "rb") as raw:
+        magic = raw.read(2)
+    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+
+
+#: a light's signal programme as SUMO runs it: ``(programme id, [(state, duration s), ...])``
+Programme = tuple[str, list[tuple[str, float]]]
+
+
 def is_green_phase(state: str) -> bool:
     """A phase that gives some link right of way and is not a transition (no yellow, no red-yellow)."""
     return any(c in "Gg" for c in state) and not any(c in "yYu" for c in state)
@@ -63,10 +76,11 @@ def _check_network_root(path: Path) -> None:
     if path.stat().st_size == 0:
         raise GraphError(f"{path}: not a SUMO network: the file is empty")
     try:
-        _, root = next(ET.iterparse(path, events=("start",)))
+        with open_xml(path) as stream:
+            _, root = next(ET.iterparse(stream, events=("start",)))
     except StopIteration:
         raise GraphError(f"{path}: not a SUMO network: it holds no XML element") from None
-    except ET.ParseError as err:
+    except (ET.ParseError, EOFError, gzip.BadGzipFile) as err:
         raise GraphError(f"{path}: not a SUMO network: not readable XML ({err})") from None
     if root.tag != "net":
         hint = {"routes": " (a route file? pass it as route_file)", "configuration": " (a .sumocfg?)"}.get(root.tag, "")
@@ -76,13 +90,16 @@ def _check_network_root(path: Path) -> None:
 NEIGHBOUR_RULES = ("road", "any-path")
 
 
-def from_sumo(net_file: str | os.PathLike[str], neighbours: str = "road", max_distance: float = 1000.0) -> Data:
+def from_sumo(net_file: str | os.PathLike[str], neighbours: str = "road", max_distance: float = 1000.0,
+              programmes: dict[str, Programme] | None = None) -> Data:
     """Read the signal agents of a SUMO network and link those a road joins (see the module doc).
 
     Args:
-        net_file: a SUMO ``.net.xml``.
+        net_file: a SUMO ``.net.xml`` (or ``.net.xml.gz``).
         neighbours: the neighbour rule, ``"road"`` or ``"any-path"``.
         max_distance: with ``"road"``, the longest road walk (m) that still links two lights.
+        programmes: per light, the programme SUMO actually runs (after additional files, see
+            :func:`gdmpo.envs.sumo.programmes.loaded_programmes`); default: the net file's own.
 
     Raises:
         FileNotFoundError: the file does not exist.
@@ -121,11 +138,18 @@ def from_sumo(net_file: str | os.PathLike[str], neighbours: str = "road", max_di
                 incoming.append(in_lane.getID())
                 incoming_lengths.append(float(in_lane.getLength()))
         nodes = sorted({in_lane.getEdge().getToNode().getID() for in_lane, _, _ in links})
-        program_id, program = sorted(tls.getPrograms().items())[0] if tls.getPrograms() else (None, None)
-        green = [] if program is None else [p for p in program.getPhases() if is_green_phase(p.state)]
-        greens = [p.state for p in green]
+        if programmes is not None and tls_id in programmes:
+            program_id, states = programmes[tls_id]
+        elif tls.getPrograms():
+            program_id, program = sorted(tls.getPrograms().items())[0]
+            states = [(p.state, float(p.duration)) for p in program.getPhases()]
+        else:
+            program_id, states = None, []
+        green = [(state, seconds) for state, seconds in states if is_green_phase(state)]
+        greens = [state for state, _ in green]
         if not greens:
-            raise GraphError(f"{path}: traffic light {tls_id!r} has no programme with a green phase")
+            where = f"programme {program_id!r}" if programmes is not None and tls_id in programmes else "programme"
+            raise GraphError(f"{path}: traffic light {tls_id!r} has no {where} with a green phase")
         for node in nodes:
             owner[node] = index
         coords = torch.tensor([net.getNode(node).getCoord()[:2] for node in nodes], dtype=torch.float32)
@@ -136,7 +160,7 @@ def from_sumo(net_file: str | os.PathLike[str], neighbours: str = "road", max_di
         phases.append(greens)
         programs.append(program_id)
         positions.append(coords.mean(0))
-        durations.append([float(p.duration) for p in green])
+        durations.append([seconds for _, seconds in green])
         by_index: dict[int, tuple[str, str]] = {}
         for in_lane, out_lane, link_index in links:
             by_index.setdefault(link_index, (in_lane.getID(), out_lane.getID()))

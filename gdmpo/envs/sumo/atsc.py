@@ -38,8 +38,10 @@ import torch
 
 from gdmpo.envs.base import ActionError
 from gdmpo.envs.sumo.base import SumoSimulation, SumoVecEnv, check_worker_kind, timed_step
+from gdmpo.envs.sumo.delay import resco_delay
 from gdmpo.envs.sumo.lane_reads import LaneReader
 from gdmpo.envs.sumo.networks import GENERALIST_NETWORKS, network_parts, run_random_trips
+from gdmpo.envs.sumo.programmes import loaded_programmes, needs_loading
 from gdmpo.envs.sumo.scenario import Scenario, first_departure
 from gdmpo.envs.sumo.workers import SumoError
 from gdmpo.nn.signals import SignalStructure
@@ -54,7 +56,24 @@ def yellow_state(current: str, target: str) -> str:
 #: options that set what a signal policy reads and how its actions play out: a policy carries them to
 #: every network it transfers to (a target's own options still override them)
 OBSERVATION_OPTIONS = ("observe_wait", "observe_phase", "wave_distance", "wave_scale", "obs_clip", "wait_scale",
-                       "control_interval", "yellow_seconds")
+                       "timing", "control_interval", "yellow_seconds")
+
+#: timing presets, ``(control_interval, yellow_seconds)``: gdmpo's own (NSC's grid) and RESCO's real maps
+TIMINGS = {"default": (5, 2), "resco": (10, 3)}
+#: SUMO's time-to-teleport (s) where neither the options nor the scenario's configuration set one
+DEFAULT_TELEPORT_SECONDS = 600
+
+
+def resolve_timing(timing: str, control_interval: int | None, yellow_seconds: int | None) -> tuple[int, int]:
+    """``(control_interval, yellow_seconds)`` of a timing preset, either overridden where given."""
+    if timing not in TIMINGS:
+        raise ValueError(f"timing must be one of {', '.join(TIMINGS)}, got {timing!r}")
+    interval, yellow = TIMINGS[timing]
+    interval = interval if control_interval is None else control_interval
+    yellow = yellow if yellow_seconds is None else yellow_seconds
+    if not 0 <= yellow < interval:
+        raise ValueError(f"yellow_seconds must be in [0, control_interval={interval}), got {yellow}")
+    return interval, yellow
 
 
 def lane_feature_count(observe_wait: bool, observe_phase: bool = False) -> int:
@@ -99,8 +118,7 @@ class ATSCSimulation(SumoSimulation):
     def reset(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
         spec, scenario = self.spec, self.scenario
         routes = scenario.route_files or [self._random_trips(seed)]
-        self.start([*scenario.sumo_args(routes), "--seed", str(seed),
-                    "--step-length", "1", "--time-to-teleport", str(spec["teleport_seconds"]),
+        self.start([*scenario.sumo_args(routes), "--seed", str(seed), *self._stepping_args(),
                     "--tripinfo-output", os.devnull,  # enables SUMO's trip statistics without writing them
                     *spec["sumo_options"]])
         self.reader.reset()
@@ -133,6 +151,15 @@ class ATSCSimulation(SumoSimulation):
             raise SumoError(f"SUMO failed at t = {self.time:.0f} s: {err}\n{self.stderr()}") from None
         self.shown[:] = actions
         return self._observe()
+
+    def _stepping_args(self) -> list[str]:
+        """Step length and teleport time: a scenario's configuration keeps its own, unless the
+        environment's ``teleport_seconds`` is given; otherwise 1 s steps and 600 s to teleport."""
+        scenario, teleport = self.scenario, self.spec["teleport_seconds"]
+        args = [] if scenario.sets("step-length") else ["--step-length", "1"]
+        if teleport is None and not scenario.sets("time-to-teleport"):
+            teleport = DEFAULT_TELEPORT_SECONDS
+        return args + ([] if teleport is None else ["--time-to-teleport", str(teleport)])
 
     @property
     def current(self) -> list[str]:
@@ -194,8 +221,10 @@ class ATSCSimulation(SumoSimulation):
         A policy that leaves vehicles stuck must not look better than one that clears them, so the
         leading figures average over all vehicles that departed, with the time so far for those
         still driving: ``delay`` (time lost to driving below the allowed speed, plus the insertion
-        delay of waiting to enter), ``trip_time``, and ``waiting_time`` (mean s per vehicle). Also:
-        ``departed``, ``arrived``, ``in_network`` and ``waiting_to_insert`` at the end,
+        delay of waiting to enter), ``trip_time``, and ``waiting_time`` (mean s per vehicle).
+        ``resco_delay`` is RESCO's delay (:func:`gdmpo.envs.sumo.delay.resco_delay`): the same mean,
+        also over the vehicles due so far that never entered the network (``waiting_to_insert``), each
+        charged its wait so far. Also: ``departed``, ``arrived``, ``in_network`` and ``waiting_to_insert`` at the end,
         ``insertion_delay`` (mean s), ``total_waiting`` (vehicle-seconds stopped) and ``throughput``
         (arrivals per hour of control). ``*_completed`` are SUMO's means over finished trips only.
         """
@@ -211,16 +240,20 @@ class ATSCSimulation(SumoSimulation):
         lost = sum(sim.vehicle.getTimeLoss(v) for v in running)
         waited = sum(sim.vehicle.getAccumulatedWaitingTime(v) for v in running)
         inserted_late = sum(sim.vehicle.getDepartDelay(v) for v in running)
+        pending = sim.simulation.getPendingVehicles()
+        never_inserted = [sim.vehicle.getDepartDelay(v) for v in pending]  # each one's wait so far to enter
         vehicles = done + len(running)
         per_vehicle = max(vehicles, 1)
         hours = max(now - self.scenario.control_start, 1.0) / 3600
         total_waiting = done * means["waitingTime"] + waited
         insertion = done * means["departDelay"] + inserted_late
-        return {"delay": (done * means["timeLoss"] + lost + insertion) / per_vehicle,
+        delayed = done * means["timeLoss"] + lost + insertion
+        return {"delay": delayed / per_vehicle,
+                "resco_delay": resco_delay(delayed, vehicles, never_inserted),
                 "trip_time": (done * means["duration"] + trip) / per_vehicle,
                 "waiting_time": total_waiting / per_vehicle,
                 "departed": float(vehicles), "arrived": float(done), "in_network": float(len(running)),
-                "waiting_to_insert": float(len(sim.simulation.getPendingVehicles())),
+                "waiting_to_insert": float(len(pending)),
                 "insertion_delay": insertion / per_vehicle, "total_waiting": total_waiting,
                 "throughput": done / hours,
                 "trip_time_completed": means["duration"], "delay_completed": means["timeLoss"]}
@@ -236,13 +269,16 @@ class ATSCSimulation(SumoSimulation):
         for key in parts[0]:
             if key in ("delay", "trip_time", "waiting_time", "insertion_delay"):
                 weight = "departed"
+            elif key == "resco_delay":
+                weight = "due"
             elif key.endswith("_completed"):
                 weight = "arrived"
             else:
                 out[key] = sum(p[key] for p in parts)
                 continue
-            total = sum(p[weight] for p in parts)
-            out[key] = sum(p[key] * p[weight] for p in parts) / total if total else 0.0
+            weights = [p["departed"] + p["waiting_to_insert"] if weight == "due" else p[weight] for p in parts]
+            total = sum(weights)
+            out[key] = sum(p[key] * w for p, w in zip(parts, weights)) / total if total else 0.0
         return out
 
     def _random_trips(self, seed: int) -> str:
@@ -261,17 +297,22 @@ class ATSCEnv(SumoVecEnv):
         net_file: SUMO ``.net.xml`` with traffic lights (or from ``sumocfg``).
         route_file: routes or flows: one path, several (a list or comma-separated), or None to
             generate random trips (``trip_period`` seconds apart, seeded per episode) with randomTrips.
-        sumocfg: a ``.sumocfg`` to take the network, route files, begin and end from.
+        sumocfg: a ``.sumocfg``: SUMO runs it as it would (``-c``: its additional files, vehicle types,
+            signal programmes and options), gdmpo setting only the window, seed, scale and outputs.
+        scenario: a named scenario instead of the files, ``resco:<map>`` (see ``gdmpo scenarios``).
         begin: simulated time SUMO starts at (s); ``warmup_seconds``: the network's own programmes
             run that long before the agents take control.
         end, episode_seconds: when control ends, or for how long it runs (default 3600 s).
         scale: demand scale (SUMO's ``--scale``).
         neighbours, neighbour_distance: the neighbour rule of :func:`gdmpo.graph.from_sumo`.
-        control_interval, yellow_seconds: seconds per decision, of which yellow on a phase change.
+        timing: ``default`` (5 s decisions with 2 s yellow) or ``resco`` (10 s with 3 s, RESCO's real maps).
+        control_interval, yellow_seconds: seconds per decision, of which yellow on a phase change
+            (override the timing's).
         observe_wait: add each lane's first-vehicle waiting time to the observation.
         observe_phase: add, per lane, 1 if the phase shown now gives it green (what a controller needs
             to weigh a switch, which costs ``yellow_seconds``, against holding).
         wait_weight: reward weight of the waiting time (0: queue reward only).
+        teleport_seconds: SUMO's time-to-teleport; default the configuration's, else 600.
         backend: ``libsumo`` (fast, default) or ``traci``.
         sumo_options: extra SUMO command-line options.
         workers: ``process`` (local worker processes) or ``ray`` (Ray actors anywhere in the cluster);
@@ -287,19 +328,26 @@ class ATSCEnv(SumoVecEnv):
 
     def __init__(self, num_envs: int = 1, seed: int | None = None, device: str | torch.device = "cpu", *,
                  net_file: str | os.PathLike[str] | None = None, route_file: Any = None,
-                 sumocfg: str | os.PathLike[str] | None = None, begin: float | None = None, end: float | None = None,
+                 sumocfg: str | os.PathLike[str] | None = None, scenario: str | None = None,
+                 begin: float | None = None, end: float | None = None,
                  episode_seconds: int | None = None, warmup_seconds: float = 0.0, scale: float = 1.0,
                  neighbours: str = "road", neighbour_distance: float = 1000.0,
-                 trip_period: float = 2.0, control_interval: int = 5, yellow_seconds: int = 2,
+                 trip_period: float = 2.0, timing: str = "default", control_interval: int | None = None,
+                 yellow_seconds: int | None = None,
                  wave_distance: float = 50.0, wave_scale: float = 5.0,
                  obs_clip: float = 2.0, max_halting: int = 10, observe_wait: bool = False, observe_phase: bool = False,
-                 wait_scale: float = 60.0, wait_weight: float = 0.0, teleport_seconds: int = 600, backend: str = "libsumo",
+                 wait_scale: float = 60.0, wait_weight: float = 0.0, teleport_seconds: int | None = None, backend: str = "libsumo",
                  sumo_options: tuple[str, ...] = (), workers: str = "process", worker_cpus: float = 1.0,
                  networks: list[dict[str, Any]] | None = None) -> None:
         super().__init__(num_envs, seed, device)
         check_worker_kind(workers)  # before the network is read: a typo costs nothing
-        if not 0 <= yellow_seconds < control_interval:
-            raise ValueError(f"yellow_seconds must be in [0, control_interval={control_interval}), got {yellow_seconds}")
+        control_interval, yellow_seconds = resolve_timing(timing, control_interval, yellow_seconds)
+        if scenario is not None:
+            if net_file is not None or sumocfg is not None:
+                raise ValueError("give the network as scenario, net_file or sumocfg, not several")
+            from gdmpo.envs.sumo import resco
+
+            sumocfg = resco.sumocfg(scenario)
         own = {"net_file": net_file, "route_file": route_file, "sumocfg": sumocfg, "begin": begin, "end": end,
                "warmup_seconds": warmup_seconds, "scale": scale, "trip_period": trip_period}
         parts = network_parts(networks, own, episode_seconds, sumo_options)
@@ -309,7 +357,9 @@ class ATSCEnv(SumoVecEnv):
         steps = {name: int(scenario.episode_seconds // control_interval) for name, scenario, _ in parts}
         if len(set(steps.values())) > 1:
             raise ValueError(f"networks: every network needs the same control window, got control steps {steps}")
-        graphs = [from_sumo(scenario.net_file, neighbours, neighbour_distance) for scenario in self.scenarios]
+        graphs = [from_sumo(part.net_file, neighbours, neighbour_distance,
+                            loaded_programmes(part, sumo_options) if needs_loading(part, sumo_options) else None)
+                  for part in self.scenarios]
         self.graph = graphs[0] if len(graphs) == 1 else union_of_networks(graphs, self.network_names)
         self.num_agents = self.graph.num_nodes
         self.max_episode_steps = next(iter(steps.values()))

@@ -12,6 +12,8 @@ network and its demand::
     {irregular: 11, trip_period: 2.5}  # netgenerate --rand, seed 11; random trips every 2.5 s
     {spider: 5, circles: 3}            # netgenerate --spider, 5 arms, 3 rings (a 5-phase centre)
     {net_file: my.net.xml, route_file: my.rou.xml}
+    {sumocfg: my_city.sumocfg}         # run as SUMO runs it (additional files, programmes...)
+    {scenario: resco:cologne8}         # a named scenario (gdmpo.envs.sumo.resco)
 
 Generated irregular and spider networks come without routes: their demand is random trips, drawn
 anew each episode from the episode's seed (``trip_period`` seconds apart), so the policy never sees
@@ -32,7 +34,7 @@ from gdmpo.envs.sumo.workers import SumoError
 from gdmpo.graph.sumo import sumo_binary
 
 ROOT = Path(__file__).resolve().parents[3]
-KINDS = ("grid", "irregular", "spider", "net_file", "sumocfg")
+KINDS = ("grid", "irregular", "spider", "net_file", "sumocfg", "scenario")
 #: options an entry may set besides its kind; everything else is the environment's, shared by all parts
 PER_NETWORK = ("route_file", "scale", "trip_period", "begin", "end", "warmup_seconds", "name", "circles")
 
@@ -170,6 +172,11 @@ def resolve_entry(entry: dict[str, Any], where: str) -> dict[str, Any]:
     elif kind == "spider":
         circles = int(entry.get("circles", 3))
         net, name = spider_network(entry["spider"], circles), f"spider{entry['spider']}x{circles}"
+    elif kind == "scenario":
+        from gdmpo.envs.sumo import resco
+
+        name = resco.lookup(str(entry[kind])).name
+        return {**options, "sumocfg": resco.sumocfg(str(entry[kind])), "name": str(entry.get("name", name))}
     else:
         name = Path(entry[kind]).name.split(".")[0]
         return {**options, kind: str(entry[kind]), "name": str(entry.get("name", name))}
