@@ -11,6 +11,8 @@ that also holds a libsumo simulation, and nothing of it outlives the call.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import itertools
 import os
 import subprocess
@@ -40,29 +42,42 @@ def loaded_programmes(scenario: Scenario, sumo_options: Sequence[str] = ()) -> d
         SumoError: SUMO could not load the scenario; the message holds SUMO's own words.
     """
     import traci
+    from sumolib.miscutils import getFreeSocketPort
 
     label = f"gdmpo-programmes-{os.getpid()}-{next(_labels)}"
     with tempfile.TemporaryDirectory(prefix="gdmpo-sumo-") as folder:
         log = Path(folder) / "errors.log"
+        port = getFreeSocketPort()
         command = [sumo_binary("sumo"), *scenario.sumo_args(), *sumo_options, "--no-step-log", "true",
-                   "--no-warnings", "true", "--error-log", str(log)]
+                   "--no-warnings", "true", "--error-log", str(log), "--tripinfo-output", os.devnull,
+                   "--remote-port", str(port)]
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            traci.start(command, label=label, stdout=subprocess.DEVNULL)
-        except Exception as err:
+            with contextlib.redirect_stdout(io.StringIO()):  # traci prints each retry
+                connection = traci.connect(port, numRetries=400, proc=process, waitBetweenRetries=0.05, label=label)
+            try:
+                return _active_programmes(connection)
+            finally:
+                connection.close()
+        except Exception as err:  # SUMO refused an input: at start, or when it read the routes
             said = " ".join((log.read_text() if log.is_file() else "").split()) or str(err)
             raise SumoError(f"SUMO could not load {scenario.sumocfg or scenario.net_file}: {said}") from None
-        connection = traci.getConnection(label)
-        try:
-            out: dict[str, Programme] = {}
-            for tls in connection.trafficlight.getIDList():
-                active = connection.trafficlight.getProgram(tls)
-                logics = {logic.programID: logic for logic in connection.trafficlight.getAllProgramLogics(tls)}
-                phases = logics[active].phases if active in logics else []
-                out[tls] = (active, [(phase.state, float(phase.duration)) for phase in phases])
-            return out
         finally:
-            connection.close()
+            try:
+                process.wait(timeout=10)  # it ends on its own once the connection is closed
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
+
+def _active_programmes(connection) -> dict[str, Programme]:
+    out: dict[str, Programme] = {}
+    for tls in connection.trafficlight.getIDList():
+        active = connection.trafficlight.getProgram(tls)
+        logics = {logic.programID: logic for logic in connection.trafficlight.getAllProgramLogics(tls)}
+        phases = logics[active].phases if active in logics else []
+        out[tls] = (active, [(phase.state, float(phase.duration)) for phase in phases])
+    return out
 
 def signal_graph(source: str, neighbours: str = "road", max_distance: float = 1000.0):
     """``(graph, net_file)``: the signal agents of ``source``, a ``.net.xml``, a ``.sumocfg`` (its
