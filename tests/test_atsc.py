@@ -262,6 +262,47 @@ def test_lane_reader_counts_by_hand():
     assert counts.near.tolist() == [[1, 2, 0], [2, 0, 0]] and counts.first_wait.tolist() == [[3, 1, 0], [1, 0, 0]]
 
 
+def test_lane_reader_sees_the_queue_on_the_lanes_before_a_short_stub_by_hand():
+    # light 0's lane "s" is a 2 m stub; "u" (40 m, ends 2 m before s's stop line) and "w" (30 m, ends 42 m
+    # before it) feed it through unsignalised nodes; "u" also feeds the light's lane "t"
+    table = {"v1": ("s", 1.0, 0.0, 4.0),  # 1 m before the stop line: the first vehicle
+             "v2": ("u", 30.0, 0.0, 9.0),  # 2 + (40 - 30) = 12 m before it: near, halting
+             "v3": ("w", 2.0, 5.0, 0.0),  # 42 + (30 - 2) = 70 m: beyond the 50 m wave, moving
+             "v4": ("w", 25.0, 0.0, 2.0)}  # 42 + 5 = 47 m: near, halting
+    sim = SimpleNamespace(vehicle=FakeVehicles(table), lane=SimpleNamespace(getLength={"u": 40.0, "w": 30.0}.get))
+    approaches = [[[("u", 2.0), ("w", 42.0)], [("u", 0.0)]]]
+    reader = LaneReader(sim, [["s", "t"]], [[2.0, 60.0]], max_lanes=2, wave_distance=50.0, approaches=approaches)
+    counts = reader.read()
+    assert counts.near.tolist() == [[3, 1]]  # s: v1, v2, v4; t: v2 (40 - 30 = 10 m before t's stop line)
+    assert counts.halting.tolist() == [[3, 1]]
+    assert counts.first_wait.tolist() == [[4, 9]]  # t's nearest vehicle is v2, on u
+    del table["v1"]
+    assert reader.read().first_wait.tolist() == [[9, 9]]  # now s's nearest is v2 too
+
+
+def test_short_incoming_lanes_get_their_upstream_approach_from_the_network(tmp_path):
+    import subprocess
+
+    from gdmpo.graph import from_sumo
+    from gdmpo.graph.sumo import sumo_binary
+
+    # W -(100 m)- P (priority node) -(3 m)- C (light): the light's west lane is a 3 m stub
+    (tmp_path / "n.nod.xml").write_text('<nodes><node id="C" x="0" y="0" type="traffic_light"/>'
+                                        '<node id="P" x="-3" y="0" type="priority"/><node id="W" x="-103" y="0"/>'
+                                        '<node id="E" x="200" y="0"/><node id="N" x="0" y="200"/></nodes>')
+    (tmp_path / "n.edg.xml").write_text('<edges><edge id="WP" from="W" to="P" numLanes="1"/>'
+                                        '<edge id="PC" from="P" to="C" numLanes="1"/>'
+                                        '<edge id="EC" from="E" to="C" numLanes="1"/><edge id="NC" from="N" to="C" numLanes="1"/>'
+                                        '<edge id="CE" from="C" to="E" numLanes="1"/></edges>')
+    subprocess.run([sumo_binary("netconvert"), "-n", "n.nod.xml", "-e", "n.edg.xml", "-o", "t.net.xml",
+                    "--no-internal-links", "--geometry.remove", "false"], cwd=tmp_path, check=True, capture_output=True)
+    graph = from_sumo(tmp_path / "t.net.xml")
+    approaches = dict(zip(graph.lanes[0], graph.approaches[0]))
+    stub = graph.lane_lengths[0][graph.lanes[0].index("PC_0")]
+    assert stub < 10 and approaches["PC_0"] == [("WP_0", pytest.approx(stub))]
+    assert approaches["EC_0"] == [] and approaches["NC_0"] == []  # long lanes: nothing upstream needed
+
+
 def test_the_first_observation_of_a_later_episode_holds_none_of_the_last_ones_vehicles(grid3):
     with gdmpo.make("atsc", num_envs=1, seed=0, net_file=str(grid3), observe_wait=True, **FAST) as env:
         spec = env.simulation_spec

@@ -18,7 +18,12 @@ Each node keeps what a signal controller needs to know about itself:
   ``lane_lengths`` their lengths (m);
 - ``phases``: the green phases of its programme (state strings without yellow), ``green_seconds``
   their durations in that programme, and ``programs`` the programme id used;
-- ``links``: per signal link (the positions of a state string) its ``(incoming lane, outgoing lane)``.
+- ``links``: per signal link (the positions of a state string) its ``(incoming lane, outgoing lane)``;
+- ``approaches``: per light and incoming lane, the lanes upstream of it that lie within
+  ``approach_distance`` of its stop line, as ``(lane, metres from that lane's end to the stop line)``.
+  Real networks split roads at unsignalised nodes, so a light's incoming lane may be a few metres long
+  (Ingolstadt has one of 0.8 m) and the queue waiting for the light stands on the lanes before it; they
+  are followed back through unsignalised junctions only.
 """
 
 from __future__ import annotations
@@ -91,7 +96,7 @@ NEIGHBOUR_RULES = ("road", "any-path")
 
 
 def from_sumo(net_file: str | os.PathLike[str], neighbours: str = "road", max_distance: float = 1000.0,
-              programmes: dict[str, Programme] | None = None) -> Data:
+              programmes: dict[str, Programme] | None = None, approach_distance: float = 50.0) -> Data:
     """Read the signal agents of a SUMO network and link those a road joins (see the module doc).
 
     Args:
@@ -100,6 +105,7 @@ def from_sumo(net_file: str | os.PathLike[str], neighbours: str = "road", max_di
         max_distance: with ``"road"``, the longest road walk (m) that still links two lights.
         programmes: per light, the programme SUMO actually runs (after additional files, see
             :func:`gdmpo.envs.sumo.programmes.loaded_programmes`); default: the net file's own.
+        approach_distance: how far upstream of each stop line ``approaches`` reach (m).
 
     Raises:
         FileNotFoundError: the file does not exist.
@@ -165,6 +171,7 @@ def from_sumo(net_file: str | os.PathLike[str], neighbours: str = "road", max_di
         for in_lane, out_lane, link_index in links:
             by_index.setdefault(link_index, (in_lane.getID(), out_lane.getID()))
         link_lanes.append([by_index.get(k, ("", "")) for k in range(len(greens[0]))])
+    approaches = [[_upstream(net.getLane(lane), owner, approach_distance) for lane in own] for own in lanes]
     if neighbours == "road":
         edges = sorted(_along_roads(net, junctions, owner, max_distance))
     else:
@@ -172,8 +179,26 @@ def from_sumo(net_file: str | os.PathLike[str], neighbours: str = "road", max_di
     graph = from_edges(edges, len(names), pos=torch.stack(positions), names=names)
     graph.junctions, graph.lanes, graph.phases, graph.programs = junctions, lanes, phases, programs
     graph.green_seconds, graph.links, graph.lane_lengths = durations, link_lanes, lengths
+    graph.approaches = approaches
     graph.source, graph.neighbour_rule = str(path), neighbours
     return graph
+
+
+def _upstream(lane, owner: dict[str, int], distance: float) -> list[tuple[str, float]]:
+    """Lanes that feed ``lane`` through unsignalised junctions and end within ``distance`` of its stop
+    line, with the metres from each one's end to that stop line (junction interiors not counted)."""
+    found: list[tuple[str, float]] = []
+    frontier, seen = [(lane, lane.getLength())], {lane.getID()}
+    while frontier:
+        current, offset = frontier.pop()
+        if offset >= distance or current.getEdge().getFromNode().getID() in owner:
+            continue  # far enough, or the lanes before it wait at another light
+        for before in current.getIncoming():
+            if before.getID() not in seen and not before.getID().startswith(":"):
+                seen.add(before.getID())
+                found.append((before.getID(), offset))
+                frontier.append((before, offset + before.getLength()))
+    return sorted(found)
 
 
 def _along_roads(net, junctions: list[list[str]], owner: dict[str, int], max_distance: float) -> set[tuple[int, int]]:
@@ -268,7 +293,7 @@ def union_of_networks(graphs: list[Data], labels: list[str]) -> Data:
         raise ValueError(f"one distinct label per network, got {labels} for {len(graphs)} networks")
     edges, positions, offset, shift, parts = [], [], 0, 0.0, []
     lists: dict[str, list] = {key: [] for key in ("names", "junctions", "lanes", "phases", "programs",
-                                                  "green_seconds", "links", "lane_lengths")}
+                                                  "green_seconds", "links", "lane_lengths", "approaches")}
     for graph, label in zip(graphs, labels):
         def tag(name: str) -> str:
             return f"{label}/{name}" if name else name
@@ -283,6 +308,7 @@ def union_of_networks(graphs: list[Data], labels: list[str]) -> Data:
         lists["junctions"] += [[tag(j) for j in own] for own in graph.junctions]
         lists["lanes"] += [[tag(lane) for lane in own] for own in graph.lanes]
         lists["links"] += [[(tag(a), tag(b)) for a, b in own] for own in graph.links]
+        lists["approaches"] += [[[(tag(u), offset) for u, offset in lane] for lane in own] for own in graph.approaches]
         for key in ("phases", "programs", "green_seconds", "lane_lengths"):
             lists[key] += list(getattr(graph, key))
         parts.append((label, offset, n))

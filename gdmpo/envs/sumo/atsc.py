@@ -112,7 +112,7 @@ class ATSCSimulation(SumoSimulation):
         self.time = 0.0
         self.seconds = {"sumo": 0.0, "observe": 0.0}  # where step() spends its time (benchmarks)
         self.reader = LaneReader(self.sim, spec["lanes"], spec["lane_lengths"], spec["max_lanes"],
-                                 spec["wave_distance"])
+                                 spec["wave_distance"], spec.get("approaches"))
 
     # ------------------------------------------------------------------ episode
     def reset(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -358,7 +358,8 @@ class ATSCEnv(SumoVecEnv):
         if len(set(steps.values())) > 1:
             raise ValueError(f"networks: every network needs the same control window, got control steps {steps}")
         graphs = [from_sumo(part.net_file, neighbours, neighbour_distance,
-                            loaded_programmes(part, sumo_options) if needs_loading(part, sumo_options) else None)
+                            loaded_programmes(part, sumo_options) if needs_loading(part, sumo_options) else None,
+                            approach_distance=wave_distance)
                   for part in self.scenarios]
         self.graph = graphs[0] if len(graphs) == 1 else union_of_networks(graphs, self.network_names)
         self.num_agents = self.graph.num_nodes
@@ -387,6 +388,7 @@ class ATSCEnv(SumoVecEnv):
         }
         specs = [{**shared, "scenario": scenario, "net_file": scenario.net_file, "tls_ids": list(graph.names),
                   "lanes": graph.lanes, "phases": graph.phases, "lane_lengths": graph.lane_lengths,
+                  "approaches": graph.approaches,
                   "green_lanes": [green_lanes(*light) for light in zip(graph.lanes, graph.links, graph.phases)],
                   "trip_period": period} for (_, scenario, period), graph in zip(parts, graphs)]
         self._start_workers(specs, workers, worker_cpus, [graph.num_nodes for graph in graphs])
