@@ -56,8 +56,7 @@ def _play(env: NetworkedVecEnv, policy: Policy, episodes: int, seed: int | None)
                 returns += info["episode_return"][done].tolist()
                 lengths += info["episode_length"][done].tolist()
                 agent_returns.append(info["episode_agent_return"][done].cpu())
-                if hasattr(env, "episode_traffic"):  # SUMO traffic figures of the finished episodes
-                    traffic += [env.episode_traffic[i] for i in done.nonzero(as_tuple=True)[0].tolist()]
+                traffic += [f for f in env.episode_figures(done.nonzero(as_tuple=True)[0].tolist()) if f]
     returns, lengths = returns[:episodes], lengths[:episodes]
     mean = sum(returns) / episodes
     std = math.sqrt(sum((r - mean) ** 2 for r in returns) / episodes)

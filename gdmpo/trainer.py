@@ -5,9 +5,11 @@ A run directory holds:
 - ``config.yaml``: the resolved configuration;
 - ``metrics.csv``: one row per iteration (``iteration, env_steps, episode_return, episodes, wall_s,
   steps_per_s``, then the algorithm's own figures: losses, and for DMPO model steps, model errors and
-  the time spent in each phase); ``env_steps`` counts real transitions only; ``episode_return`` is the
-  mean team return of the episodes that finished during the iteration, and on an iteration where
-  none did (long episodes span several) the last such mean again, with ``episodes`` 0 to say so;
+  the time spent in each phase; then the environment's per-episode figures, ``episode_<name>``, the mean
+  over the iteration's finished episodes, e.g. ``episode_resco_delay`` on traffic signals);
+  ``env_steps`` counts real transitions only; ``episode_return`` is the mean team return of the
+  episodes that finished during the iteration, and on an iteration where none did (long episodes
+  span several) the last such mean again, with ``episodes`` 0 to say so;
 - ``tb/``: TensorBoard event files of the same figures;
 - ``checkpoints/last.pt`` and ``checkpoints/best.pt``, written atomically (write, then rename), so a
   run killed at any moment resumes from its last finished iteration (:meth:`Trainer.resume`);
@@ -88,7 +90,8 @@ class Trainer:
                                                       device=resolve_device(config.device), **config.env.options))
             self.algorithm: Algorithm = build_algorithm(config, self.env)
             self.agent: PPO = self.algorithm.agent
-            self.columns = [*BASE_COLUMNS, *self.algorithm.metric_names]
+            self.figure_names = tuple(self.env.episode_figure_names)
+            self.columns = [*BASE_COLUMNS, *self.algorithm.metric_names, *(f"episode_{k}" for k in self.figure_names)]
             self.counters = Counters()
             self._saved_counters = Counters()  # what checkpoints/last.pt holds
             self._writer = None
@@ -161,6 +164,7 @@ class Trainer:
                     "wall_s": round(self.counters.wall_s, 3),
                     "steps_per_s": round(result.env_steps / elapsed, 1),
                     **{key: _rounded(value) for key, value in result.metrics.items()},
+                    **_mean_figures(episodes.figures, self.figure_names),
                 }
                 self._log(row)
                 improved = not math.isnan(mean_return) and mean_return > self.counters.best_return
@@ -279,6 +283,13 @@ def restore_rng(state: dict[str, Any], env: NetworkedVecEnv) -> None:
 
 def _rounded(value: Any) -> Any:
     return round(value, 6) if isinstance(value, float) else value
+
+
+def _mean_figures(figures: list[dict[str, float]], names: tuple[str, ...]) -> dict[str, Any]:
+    """``episode_<name>``: the mean of each figure over the iteration's finished episodes ("" if none)."""
+    found = [f for f in figures if f]
+    return {f"episode_{name}": _rounded(sum(f[name] for f in found) / len(found)) if found else ""
+            for name in names}
 
 
 def _truncate_metrics(path: Path, iteration: int, columns: list[str]) -> None:

@@ -187,10 +187,24 @@ def test_atsc_on_ray_actors_spreads_over_both_nodes_and_matches_process_workers(
     assert all(torch.equal(a, b) for a, b in zip(expected, got))
 
 
+def _wait_until_dead(actor, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            ray.get(actor.__ray_ready__.remote(), timeout=5)
+        except ray.exceptions.RayActorError:
+            return
+        except ray.exceptions.GetTimeoutError:
+            continue
+        time.sleep(0.1)
+    raise AssertionError("the killed actor still answers")
+
+
 def test_a_dead_actor_is_reported_and_replaced_at_reset(cluster):
     with make("atsc-grid3x3", num_envs=2, seed=5, workers="ray") as env:
         env.reset()
         ray.kill(env.workers._actors[1])
+        _wait_until_dead(env.workers._actors[1])  # ray.kill returns before the actor is gone
         with pytest.raises(SumoError, match=r"SUMO actor 1 on Ray node \w+ died during 'step'.*SUMO's error log"):
             env.step(torch.zeros(2, env.num_agents, dtype=torch.long))
         assert not env.workers.alive(1) and env.workers.alive(0)

@@ -39,11 +39,11 @@ def test_policy_trained_on_2x2_runs_on_3x3_and_is_fine_tuned(tmp_path):
                       out=tmp_path / "report")
     assert report["num_agents"] == 9 and report["target"].startswith("atsc")
     assert len(report["zero_shot"]["agent_returns"][0]) == 9 and "traffic" in report["zero_shot"]
-    assert "finetuned" in report and set(report["references"]) == {"fixed-time", "max-pressure"}
+    assert "finetuned" in report and set(report["references"]) == {"fixed-time", "max-pressure", "greedy"}
     saved = json.loads((tmp_path / "report/report.json").read_text())
     assert saved["zero_shot"]["mean_return"] == pytest.approx(report["zero_shot"]["mean_return"])
     table = (tmp_path / "report/report.md").read_text()
-    assert "learned, zero-shot" in table and "max-pressure" in table and "delay" in table
+    assert "learned, zero-shot" in table and "max-pressure" in table and "greedy" in table and "delay" in table
 
 
 def test_platoon_policy_runs_on_a_longer_platoon(tmp_path):

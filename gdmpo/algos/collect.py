@@ -13,10 +13,12 @@ from gdmpo.envs.base import NetworkedVecEnv
 
 @dataclass
 class EpisodeLog:
-    """Team returns and lengths of the episodes that finished during a collection."""
+    """Team returns and lengths of the episodes that finished during a collection, and the
+    environment's figures of each (:meth:`NetworkedVecEnv.episode_figures`)."""
 
     returns: list[float] = field(default_factory=list)
     lengths: list[int] = field(default_factory=list)
+    figures: list[dict[str, float]] = field(default_factory=list)
 
 
 @torch.no_grad()
@@ -43,6 +45,7 @@ def collect(env: NetworkedVecEnv, agent: PPO, obs: torch.Tensor, steps: int) -> 
             bootstrap = torch.where(done[:, None], final_values, next_values)
             log.returns += info["episode_return"][done].tolist()
             log.lengths += info["episode_length"][done].tolist()
+            log.figures += env.episode_figures(done.nonzero(as_tuple=True)[0].tolist())
         obs_buf.append(obs)
         act_buf.append(actions)
         logp_buf.append(logp)

@@ -53,6 +53,12 @@ class NetworkedVecEnv(ABC):
     action_space: gym.spaces.Space
     max_episode_steps: int
     has_terminal_states: bool = True
+    #: per-episode figures beside the return (e.g. traffic delay) that :meth:`episode_figures` gives
+    episode_figure_names: tuple[str, ...] = ()
+
+    def episode_figures(self, copies: list[int]) -> list[dict[str, float]]:
+        """The figures of the episode each of ``copies`` finished last (none by default)."""
+        return [{} for _ in copies]
 
     def __init__(self, num_envs: int, seed: int | None, device: str | torch.device = "cpu") -> None:
         if not isinstance(num_envs, int) or num_envs < 1:

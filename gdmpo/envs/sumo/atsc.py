@@ -325,6 +325,9 @@ class ATSCEnv(SumoVecEnv):
     """
 
     simulation_class = ATSCSimulation
+    #: logged per training iteration (``metrics.csv``): RESCO's delay, delay over departed vehicles,
+    #: vehicles never inserted, of the episodes that finished
+    episode_figure_names = ("resco_delay", "delay", "waiting_to_insert")
 
     def __init__(self, num_envs: int = 1, seed: int | None = None, device: str | torch.device = "cpu", *,
                  net_file: str | os.PathLike[str] | None = None, route_file: Any = None,

@@ -200,6 +200,10 @@ class SumoVecEnv(NetworkedVecEnv):
         self._obs = obs.to(self.device)
         return self._obs.clone(), reward.to(self.device), [tuple(r[2:]) for r in results]
 
+    def episode_figures(self, copies: list[int]) -> list[dict[str, float]]:
+        """The traffic figures of the episode each of ``copies`` finished last."""
+        return [self.episode_traffic[i] for i in copies]
+
     def traffic_metrics(self) -> list[dict[str, float]]:
         """Per copy, the current episode's figures (see :meth:`SumoSimulation.metrics`)."""
         answers = self.workers.call("metrics", [()] * len(self.workers))
