@@ -3,6 +3,8 @@
     pip install -e ".[scenarios]"          # RESCO's maps come with sumo-rl
     python benchmarks/real_cities.py [--maps cologne8 ingolstadt21 ...] [--policies fixed-time max-pressure greedy]
         [--timings resco default] [--episodes 2] [--out benchmarks/results/real-cities]
+    python benchmarks/real_cities.py --learned RUN_DIR [RUN_DIR ...] [--play argmax sampled] [--episodes 4]
+    python benchmarks/real_cities.py --curves benchmarks/results/real-cities/training
     python benchmarks/real_cities.py --summary-only
 
 Each cell (map, timing, controller) plays ``--episodes`` one-hour episodes in the map's own window
@@ -10,6 +12,14 @@ Each cell (map, timing, controller) plays ``--episodes`` one-hour episodes in th
 ``runs/<map>/<timing>/<controller>.json`` with every episode's traffic figures. A cell whose file
 exists is skipped, so the command resumes where it stopped. ``summary.md`` and ``summary.csv`` are then
 rebuilt from all run files, with RESCO's published figures beside gdmpo's.
+
+``--learned`` plays trained policies (run directories of ``gdmpo train`` or of
+``benchmarks/real_city_training.py``): a policy trained on a RESCO map plays that map ("in place"), any
+other (a generalist) plays every ``--maps`` map zero-shot; each run and play mode is one cell
+(``<algo>-<trained>-s<seed>-<play>.json``), and the summary pools the seeds of a row. ``--curves``
+turns the training runs' ``metrics.csv`` (``episode_resco_delay``, one training episode per iteration)
+into ``learning.md``/``learning.csv``/``learning.png``: per run, the training episodes it needed until
+five in a row averaged greedy's delay or less, and its best five-episode mean.
 
 Delay is RESCO's (``resco_delay``: mean over vehicles of timeLoss + departDelay, vehicles due in the
 window that never entered charged their wait until its end). Timings: ``resco`` is RESCO's on its real
@@ -26,9 +36,12 @@ import time
 from pathlib import Path
 
 import gdmpo
+from gdmpo import config as cfg
+from gdmpo.checkpoints import load_checkpoint
 from gdmpo.envs.controllers import reference_policy
 from gdmpo.envs.sumo.resco import SCENARIOS
-from gdmpo.evaluation import run_episodes
+from gdmpo.evaluation import evaluate_checkpoint, run_episodes
+from gdmpo.plot import pyplot, read_metric
 
 POLICIES = ("fixed-time", "max-pressure", "greedy")
 TIMINGS = ("resco", "default")
@@ -57,6 +70,50 @@ def play_cell(city: str, timing: str, policy: str, episodes: int, seed: int) -> 
             "returns": summary["returns"], "seconds": time.perf_counter() - start}
 
 
+def trained_on(config: cfg.RunConfig) -> str:
+    """What a policy was trained on, as the tables name it: ``resco:<map>``, or the environment id and,
+    for a list of networks, their kinds (a generalist)."""
+    options = config.env.options
+    if options.get("scenario"):
+        return str(options["scenario"])
+    if options.get("sumocfg") or options.get("net_file"):
+        return Path(str(options.get("sumocfg") or options["net_file"])).name
+    networks = options.get("networks")
+    if networks:
+        kinds = ", ".join(sorted({next(iter(entry)) for entry in networks if isinstance(entry, dict)}))
+        return f"{config.env.id} ({len(networks)} networks: {kinds})"
+    return config.env.id
+
+
+def play_learned(run_dir: Path, city: str, play: str, episodes: int, seed: int) -> dict:
+    """Every episode's figures of a trained policy on one map at RESCO's timing."""
+    start = time.perf_counter()
+    checkpoint = run_dir / "checkpoints" / "last.pt"
+    config = cfg.from_dict(load_checkpoint(checkpoint)["config"], str(checkpoint))
+    summary = evaluate_checkpoint(checkpoint, episodes=episodes, seed=seed, deterministic=play == "argmax",
+                                  env_id="atsc", env_options={"scenario": f"resco:{city}", "timing": "resco"})
+    source = trained_on(config)
+    return {"map": city, "timing": "resco", "controller": f"{config.algo.upper()}, {play}",
+            "trained_on": "in place" if source == f"resco:{city}" else source, "training_seed": config.seed,
+            "run_dir": str(run_dir), "seed": seed, "lights": len(summary["agent_returns"][0]),
+            "episodes": [{key: t[key] for key in FIGURES} for t in summary["episode_traffic"]],
+            "returns": summary["returns"], "seconds": time.perf_counter() - start}
+
+
+def learned_cells(run_dirs: list[Path], maps: list[str], plays: list[str]) -> list[tuple[Path, str, str, Path]]:
+    """``(run_dir, map, play, cell file name)`` for every trained policy: its own map, or all ``maps``."""
+    cells = []
+    for run_dir in run_dirs:
+        config = cfg.from_dict(load_checkpoint(run_dir / "checkpoints" / "last.pt")["config"], str(run_dir))
+        source = trained_on(config)
+        own = source.removeprefix("resco:") if source.startswith("resco:") else None
+        tag = "inplace" if own else config.env.id
+        for city in [own] if own else maps:
+            for play in plays:
+                cells.append((run_dir, city, play, Path(f"{config.algo}-{tag}-s{config.seed}-{play}.json")))
+    return cells
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     mean = sum(values) / len(values)
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
@@ -64,18 +121,25 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 def summarise(out: Path) -> str:
     """``summary.csv`` (one row per cell) and ``summary.md`` from every run file under ``out/runs``."""
-    cells = [json.loads(path.read_text()) for path in sorted((out / "runs").glob("*/*/*.json"))]
+    groups: dict[tuple, list[dict]] = {}  # the seeds of one trained row are pooled
+    for path in sorted((out / "runs").glob("*/*/*.json")):
+        cell = json.loads(path.read_text())
+        key = (cell["map"], cell["timing"], cell["controller"], cell.get("trained_on", ""))
+        groups.setdefault(key, []).append(cell)
     order = {name: k for k, name in enumerate(SCENARIOS)}
-    cells.sort(key=lambda c: (order.get(c["map"], 99), TIMINGS.index(c["timing"]) if c["timing"] in TIMINGS else 9,
-                              c["controller"]))
+    hand_written = {name: k for k, name in enumerate(POLICIES)}
+    keys = sorted(groups, key=lambda k: (order.get(k[0], 99), TIMINGS.index(k[1]) if k[1] in TIMINGS else 9,
+                                         hand_written.get(k[2], 9), k[3], k[2]))
     rows = []
-    for cell in cells:
-        row = {"map": cell["map"], "timing": cell["timing"], "controller": cell["controller"],
-               "trained_on": cell.get("trained_on", ""), "episodes": len(cell["episodes"])}
-        for key in FIGURES:
-            row[key], row[f"{key}_std"] = mean_std([e[key] for e in cell["episodes"]])
-        published = RESCO_PUBLISHED.get(cell["map"], {}).get(cell["controller"]) if cell["timing"] == "resco" else None
-        row["resco_published_delay"] = published
+    for key in keys:
+        cells = groups[key]
+        episodes = [e for cell in cells for e in cell["episodes"]]
+        seeds = {cell["training_seed"] for cell in cells if "training_seed" in cell}
+        row = {"map": key[0], "timing": key[1], "controller": key[2], "trained_on": key[3],
+               "training_seeds": len(seeds), "episodes": len(episodes)}
+        for name in FIGURES:
+            row[name], row[f"{name}_std"] = mean_std([e[name] for e in episodes])
+        row["resco_published_delay"] = RESCO_PUBLISHED.get(key[0], {}).get(key[2]) if key[1] == "resco" else None
         rows.append(row)
     with (out / "summary.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["map"])
@@ -85,19 +149,110 @@ def summarise(out: Path) -> str:
              "RESCO delay: mean over vehicles due in the window of timeLoss + departDelay (s), never-inserted "
              "vehicles charged their wait until the window's end. Mean ± std over episodes (SUMO seeds). "
              "`resco` timing: 10 s decisions, 3 s yellow; `default`: 5 s, 2 s. "
-             "RESCO published: its own figures at its timing (blank: not transcribed).", "",
+             "RESCO published: its own figures at its timing (blank: not transcribed). Learned rows pool "
+             "their training seeds (seeds × episodes); `argmax` plays each light's most likely phase, "
+             "`sampled` draws it.", "",
              "| map | timing | controller | episodes | RESCO delay (s) | RESCO published (s) | delay, departed (s) "
              "| trip time (s) | left in network | never inserted | arrived |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         published = "" if r["resco_published_delay"] is None else f"{r['resco_published_delay']:.1f}"
         name = r["controller"] + (f" (trained on {r['trained_on']})" if r["trained_on"] else "")
-        lines.append(f"| {r['map']} | {r['timing']} | {name} | {r['episodes']} | "
+        count = f"{r['training_seeds']} × {r['episodes'] // r['training_seeds']}" if r["training_seeds"] else r["episodes"]
+        lines.append(f"| {r['map']} | {r['timing']} | {name} | {count} | "
                      f"{r['resco_delay']:.1f} ± {r['resco_delay_std']:.1f} | {published} | {r['delay']:.1f} | "
                      f"{r['trip_time']:.1f} | {r['in_network']:.0f} | {r['waiting_to_insert']:.0f} | {r['arrived']:.0f} |")
+    published_learned = [(city, name, delay) for city, figures in RESCO_PUBLISHED.items()
+                         for name, delay in figures.items() if name not in POLICIES]
+    if published_learned:
+        lines += ["", "RESCO's published learned controllers (its own runs, same timing and delay):", "",
+                  "| map | controller | RESCO delay (s) |", "| --- | --- | --- |"]
+        lines += [f"| {city} | {name} | {delay:.1f} |" for city, name, delay in published_learned]
     text = "\n".join(lines) + "\n"
     (out / "summary.md").write_text(text)
     return text
+
+
+def first_reach(delays: list[float], target: float, window: int = 5) -> int | None:
+    """The training episode (1-based) that ends the first ``window`` episodes in a row whose mean delay
+    is ``target`` or less; None if none does."""
+    for end in range(window, len(delays) + 1):
+        if sum(delays[end - window:end]) / window <= target:
+            return end
+    return None
+
+
+def best_window(delays: list[float], window: int = 5) -> float:
+    """The lowest mean delay over ``window`` training episodes in a row (all of them if fewer)."""
+    window = min(window, len(delays))
+    return min(sum(delays[k:k + window]) / window for k in range(len(delays) - window + 1))
+
+
+def learning_curves(training: Path, out: Path, window: int = 5) -> str:
+    """``learning.csv`` (every training episode's delay), ``learning.md`` (episodes to greedy's delay,
+    best delay, wall-clock per run) and ``learning.png`` from the runs under ``training/runs/atsc``."""
+    greedy = {}
+    for path in (out / "runs").glob("*/resco/greedy.json"):
+        cell = json.loads(path.read_text())
+        greedy[cell["map"]] = mean_std([e["resco_delay"] for e in cell["episodes"]])[0]
+    runs = sorted(p for p in (training / "runs" / "atsc").glob("*-s*") if (p / "metrics.csv").is_file())
+    rows, curves = [], []
+    for run in runs:
+        city, algo, seed = run.name.rsplit("-", 2)
+        _, delays = read_metric(run, "episode_resco_delay")
+        _, wall = read_metric(run, "wall_s")
+        if len(delays) == 0:
+            continue
+        delays = delays.tolist()
+        curves += [(city, algo, seed[1:], k + 1, d) for k, d in enumerate(delays)]
+        target = greedy.get(city)
+        reached = first_reach(delays, target, window) if target is not None else None
+        rows.append({"map": city, "algo": algo, "seed": int(seed[1:]), "episodes": len(delays),
+                     "greedy_delay": target, "episodes_to_greedy": reached,
+                     "first_delay": delays[0], "best_delay": best_window(delays, window),
+                     "last_delay": best_window(delays[-window:], window), "wall_s": float(wall[-1])})
+    with (out / "learning.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["map", "algo", "seed", "episode", "resco_delay"])
+        writer.writerows(curves)
+    lines = ["# Real cities: learning in place, RESCO delay per training episode", "",
+             f"Each training episode is one simulated hour at RESCO's timing, played by the sampling policy. "
+             f"Episodes to greedy: the episode that ends the first {window} in a row whose mean RESCO delay is "
+             f"greedy's (this benchmark's, 2 episodes) or less; best and last: {window}-episode means.", "",
+             "| map | algo | seed | episodes run | greedy (s) | episodes to greedy | first episode (s) | best (s) "
+             "| last (s) | wall-clock (min) |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        target = "" if r["greedy_delay"] is None else f"{r['greedy_delay']:.1f}"
+        reached = "not reached" if r["episodes_to_greedy"] is None else str(r["episodes_to_greedy"])
+        lines.append(f"| {r['map']} | {r['algo']} | {r['seed']} | {r['episodes']} | {target} | {reached} | "
+                     f"{r['first_delay']:.1f} | {r['best_delay']:.1f} | {r['last_delay']:.1f} | {r['wall_s'] / 60:.0f} |")
+    text = "\n".join(lines) + "\n"
+    (out / "learning.md").write_text(text)
+    plot_learning(curves, greedy, out / "learning.png")
+    return text
+
+
+def plot_learning(curves: list[tuple], greedy: dict[str, float], path: Path) -> None:
+    """One panel per map: each run's RESCO delay per training episode, greedy's as a dashed line."""
+    cities = sorted({c[0] for c in curves}, key=lambda c: list(SCENARIOS).index(c) if c in SCENARIOS else 99)
+    if not cities:
+        return
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(cities), figsize=(5 * len(cities), 3.6), squeeze=False)
+    colours = {"dppo": "tab:blue", "dmpo": "tab:red"}
+    for ax, city in zip(axes[0], cities):
+        runs = sorted({(c[1], c[2]) for c in curves if c[0] == city})
+        for algo, seed in runs:
+            points = [(c[3], c[4]) for c in curves if c[0] == city and c[1] == algo and c[2] == seed]
+            ax.plot(*zip(*points), color=colours.get(algo, "tab:grey"), alpha=0.8, lw=1,
+                    label=algo.upper() if seed == min(s for a, s in runs if a == algo) else None)
+        if city in greedy:
+            ax.axhline(greedy[city], color="black", ls="--", lw=1, label="greedy")
+        ax.set(title=city, xlabel="training episode (1 h simulated)", ylabel="RESCO delay (s)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main() -> None:
@@ -108,25 +263,45 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=2, help="episodes (SUMO seeds) per cell")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results/real-cities")
+    parser.add_argument("--learned", nargs="+", type=Path, default=[], metavar="RUN_DIR",
+                        help="trained runs to play (their checkpoints/last.pt) instead of the hand-written controllers")
+    parser.add_argument("--play", nargs="+", default=["argmax", "sampled"], choices=["argmax", "sampled"])
+    parser.add_argument("--curves", type=Path, default=None, metavar="TRAINING",
+                        help="write learning.md/csv/png from the runs of real_city_training.py under TRAINING")
     parser.add_argument("--summary-only", action="store_true", help="rebuild the summary from the run files")
     args = parser.parse_args()
     out = Path(args.out)
-    if not args.summary_only:
+    if args.learned and not args.summary_only:
+        todo = learned_cells(args.learned, args.maps, args.play)
+        for k, (run_dir, city, play, name) in enumerate(todo, 1):
+            path = out / "runs" / city / "resco" / name
+            if path.is_file():
+                print(f"[{k}/{len(todo)}] {city} {name.stem}: done already", flush=True)
+                continue
+            write_cell(path, play_learned(run_dir, city, play, args.episodes, args.seed), f"[{k}/{len(todo)}]")
+    elif args.curves is not None:
+        print(learning_curves(args.curves, out), end="")
+    elif not args.summary_only:
         todo = [(c, t, p) for c in args.maps for t in args.timings for p in args.policies]
         for k, (city, timing, policy) in enumerate(todo, 1):
             path = cell_path(out, city, timing, policy)
             if path.is_file():
                 print(f"[{k}/{len(todo)}] {city} {timing} {policy}: done already", flush=True)
                 continue
-            result = play_cell(city, timing, policy, args.episodes, args.seed)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(".json.part")
-            partial.write_text(json.dumps(result, indent=1))
-            partial.replace(path)  # a cell is written whole or not at all
-            delays = ", ".join(f"{e['resco_delay']:.1f}" for e in result["episodes"])
-            print(f"[{k}/{len(todo)}] {city} {timing} {policy}: RESCO delay {delays} s "
-                  f"({result['seconds']:.0f} s)", flush=True)
+            write_cell(path, play_cell(city, timing, policy, args.episodes, args.seed), f"[{k}/{len(todo)}]")
     print(summarise(out), end="")
+
+
+def write_cell(path: Path, result: dict, counter: str) -> None:
+    """Write one cell whole or not at all, and print its delays."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".json.part")
+    partial.write_text(json.dumps(result, indent=1))
+    partial.replace(path)
+    delays = ", ".join(f"{e['resco_delay']:.1f}" for e in result["episodes"])
+    print(f"{counter} {result['map']} {result['timing']} {result['controller']}"
+          f"{' (' + result['trained_on'] + ')' if result.get('trained_on') else ''}: RESCO delay {delays} s "
+          f"({result['seconds']:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":

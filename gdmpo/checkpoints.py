@@ -96,7 +96,24 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
                               f"{_first_line(err)})") from None
     if not isinstance(state, dict) or "agent" not in state or "config" not in state:
         raise CheckpointError(f"{path}: not a gdmpo checkpoint (no 'agent' and 'config' entries)")
+    broken = non_finite_tensors(state["agent"])
+    if broken:
+        raise CheckpointError(f"{path}: refused: {len(broken)} of the policy's tensors hold NaN or infinite values "
+                              f"({', '.join(broken[:3])}{', ...' if len(broken) > 3 else ''}); a policy with them "
+                              "would play meaningless actions")
     return state
+
+
+def non_finite_tensors(tree: Any, prefix: str = "") -> list[str]:
+    """The names (dotted paths) of the floating-point tensors in ``tree`` (nested dicts and lists, e.g. a
+    ``state_dict``) that hold a NaN or an infinity."""
+    if isinstance(tree, torch.Tensor):
+        return [prefix.rstrip(".") or "<tensor>"] if tree.is_floating_point() and not bool(torch.isfinite(tree).all()) else []
+    if isinstance(tree, dict):
+        return [name for key, value in tree.items() for name in non_finite_tensors(value, f"{prefix}{key}.")]
+    if isinstance(tree, (list, tuple)):
+        return [name for k, value in enumerate(tree) for name in non_finite_tensors(value, f"{prefix}{k}.")]
+    return []
 
 
 def check_fits(state: dict[str, Any], obs_dim: int, action_space: gym.spaces.Space, target: str,

@@ -159,6 +159,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"{summary['env']}: team return {summary['mean_return']:.1f} ± {summary['std_return']:.1f} "
               f"over {summary['episodes']} episode(s){' (deterministic)' if args.deterministic else ''}")
         _print_traffic(summary)
+        if summary["options"]:
+            print("environment options: " + ", ".join(f"{k}={v}" for k, v in sorted(summary["options"].items())))
+        if summary["withheld_options"]:
+            print(f"not applied from the checkpoint: {', '.join(summary['withheld_options'])} "
+                  "(pass them again with --option to use them)")
         print(f"report: {json_path}, {md_path}")
     return 0
 

@@ -212,15 +212,46 @@ def from_dict(data: dict[str, Any], source: str = "<dict>") -> RunConfig:
     return config
 
 
+class StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing what a run config never needs and what hides mistakes or hangs:
+    duplicate keys (the last would silently win) and aliases (a few lines of them expand without bound)."""
+
+    def compose_node(self, parent, index):  # noqa: ANN001 - PyYAML's signature
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise ConfigError(f"line {event.start_mark.line + 1}: YAML aliases (*{event.anchor}) are not accepted "
+                              "in a run config; write the value out")
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):  # noqa: ANN001 - PyYAML's signature
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise ConfigError(f"line {line}: duplicate key {key!r} (first at line {seen[key]}); "
+                                  "the earlier one would be silently ignored")
+            if isinstance(key, (str, int, float, bool)):
+                seen[key] = line
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(text: str, source: str) -> Any:
+    """Parse YAML text with :class:`StrictLoader`; any problem is a :class:`ConfigError` naming ``source``."""
+    try:
+        return yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{source}: not valid YAML: {err}") from None
+
+
 def load(path: str | PathLike[str], overrides: dict[str, Any] | None = None) -> RunConfig:
     """Read a YAML run config and apply dotted ``overrides`` (``{"ppo.lr_policy": 1e-3}``)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    data = read_yaml(path.read_text(), str(path)) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
     if not overrides:

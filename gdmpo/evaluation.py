@@ -76,12 +76,24 @@ def _play(env: NetworkedVecEnv, policy: Policy, episodes: int, seed: int | None)
     }
 
 
+#: options a checkpoint's saved config does not apply by itself: they hand SUMO arbitrary arguments (which
+#: can write files anywhere), pick how simulators start, or reach a cluster; pass them again to use them
+PASS_THROUGH_OPTIONS = ("sumo_options", "backend", "workers", "worker_cpus")
+
+
+def withheld_options(config: cfg.RunConfig) -> list[str]:
+    """The :data:`PASS_THROUGH_OPTIONS` that ``config`` (read from a checkpoint) sets and that are not applied."""
+    return sorted(key for key in {**config.env.options, **config.env.eval_options} if key in PASS_THROUGH_OPTIONS)
+
+
 def evaluation_env(config: cfg.RunConfig, env_id: str | None = None) -> tuple[str, dict[str, Any]]:
     """``(env_id, options)`` to evaluate ``config``'s policy on: its own environment with the
     ``eval_options`` (e.g. no training-only reward shaping), or ``env_id`` when that names another, with
-    the trained options that set what a signal policy reads when both are signal networks."""
+    the trained options that set what a signal policy reads when both are signal networks. ``config``
+    comes from a checkpoint, which anyone may have written: :data:`PASS_THROUGH_OPTIONS` are left out."""
     if env_id is None or env_id == config.env.id:
-        return config.env.id, {**config.env.options, **config.env.eval_options}
+        options = {**config.env.options, **config.env.eval_options}
+        return config.env.id, {key: value for key, value in options.items() if key not in PASS_THROUGH_OPTIONS}
     if registry.spec(config.env.id).agents == registry.spec(env_id).agents == "signals":
         trained = config.env.options  # another signal network: the policy reads it as it was trained to
         return env_id, {key: trained[key] for key in OBSERVATION_OPTIONS if key in trained}
@@ -126,4 +138,5 @@ def evaluate_checkpoint(path: str | os.PathLike[str], episodes: int = 10, seed: 
         agent = restore_agent(config, env, state, env_id)
         summary = run_episodes(env, acting(agent, deterministic), episodes, seed=seed)
         layout = agent_layout(env.graph)
-    return {"checkpoint": str(path), "env": env_id, "deterministic": deterministic, **summary, "layout": layout}
+    return {"checkpoint": str(path), "env": env_id, "deterministic": deterministic, **summary, "layout": layout,
+            "options": options, "withheld_options": [k for k in withheld_options(config) if k not in options]}

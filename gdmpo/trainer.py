@@ -38,7 +38,8 @@ import torch
 import gdmpo
 from gdmpo import config as cfg
 from gdmpo.algos import PPO, Algorithm, build_algorithm, prepare_env
-from gdmpo.checkpoints import FORMAT, load_checkpoint, numpy_rng_state, restore_numpy_rng, save_checkpoint
+from gdmpo.checkpoints import (FORMAT, load_checkpoint, non_finite_tensors, numpy_rng_state, restore_numpy_rng,
+                               save_checkpoint)
 from gdmpo.config import RunConfig
 from gdmpo.device import resolve_device
 from gdmpo.envs.base import NetworkedVecEnv
@@ -60,6 +61,10 @@ class Counters:
 
 class TrainingInterrupted(Exception):
     """Training was stopped by Ctrl-C (SIGINT); the message says what is saved and how to resume."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The policy's weights became NaN or infinite; training stopped before saving them."""
 
 
 class Trainer:
@@ -166,6 +171,13 @@ class Trainer:
                     **{key: _rounded(value) for key, value in result.metrics.items()},
                     **_mean_figures(episodes.figures, self.figure_names),
                 }
+                broken = non_finite_tensors(self.agent.state_dict())
+                if broken:  # stop before the checkpoint: last.pt keeps the last finite policy
+                    raise TrainingDiverged(
+                        f"iteration {self.counters.iteration}: training diverged: {len(broken)} of the policy's "
+                        f"tensors hold NaN or infinite values ({', '.join(broken[:3])}); "
+                        f"lower the learning rates or the reward scale. {self.checkpoint_dir / 'last.pt'} keeps "
+                        f"iteration {self._saved_counters.iteration}")
                 self._log(row)
                 improved = not math.isnan(mean_return) and mean_return > self.counters.best_return
                 if improved:

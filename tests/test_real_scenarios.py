@@ -257,3 +257,22 @@ def test_a_scenario_sumo_refuses_is_one_line_in_sumo_s_words(tmp_path, crossing,
     assert main(["graph", str(cfg)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "SUMO could not load" in err[0] and "private" in err[0]
+
+
+@pytest.mark.parametrize("target,declaration", [
+    ("city.rou.xml", '<!DOCTYPE routes SYSTEM "file:///etc/hostname">'),
+    ("types.add.xml", '<!DOCTYPE a [<!ENTITY who SYSTEM "file:///etc/hostname">]>'),
+    ("city.sumocfg", '<!DOCTYPE c [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]>'),
+    ("cross.net.xml", '<!DOCTYPE net>'),
+])
+def test_xml_with_doctype_or_entities_never_reaches_sumo(tmp_path, crossing, capsys, target, declaration):
+    cfg = scenario_folder(tmp_path, crossing)
+    path = tmp_path / target
+    text = path.read_text()
+    # after a long comment, so a check of the file's head alone would miss it
+    path.write_text("<!--" + "x" * (1 << 21) + "-->\n" + declaration + text.split("?>", 1)[-1])
+    with pytest.raises(ValueError, match=rf"{target}: this .* declares (DOCTYPE|ENTITY) \(byte 20971"):
+        gdmpo.make("atsc", num_envs=1, seed=0, sumocfg=str(cfg))
+    assert main(["graph", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "declares" in err and "Traceback" not in err

@@ -355,3 +355,62 @@ def test_small_work_runs_on_one_thread_and_ppo_loops_side_by_side(tmp_path, monk
     finally:
         trainer.close()
         torch.set_num_threads(threads)
+
+
+def test_a_checkpoints_sumo_options_are_not_applied_unless_passed_again(tmp_path, capsys):
+    """A shared checkpoint whose config asks SUMO to write a file must not write it when evaluated."""
+    run = tmp_path / "run"
+    assert main(["train", "configs/ring-attenuation/dppo.yaml", "--out", str(run), "--no-progress",
+                 "--set", "env.num_envs=1", "--set", "env.options={horizon: 10}", "--set", "rollout_steps=10",
+                 "--set", "total_env_steps=10"]) == 0
+    state = load_checkpoint(run / "checkpoints/last.pt")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    state["config"]["env"]["options"]["sumo_options"] = ["--summary-output", str(victim)]
+    state["config"]["env"]["options"]["backend"] = "traci"
+    checkpoints.save_checkpoint(state, tmp_path / "crafted.pt")
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "crafted.pt"), "--episodes", "1", "--out", str(tmp_path / "eval")]) == 0
+    assert victim.read_text() == "precious"
+    assert "not applied from the checkpoint: backend, sumo_options" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text,message", [
+    ("ppo:\n  gamma: 0.9\nppo:\n  epochs: 2\n", r"line 3: duplicate key 'ppo' \(first at line 1\)"),
+    ("ppo:\n  gamma: 0.9\n  gamma: 0.5\n", r"line 3: duplicate key 'gamma'"),
+    ("a: &a [1, 1, 1]\nb: &b [*a, *a, *a]\nc: [*b, *b, *b]\n", r"line 2: YAML aliases \(\*a\) are not accepted"),
+])
+def test_duplicate_keys_and_aliases_in_a_config_are_refused(tmp_path, capsys, text, message):
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    with pytest.raises(cfg.ConfigError, match=rf"run.yaml: {message}"):
+        cfg.load(path)
+    assert main(["train", str(path), "--out", str(tmp_path / "r")]) == 2
+    assert "gdmpo: error: " in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+def test_a_closed_environment_refuses_reset_and_step():
+    env = gdmpo.make("atsc-grid3x3", num_envs=1, seed=0, episode_seconds=60)
+    env.reset()
+    env.close()
+    with pytest.raises(RuntimeError, match=r"ATSCEnv.reset\(\) called after close\(\)"):
+        env.reset()
+    with pytest.raises(RuntimeError, match=r"ATSCEnv.step\(\) called after close\(\)"):
+        env.step(torch.zeros(1, env.num_agents, dtype=torch.long))
+    env.close()  # still safe twice
+
+
+def test_diverged_training_stops_before_saving_and_a_nan_checkpoint_is_refused(tmp_path, capsys):
+    run = tmp_path / "run"
+    code = main(["train", "configs/cacc-catchup/dppo.yaml", "--out", str(run), "--no-progress",
+                 "--steps", "1200", "--set", "ppo.lr_policy=.inf"])
+    err = capsys.readouterr().err
+    assert code == 2 and "iteration 1: training diverged" in err and "keeps iteration 0" in err
+    state = load_checkpoint(run / "checkpoints/last.pt")  # iteration 0's weights: finite, loadable
+    assert state["counters"]["iteration"] == 0
+    name = next(iter(state["agent"]))
+    state["agent"][name] = torch.full_like(state["agent"][name], float("nan"))
+    checkpoints.save_checkpoint(state, tmp_path / "nan.pt")
+    with pytest.raises(CheckpointError, match=rf"nan.pt: refused: 1 of the policy's tensors hold NaN .*\({name}\)"):
+        load_checkpoint(tmp_path / "nan.pt")
+    assert main(["eval", str(tmp_path / "nan.pt"), "--deterministic"]) == 2

@@ -70,6 +70,7 @@ class NetworkedVecEnv(ABC):
         self._episode_return: torch.Tensor | None = None
         self._episode_length: torch.Tensor | None = None
         self._needs_reset = True
+        self._closed = False
 
     # ------------------------------------------------------------------ hooks for subclasses
     @abstractmethod
@@ -89,7 +90,14 @@ class NetworkedVecEnv(ABC):
         """
 
     def close(self) -> None:
-        """Release external resources (simulator processes). Safe to call twice."""
+        """Release external resources (simulator processes). Safe to call twice; afterwards ``reset`` and
+        ``step`` are refused (a closed SUMO environment would otherwise start workers nothing stops).
+        Subclasses that override it call ``super().close()``."""
+        self._closed = True
+
+    def _check_open(self, call: str) -> None:
+        if getattr(self, "_closed", False):
+            raise RuntimeError(f"{type(self).__name__}.{call}() called after close(); make a new environment")
 
     # ------------------------------------------------------------------ public API
     @property
@@ -98,6 +106,7 @@ class NetworkedVecEnv(ABC):
 
     def reset(self, seed: int | None = None) -> torch.Tensor:
         """Start a new episode in every copy; ``seed`` re-seeds the environment's generator."""
+        self._check_open("reset")
         if seed is not None:
             self._generator.manual_seed(int(seed))
         all_envs = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
@@ -119,6 +128,7 @@ class NetworkedVecEnv(ABC):
         - ``episode_agent_return [B, n]``: per-agent return of finished copies, NaN elsewhere;
         - ``episode_length [B]``: steps taken in the current (or just finished) episode.
         """
+        self._check_open("step")
         if self._needs_reset:
             raise RuntimeError(f"{type(self).__name__}.step() called before reset()")
         actions = self.check_actions(actions)

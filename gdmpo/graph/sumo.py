@@ -67,6 +67,35 @@ def open_xml(path: str | os.PathLike[str]) -> IO[bytes]:
     return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
 
 
+class UnsafeXMLError(ValueError):
+    """An XML input declares a DOCTYPE or an entity, which could make a parser read other files or
+    expand without bound; SUMO's inputs never need either."""
+
+
+_DECLARATIONS = (b"<!doctype", b"<!entity")
+
+
+def refuse_declarations(path: str | os.PathLike[str], role: str = "file") -> None:
+    """Raise :class:`UnsafeXMLError` if the XML file ``path`` (plain or gzip) declares a DOCTYPE or an
+    ENTITY anywhere in it: the whole file is scanned in chunks, not only its head."""
+    chunk_size, overlap, offset, tail = 1 << 20, len(max(_DECLARATIONS, key=len)) - 1, 0, b""
+    try:
+        with open_xml(path) as stream:
+            while chunk := stream.read(chunk_size):
+                window = (tail + chunk).lower()
+                for declaration in _DECLARATIONS:
+                    at = window.find(declaration)
+                    if at >= 0:
+                        name = declaration[2:].decode().upper()
+                        raise UnsafeXMLError(
+                            f"{path}: this {role} declares {name} (byte {offset - len(tail) + at}); gdmpo does "
+                            f"not pass XML with DOCTYPE or ENTITY declarations to SUMO (they can read other files "
+                            f"or expand without bound): remove the declaration")
+                tail, offset = window[-overlap:], offset + len(chunk)
+    except (EOFError, gzip.BadGzipFile) as err:
+        raise ValueError(f"{path}: not a readable {role} ({err})") from None
+
+
 #: a light's signal programme as SUMO runs it: ``(programme id, [(state, duration s), ...])``
 Programme = tuple[str, list[tuple[str, float]]]
 
@@ -121,6 +150,7 @@ def from_sumo(net_file: str | os.PathLike[str], neighbours: str = "road", max_di
     path = Path(net_file)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such SUMO network file")
+    refuse_declarations(path, "SUMO network")
     _check_network_root(path)
     try:
         net = sumolib.net.readNet(str(path), withPrograms=True)

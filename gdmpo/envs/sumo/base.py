@@ -213,3 +213,4 @@ class SumoVecEnv(NetworkedVecEnv):
         if hasattr(self, "workers"):
             self.workers.close()
             self._tmp.cleanup()
+        super().close()

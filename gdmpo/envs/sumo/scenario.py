@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from gdmpo.graph.sumo import open_xml
+from gdmpo.graph.sumo import open_xml, refuse_declarations
 
 #: SUMO options a scenario owns, and the gdmpo option to use instead
 OWNED_OPTIONS = {"--begin": "begin", "-b": "begin", "--end": "end or episode_seconds", "-e": "end or episode_seconds",
@@ -113,10 +113,14 @@ def make_scenario(net_file: str | os.PathLike[str] | None = None,
         raise ValueError("a scenario needs net_file (or a sumocfg that names one)")
     if not Path(net).is_file():
         raise FileNotFoundError(f"{net}: no such SUMO network file")
+    refuse_declarations(net, "SUMO network")
     routes = _route_list(route_file) if route_file is not None else from_cfg.get("route_files", [])
     for route in routes:
         if not Path(route).is_file():
             raise FileNotFoundError(f"{route}: no such route file")
+        refuse_declarations(route, "route file")
+    for additional in from_cfg.get("additional_files", []):
+        refuse_declarations(additional, "additional file")
     start = float(begin if begin is not None else from_cfg.get("begin", 0.0))
     if end is None and episode_seconds is None and "end" in from_cfg:
         end = from_cfg["end"]
@@ -148,6 +152,7 @@ def read_sumocfg(path: str | os.PathLike[str]) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such SUMO configuration file")
+    refuse_declarations(path, "SUMO configuration")
     try:
         with open_xml(path) as stream:
             root = ET.parse(stream).getroot()
