@@ -4,7 +4,9 @@ name, timing presets, the greedy controller and RESCO's delay."""
 from __future__ import annotations
 
 import gzip
+import importlib
 import importlib.util
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -276,3 +278,39 @@ def test_xml_with_doctype_or_entities_never_reaches_sumo(tmp_path, crossing, cap
     assert main(["graph", str(cfg)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "declares" in err and "Traceback" not in err
+
+
+def _real_cities(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "benchmarks"))
+    return importlib.import_module("real_cities")
+
+
+def test_episodes_to_greedy_needs_five_in_a_row_at_or_below_it(monkeypatch):
+    bench = _real_cities(monkeypatch)
+    delays = [30, 20, 20, 20, 20, 15, 15, 15, 15, 15, 30]
+    # means of 5 in a row ending at episodes 5..11: 22, 19, 18, 17, 16, 15, 18
+    assert bench.first_reach(delays, 16.0) == 9
+    assert bench.first_reach(delays, 15.0) == 10
+    assert bench.first_reach(delays, 14.9) is None
+    assert bench.best_window(delays) == 15.0 and bench.best_window([5.0, 3.0]) == 4.0
+
+
+def test_the_summary_pools_a_learned_rows_seeds_and_keeps_hand_written_first(monkeypatch, tmp_path):
+    bench = _real_cities(monkeypatch)
+    figures = dict.fromkeys(bench.FIGURES, 0.0)
+
+    def cell(controller, delays, **extra):
+        return {"map": "cologne8", "timing": "resco", "controller": controller,
+                "episodes": [{**figures, "resco_delay": d} for d in delays], **extra}
+
+    folder = tmp_path / "runs/cologne8/resco"
+    folder.mkdir(parents=True)
+    for name, content in {"greedy": cell("greedy", [17.0, 19.0]),
+                          "dppo-s0": cell("DPPO, argmax", [10.0, 12.0], trained_on="in place", training_seed=0),
+                          "dppo-s1": cell("DPPO, argmax", [14.0, 16.0], trained_on="in place", training_seed=1)}.items():
+        (folder / f"{name}.json").write_text(json.dumps(content))
+    text = bench.summarise(tmp_path)
+    rows = [line for line in text.splitlines() if line.startswith("| cologne8 | resco")]
+    assert rows[0].startswith("| cologne8 | resco | greedy | 2 | 18.0 ± 1.0 | 21.9 |")
+    # two seeds x two episodes: mean 13, population std sqrt(5)
+    assert rows[1].startswith("| cologne8 | resco | DPPO, argmax (trained on in place) | 2 × 2 | 13.0 ± 2.2 |  |")
