@@ -157,7 +157,8 @@ def summarise(out: Path) -> str:
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         published = "" if r["resco_published_delay"] is None else f"{r['resco_published_delay']:.1f}"
-        name = r["controller"] + (f" (trained on {r['trained_on']})" if r["trained_on"] else "")
+        name = r["controller"] + ("" if not r["trained_on"] else " (in place)" if r["trained_on"] == "in place"
+                                  else f" (trained on {r['trained_on']})")
         count = f"{r['training_seeds']} × {r['episodes'] // r['training_seeds']}" if r["training_seeds"] else r["episodes"]
         lines.append(f"| {r['map']} | {r['timing']} | {name} | {count} | "
                      f"{r['resco_delay']:.1f} ± {r['resco_delay_std']:.1f} | {published} | {r['delay']:.1f} | "

@@ -313,4 +313,4 @@ def test_the_summary_pools_a_learned_rows_seeds_and_keeps_hand_written_first(mon
     rows = [line for line in text.splitlines() if line.startswith("| cologne8 | resco")]
     assert rows[0].startswith("| cologne8 | resco | greedy | 2 | 18.0 ± 1.0 | 21.9 |")
     # two seeds x two episodes: mean 13, population std sqrt(5)
-    assert rows[1].startswith("| cologne8 | resco | DPPO, argmax (trained on in place) | 2 × 2 | 13.0 ± 2.2 |  |")
+    assert rows[1].startswith("| cologne8 | resco | DPPO, argmax (in place) | 2 × 2 | 13.0 ± 2.2 |  |")
