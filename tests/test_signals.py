@@ -104,6 +104,19 @@ def test_pressure_prior_adds_max_pressure_scores_to_the_logits():
     assert "pressure_weight" not in dict(plain.named_parameters())  # off by default: old checkpoints load
 
 
+def test_soften_divides_every_phase_score_including_the_pressure_prior():
+    """DMPO's hand-over widens the policy; with a phase-competition policy it crashed (no ``net.out``)."""
+    torch.manual_seed(0)
+    policy = PhaseCompetitionPolicy(1, gym.spaces.Discrete(2), hops=1, net=NetworkConfig(hidden=[4], pressure_prior=0.5))
+    policy.bind(SignalStructure.from_graph(two_lights(), lanes=2))
+    nn.init.normal_(policy.score[-1].weight)  # a learned part that is not ~0
+    obs, edges = torch.tensor([[3., 1.], [2., 0.]]), from_edges([(0, 1)], 2).edge_index
+    before = policy.outputs(obs, edges)
+    policy.soften(4.0)
+    assert torch.allclose(policy.outputs(obs, edges), before / 4.0, atol=1e-6)
+    assert float(policy.pressure_weight) == 0.125
+
+
 def test_one_set_of_weights_scores_phases_on_junctions_of_any_shape():
     net = NetworkConfig(hidden=[8, 8])
     torch.manual_seed(0)

@@ -220,6 +220,16 @@ class PhaseCompetitionPolicy(GraphPolicy):
         rows = (base * n * phases + real["phase_row"]).reshape(-1)  # [B Q] in [N P]
         return scores.new_zeros(obs.size(0) * phases).index_copy(0, rows, scores).reshape(obs.size(0), phases)
 
+    @torch.no_grad()
+    def soften(self, temperature: float) -> None:
+        """Divide every phase score by ``temperature`` for good: the scorer's output layer and the
+        pressure weight (the two terms of a logit). DMPO's hand-over to model-free updates uses it."""
+        last = self.score[-1]
+        last.weight.div_(temperature)
+        last.bias.div_(temperature)
+        if self.pressure_weight is not None:
+            self.pressure_weight.div_(temperature)
+
     def serve(self, movements: torch.Tensor, copies: int, pooling: str | None = None) -> torch.Tensor:
         """``[B R, h]`` per-movement values → ``[B Q, h]``: each real phase's green movements pooled
         (``pooling``, default the network's ``phase_pooling``): by their mean, their total over the
