@@ -85,32 +85,34 @@ def trained_on(config: cfg.RunConfig) -> str:
     return config.env.id
 
 
-def play_learned(run_dir: Path, city: str, play: str, episodes: int, seed: int) -> dict:
-    """Every episode's figures of a trained policy on one map at RESCO's timing."""
+def play_learned(run_dir: Path, config: cfg.RunConfig, label: str, city: str, play: str, episodes: int,
+                 seed: int) -> dict:
+    """Every episode's figures of a trained policy on one map at RESCO's timing; ``label`` says what it
+    was trained on ("in place" or :func:`trained_on`)."""
     start = time.perf_counter()
-    checkpoint = run_dir / "checkpoints" / "last.pt"
-    config = cfg.from_dict(load_checkpoint(checkpoint)["config"], str(checkpoint))
-    summary = evaluate_checkpoint(checkpoint, episodes=episodes, seed=seed, deterministic=play == "argmax",
-                                  env_id="atsc", env_options={"scenario": f"resco:{city}", "timing": "resco"})
-    source = trained_on(config)
+    summary = evaluate_checkpoint(run_dir / "checkpoints" / "last.pt", episodes=episodes, seed=seed,
+                                  deterministic=play == "argmax", env_id="atsc",
+                                  env_options={"scenario": f"resco:{city}", "timing": "resco"})
     return {"map": city, "timing": "resco", "controller": f"{config.algo.upper()}, {play}",
-            "trained_on": "in place" if source == f"resco:{city}" else source, "training_seed": config.seed,
+            "trained_on": label, "training_seed": config.seed,
             "run_dir": str(run_dir), "seed": seed, "lights": len(summary["agent_returns"][0]),
             "episodes": [{key: t[key] for key in FIGURES} for t in summary["episode_traffic"]],
             "returns": summary["returns"], "seconds": time.perf_counter() - start}
 
 
-def learned_cells(run_dirs: list[Path], maps: list[str], plays: list[str]) -> list[tuple[Path, str, str, Path]]:
-    """``(run_dir, map, play, cell file name)`` for every trained policy: its own map, or all ``maps``."""
+def learned_cells(run_dirs: list[Path], maps: list[str], plays: list[str]) -> list[tuple]:
+    """``(run_dir, config, label, map, play, cell file name)`` for every trained policy: its own map ("in
+    place"), or, trained elsewhere (a generalist), every one of ``maps``."""
     cells = []
     for run_dir in run_dirs:
         config = cfg.from_dict(load_checkpoint(run_dir / "checkpoints" / "last.pt")["config"], str(run_dir))
         source = trained_on(config)
         own = source.removeprefix("resco:") if source.startswith("resco:") else None
-        tag = "inplace" if own else config.env.id
+        label, tag = ("in place", "inplace") if own else (source, config.env.id)
         for city in [own] if own else maps:
             for play in plays:
-                cells.append((run_dir, city, play, Path(f"{config.algo}-{tag}-s{config.seed}-{play}.json")))
+                cells.append((run_dir, config, label, city, play,
+                              Path(f"{config.algo}-{tag}-s{config.seed}-{play}.json")))
     return cells
 
 
@@ -274,12 +276,13 @@ def main() -> None:
     out = Path(args.out)
     if args.learned and not args.summary_only:
         todo = learned_cells(args.learned, args.maps, args.play)
-        for k, (run_dir, city, play, name) in enumerate(todo, 1):
+        for k, (run_dir, config, label, city, play, name) in enumerate(todo, 1):
             path = out / "runs" / city / "resco" / name
             if path.is_file():
                 print(f"[{k}/{len(todo)}] {city} {name.stem}: done already", flush=True)
                 continue
-            write_cell(path, play_learned(run_dir, city, play, args.episodes, args.seed), f"[{k}/{len(todo)}]")
+            write_cell(path, play_learned(run_dir, config, label, city, play, args.episodes, args.seed),
+                       f"[{k}/{len(todo)}]")
     elif args.curves is not None:
         print(learning_curves(args.curves, out), end="")
     elif not args.summary_only:
