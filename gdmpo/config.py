@@ -74,6 +74,10 @@ class NetworkConfig:
     # pressure, the sum over its green movements of the queue feature upstream minus downstream: the
     # policy starts as a soft max-pressure controller and learns corrections. None: no pressure term.
     pressure_prior: float | None = None
+    # movements only: the hand-written score the prior term adds (weighted by pressure_prior). "pressure":
+    # max-pressure's, as above; "wave": greedy's (RESCO's max-wave), the sum over the incoming lanes a phase
+    # gives green (each lane once) of the vehicles queued or approaching on them.
+    prior_score: Literal["pressure", "wave"] = "pressure"
 
 
 @dataclass

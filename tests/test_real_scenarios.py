@@ -314,3 +314,14 @@ def test_the_summary_pools_a_learned_rows_seeds_and_keeps_hand_written_first(mon
     assert rows[0].startswith("| cologne8 | resco | greedy | 2 | 18.0 ± 1.0 | 21.9 |")
     # two seeds x two episodes: mean 13, population std sqrt(5)
     assert rows[1].startswith("| cologne8 | resco | DPPO, argmax (in place) | 2 × 2 | 13.0 ± 2.2 |  |")
+
+
+def test_training_variants_are_named_and_keep_their_own_run_folders(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "benchmarks"))
+    training = importlib.import_module("real_city_training")
+    plain = training.jobs_for(["cologne8", "ingolstadt21"], ["dppo"], [0, 1], 360, 1, "out")
+    assert [(j["name"], j["seed"]) for j in plain] == [("cologne8-dppo", 0), ("ingolstadt21-dppo", 0),
+                                                       ("cologne8-dppo", 1), ("ingolstadt21-dppo", 1)]
+    wave = training.jobs_for(["cologne8"], ["dmpo"], [0], 360, 1, "out", {"policy_net.prior_score": "wave"}, "wave")
+    assert wave[0]["name"] == "cologne8-dmpo-wave" and wave[0]["config"] == "configs/atsc/dmpo.yaml"
+    assert wave[0]["overrides"] == {"policy_net.prior_score": "wave", "env.options.scenario": "resco:cologne8"}

@@ -104,6 +104,18 @@ def test_pressure_prior_adds_max_pressure_scores_to_the_logits():
     assert "pressure_weight" not in dict(plain.named_parameters())  # off by default: old checkpoints load
 
 
+def test_wave_prior_adds_greedys_scores_counting_each_green_lane_once():
+    net = NetworkConfig(hidden=[4], pressure_prior=0.5, prior_score="wave")
+    policy = PhaseCompetitionPolicy(1, gym.spaces.Discrete(2), hops=1, net=net)
+    policy.bind(SignalStructure.from_graph(two_lights(), lanes=2))
+    nn.init.zeros_(policy.score[-1].weight)
+    # waves: light 0 lanes a = 3, b = 1; light 1 lane c = 2. GrG gives lane a green through two movements
+    # (a→c, a→y): greedy counts a once, 3 (not 6, and c downstream is not subtracted); rGr: b = 1; light 1: 2
+    obs = torch.tensor([[3., 1.], [2., 0.], [0., 4.], [1., 0.]])  # two copies
+    logits = policy.outputs(obs, from_edges([(0, 1), (2, 3)], 4).edge_index)
+    assert torch.allclose(logits, torch.tensor([[1.5, 0.5], [1.0, 0.0], [0.0, 2.0], [0.5, 0.0]]))
+
+
 def test_soften_divides_every_phase_score_including_the_pressure_prior():
     """DMPO's hand-over widens the policy; with a phase-competition policy it crashed (no ``net.out``)."""
     torch.manual_seed(0)
@@ -186,19 +198,20 @@ def test_movement_networks_need_a_signal_environment_and_matching_lane_features(
                  out=tmp_path / "r2")
 
 
-def test_pressure_prior_alone_picks_the_max_pressure_controllers_phases(tmp_path, monkeypatch):
+@pytest.mark.parametrize("score, controller", [("pressure", "max-pressure"), ("wave", "greedy")])
+def test_prior_alone_picks_its_controllers_phases(tmp_path, monkeypatch, score, controller):
     from gdmpo.algos import build_agent, prepare_env
     from gdmpo.envs.controllers import reference_policy
 
     monkeypatch.setenv("GDMPO_CACHE", str(tmp_path))
     config = cfg.load("configs/atsc-generalist/dppo.yaml", {
         "env.id": "atsc", "env.options": {**FAST, "net_file": str(irregular_network(7))},
-        "policy_net.pressure_prior": 1.0})
+        "policy_net.pressure_prior": 1.0, "policy_net.prior_score": score})
     env = prepare_env(config, gdmpo.make(config.env.id, num_envs=2, seed=0, **config.env.options))
     try:
         policy = build_agent(config, env).policy
         nn.init.zeros_(policy.score[-1].weight)  # nothing learned yet: the prior alone
-        max_pressure = reference_policy(env, "max-pressure")
+        reference = reference_policy(env, controller)
         obs, _ = env.reset(seed=0)
         for _ in range(6):  # queues build up under random phases
             obs = env.step(torch.randint(0, 2, (2, env.num_agents)))[0]
@@ -207,7 +220,7 @@ def test_pressure_prior_alone_picks_the_max_pressure_controllers_phases(tmp_path
         top2 = logits.topk(2, dim=-1).values
         clear = top2[..., 0] > top2[..., 1] + 1e-4  # lights whose best phase is unique
         assert clear.sum() >= 10
-        assert torch.equal(logits.argmax(-1)[clear], max_pressure(obs)[clear])
+        assert torch.equal(logits.argmax(-1)[clear], reference(obs)[clear])
     finally:
         env.close()
 

@@ -61,7 +61,9 @@ class SignalStructure:
         a movement, every green phase of a programme) its ``phase_row`` ``agent · P + p`` and
         ``phase_agent``; per (phase, green movement) pair (``G``) its ``phase`` (index among the Q) and
         ``movement`` (index among the R); ``movement_count [n]``, ``green_count [Q]`` and
-        ``mean_green_count [Q]`` (the phase's junction's mean green count over its real phases).
+        ``mean_green_count [Q]`` (the phase's junction's mean green count over its real phases) and
+        ``lane_share [G]``: 1 over the number of the phase's green movements from the pair's incoming lane
+        (summed over a phase's pairs it counts each green lane once).
         Junctions differ in size, so padding can be most of ``[n, M]`` and ``[n, P]``: the networks
         compute on real movements and phases only."""
         key = str(device)
@@ -74,14 +76,18 @@ class SignalStructure:
             compact[phase_row] = torch.arange(phase_row.numel())
             green = self.phase_movements[agent, :, slot] > 0  # [R, P]
             movement, phase = green.nonzero(as_tuple=True)
+            pair_phase = compact[agent[movement] * self.num_phases + phase]  # [G] in [Q]
+            same_lane = pair_phase * self.lanes + self.in_lane[agent, slot][movement]  # (phase, incoming lane)
+            _, lane_pair, pairs_per_lane = torch.unique(same_lane, return_inverse=True, return_counts=True)
             real_phases = (per_phase > 0).sum(1, keepdim=True).clamp(min=1)
             mean_green = (per_phase.sum(1, keepdim=True) / real_phases).expand_as(per_phase).reshape(-1)
             cache[key] = {k: v.to(device) for k, v in {
                 "agent": agent, "in_lane": self.in_lane[agent, slot], "out_node": self.out_node[agent, slot],
                 "out_lane": self.out_lane[agent, slot], "phase_row": phase_row,
-                "phase_agent": phase_row // self.num_phases, "phase": compact[agent[movement] * self.num_phases + phase],
+                "phase_agent": phase_row // self.num_phases, "phase": pair_phase,
                 "movement": movement, "movement_count": self.movement_mask.sum(1).clamp(min=1).float(),
-                "green_count": per_phase.reshape(-1)[phase_row], "mean_green_count": mean_green[phase_row]}.items()}
+                "green_count": per_phase.reshape(-1)[phase_row], "mean_green_count": mean_green[phase_row],
+                "lane_share": 1.0 / pairs_per_lane[lane_pair].float()}.items()}
         return cache[key]
 
     @classmethod
@@ -173,7 +179,9 @@ class PhaseCompetitionPolicy(GraphPolicy):
 
     ``logit(p) = score([mean of phase p's green movement embeddings, context_i])`` where ``context_i``
     is the junction summary after ``hops`` message-passing layers; with ``pressure_prior`` plus
-    ``w · pressure(p)`` (max-pressure's score of the phase, ``w`` learned from that initial value).
+    ``w · prior(p)``, ``w`` learned from that initial value and ``prior`` a hand-written controller's score
+    of the phase (``prior_score``: max-pressure's pressure, or greedy's wave), so the policy starts as a
+    soft copy of that controller.
     Weights: the movement MLP, the κ-hop context network, the scorer (and ``w``), none sized by lanes
     or phases.
     """
@@ -191,8 +199,9 @@ class PhaseCompetitionPolicy(GraphPolicy):
         self.score = nn.Sequential(nn.Linear(2 * width, width), act(), nn.Linear(width, 1))
         nn.init.orthogonal_(self.score[-1].weight, gain=0.01)  # near-uniform initial policy
         nn.init.zeros_(self.score[-1].bias)
-        prior = net.pressure_prior  # starts as a soft max-pressure controller
+        prior = net.pressure_prior  # starts as a soft max-pressure (or greedy) controller
         self.pressure_weight = None if prior is None else nn.Parameter(torch.tensor(float(prior)))
+        self.prior_score = net.prior_score
 
     def bind(self, structure: SignalStructure) -> None:
         self.movements.bind(structure)
@@ -215,10 +224,22 @@ class PhaseCompetitionPolicy(GraphPolicy):
         hidden = nn.functional.linear(served, first.weight[:, :width], first.bias) + from_context[owner]
         scores = last(act(hidden)).squeeze(-1).float()  # [B Q]
         if self.pressure_weight is not None:
-            pressure = self.movements.pressure(features)[:, None]  # [B R, 1]
-            scores = scores + self.pressure_weight * self.serve(pressure, copies, pooling="total").squeeze(-1).float()
+            scores = scores + self.pressure_weight * self.prior(features, copies).float()
         rows = (base * n * phases + real["phase_row"]).reshape(-1)  # [B Q] in [N P]
         return scores.new_zeros(obs.size(0) * phases).index_copy(0, rows, scores).reshape(obs.size(0), phases)
+
+    def prior(self, features: torch.Tensor, copies: int) -> torch.Tensor:
+        """``[B Q]`` the hand-written score of every real phase from the movement features ``[B R, 2f + 1]``:
+        max-pressure's (its green movements' pressures summed) or greedy's (the wave feature of each
+        incoming lane it gives green, each lane once)."""
+        if self.prior_score == "pressure":
+            pressure = self.movements.pressure(features)[:, None]  # [B R, 1]
+            return self.serve(pressure, copies, pooling="total").squeeze(-1)
+        real = self.movements.structure.real_movements(features.device)
+        wave = features[:, 0].reshape(copies, -1)  # [B, R]: the incoming lane's wave
+        pairs = wave[:, real["movement"]] * real["lane_share"].to(wave.dtype)  # [B, G]
+        totals = wave.new_zeros(copies, real["phase_row"].numel()).index_add_(1, real["phase"], pairs)
+        return totals.reshape(-1)
 
     @torch.no_grad()
     def soften(self, temperature: float) -> None:
