@@ -16,11 +16,10 @@ from typing import Any, Sequence
 import yaml
 
 import gdmpo
-from gdmpo import config as cfg
 from gdmpo.envs import registry
-from gdmpo.envs.controllers import reference_policy
-from gdmpo.evaluation import evaluate_checkpoint, run_episodes
-from gdmpo.reports import markdown_table, per_agent_line, write_report
+
+# Each command imports what it needs (torch, SUMO, the trainer) itself: --help, `gdmpo envs` and argument
+# errors answer without them (tests/test_cli.py checks that torch stays unimported).
 
 
 def parse_assignments(pairs: Sequence[str], what: str = "--set") -> dict[str, Any]:
@@ -41,6 +40,9 @@ def cmd_envs(args: argparse.Namespace) -> int:
 
 
 def cmd_rollout(args: argparse.Namespace) -> int:
+    from gdmpo.envs.controllers import reference_policy
+    from gdmpo.evaluation import run_episodes
+
     options = parse_assignments(args.option, "--option")
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
@@ -103,6 +105,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from gdmpo import config as cfg
     from gdmpo.trainer import Trainer, default_run_dir
 
     if args.steps is not None and args.steps < 0:
@@ -143,6 +146,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from gdmpo.evaluation import evaluate_checkpoint
+    from gdmpo.reports import markdown_table, per_agent_line, write_report
+
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
     summary = evaluate_checkpoint(args.checkpoint, episodes=args.episodes, seed=args.seed,
@@ -303,11 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("GDMPO_DEBUG", "") not in ("", "0")
-    from gdmpo.trainer import TrainingInterrupted
-
     try:
         return args.func(args)
-    except (KeyboardInterrupt, TrainingInterrupted) as err:
+    except _interruptions() as err:
         print(f"gdmpo: {err or 'interrupted'}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader went away (`gdmpo graph ... | head`): nothing left to say
@@ -323,6 +327,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not isinstance(err, EXPECTED_ERRORS):
             print("gdmpo: this looks like a bug in gdmpo; rerun with --debug for the traceback", file=sys.stderr)
         return 2
+
+
+def _interruptions() -> tuple[type[BaseException], ...]:
+    """Ctrl-C, and the trainer's own interruption where a command loaded the trainer (evaluated when an
+    error is being matched, so commands that never train never import it)."""
+    trainer = sys.modules.get("gdmpo.trainer")
+    return (KeyboardInterrupt,) if trainer is None else (KeyboardInterrupt, trainer.TrainingInterrupted)
 
 
 #: errors that describe bad input or a failed run in their own words (anything else is a bug)

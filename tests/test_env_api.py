@@ -37,6 +37,29 @@ def test_auto_reset_reports_final_obs_and_returns():
     assert info["episode_length"].tolist() == [1, 1] and info["episode_return"].isnan().all()
 
 
+def test_autoreset_is_declared_and_can_be_turned_off_for_wrappers_that_reset_copies():
+    from gymnasium.vector import AutoresetMode
+
+    env = Drift(horizon=2)
+    assert env.metadata["autoreset_mode"] is AutoresetMode.SAME_STEP
+    env.autoreset = False
+    assert env.metadata["autoreset_mode"] is AutoresetMode.DISABLED
+    start = env.reset(seed=1)
+    ones = torch.ones(2, 3, 1)
+    env.step(ones)
+    obs, _, _, truncated, info = env.step(ones)  # the horizon ends both copies
+    assert bool(truncated.all()) and torch.equal(obs, info["final_obs"]) and torch.allclose(obs, start + 2)
+    with pytest.raises(RuntimeError, match=r"copies \[0, 1\] finished .* call reset_copies"):
+        env.step(ones)
+    fresh = env.reset_copies(torch.tensor([False, True]))  # copy 1 only: copy 0 stays finished, its rows kept
+    assert torch.equal(fresh[0], obs[0]) and bool((fresh[1] < 1).all())
+    with pytest.raises(RuntimeError, match=r"copies \[0\] finished"):
+        env.step(ones)
+    env.reset_copies()  # the finished ones
+    _, _, _, _, info = env.step(ones)
+    assert info["episode_length"].tolist() == [1, 1] and info["episode_return"].isnan().all()
+
+
 def test_context_manager_closes():
     closed = []
 

@@ -111,6 +111,26 @@ def test_cli_errors_are_specific(tmp_path, capsys):
     assert "no checkpoint to resume from" in capsys.readouterr().err
 
 
+def test_cli_help_envs_and_argument_errors_answer_without_importing_torch():
+    """A fresh interpreter: --help, envs, a command's --help and a mistyped option load no torch, numpy or SUMO."""
+    script = """
+import contextlib, io, sys
+from gdmpo.cli import main
+out = io.StringIO()
+with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+    assert main(["envs"]) == 0
+    for argv in (["--help"], ["train", "--help"], ["train", "--bogus"], ["eval"]):
+        try:
+            main(argv)
+        except SystemExit as exit:
+            assert exit.code == (0 if "--help" in argv else 2), argv
+assert "atsc-grid5x5" in out.getvalue() and "unrecognized arguments: --bogus" in out.getvalue()
+print(sorted(m for m in ("torch", "numpy", "traci", "libsumo", "gymnasium") if m in sys.modules))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
 def test_plot_groups_runs_that_differ_only_by_seed(tmp_path):
     from gdmpo.plot import group_runs
 

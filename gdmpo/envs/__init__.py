@@ -1,39 +1,60 @@
 """Networked environments behind one vectorised API, and the registry that names them.
 
 ``gdmpo.make(env_id, num_envs=B, seed=s, **options)`` builds one; ``gdmpo.envs.list()`` names them.
+Entry points are imported when an environment is made (and the classes below when first named), so
+importing this package, listing ids or checking one costs no torch or SUMO import.
 """
 
-from gdmpo.envs.base import ActionError, NetworkedVecEnv
-from gdmpo.envs.cacc import CACCEnv, CACCParams
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from gdmpo.envs.registry import EnvSpec, make, register, registered, spec
-from gdmpo.envs.sumo import ATSCEnv, SumoError, VehicleEnv, atsc_generalist, atsc_grid, figure_eight, ring_attenuation
 
 list = registered  # noqa: A001 - ``gdmpo.envs.list()`` is the documented spelling
 
-register("cacc-catchup", CACCEnv, "CACC Catch-up: 8-vehicle platoon, vehicle 1 starts far behind", scenario="catchup")
-register("cacc-slowdown", CACCEnv, "CACC Slow-down: 8-vehicle platoon behind a decelerating leader", scenario="slowdown")
-register("atsc", ATSCEnv, "Traffic signal control on SUMO for any .net.xml (options: net_file=, route_file=, sumocfg=, begin=, warmup_seconds=, scale=)",
-         agents="signals")
+register("cacc-catchup", "gdmpo.envs.cacc:CACCEnv", "CACC Catch-up: 8-vehicle platoon, vehicle 1 starts far behind",
+         scenario="catchup")
+register("cacc-slowdown", "gdmpo.envs.cacc:CACCEnv", "CACC Slow-down: 8-vehicle platoon behind a decelerating leader",
+         scenario="slowdown")
+register("atsc", "gdmpo.envs.sumo.atsc:ATSCEnv", "Traffic signal control on SUMO for any .net.xml (options: net_file=, "
+         "route_file=, sumocfg=, begin=, warmup_seconds=, scale=)", agents="signals")
 for _size in (3, 5, 10):
-    register(f"atsc-grid{_size}x{_size}", atsc_grid(_size),
-             f"Traffic signal control on the {_size}x{_size} grid (graphs/) with its peak-hour flows", agents="signals")
-register("atsc-generalist", atsc_generalist, "Traffic signal control on five networks at once (3x3 and 4x4 grids, two "
-         "irregular, a spider; 109 lights of 2-6 phases), to train policies for networks they never saw", agents="signals")
-register("ring-attenuation", ring_attenuation, "SUMO ring of 220-270 m, 22 vehicles as agents damping stop-and-go waves")
-register("figure-eight", figure_eight, "SUMO figure eight (radius 30 m, one crossing), 14 vehicles as agents")
+    register(f"atsc-grid{_size}x{_size}", "gdmpo.envs.sumo.atsc:atsc_shipped",
+             f"Traffic signal control on the {_size}x{_size} grid (graphs/) with its peak-hour flows", agents="signals",
+             shipped=f"grid{_size}x{_size}")
+register("atsc-generalist", "gdmpo.envs.sumo.atsc:atsc_generalist", "Traffic signal control on five networks at once "
+         "(3x3 and 4x4 grids, two irregular, a spider; 109 lights of 2-6 phases), to train policies for networks "
+         "they never saw", agents="signals")
+register("ring-attenuation", "gdmpo.envs.sumo.vehicles:ring_attenuation",
+         "SUMO ring of 220-270 m, 22 vehicles as agents damping stop-and-go waves")
+register("figure-eight", "gdmpo.envs.sumo.vehicles:figure_eight",
+         "SUMO figure eight (radius 30 m, one crossing), 14 vehicles as agents")
 
-__all__ = [
-    "ATSCEnv",
-    "ActionError",
-    "CACCEnv",
-    "CACCParams",
-    "EnvSpec",
-    "NetworkedVecEnv",
-    "VehicleEnv",
-    "list",
-    "make",
-    "register",
-    "registered",
-    "SumoError",
-    "spec",
-]
+#: public names imported on first use: ``from gdmpo.envs import ATSCEnv`` works as before
+_LAZY = {"ActionError": "gdmpo.envs.base", "NetworkedVecEnv": "gdmpo.envs.base", "CACCEnv": "gdmpo.envs.cacc",
+         "CACCParams": "gdmpo.envs.cacc", "ATSCEnv": "gdmpo.envs.sumo", "SumoError": "gdmpo.envs.sumo",
+         "VehicleEnv": "gdmpo.envs.sumo", "atsc_generalist": "gdmpo.envs.sumo", "atsc_grid": "gdmpo.envs.sumo",
+         "figure_eight": "gdmpo.envs.sumo", "ring_attenuation": "gdmpo.envs.sumo"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    return _submodule(name)
+
+
+
+def _submodule(name: str) -> Any:
+    """``gdmpo.envs.<name>`` for a subpackage not imported yet (as eager imports used to provide)."""
+    try:
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as err:
+        if err.name != f"{__name__}.{name}":
+            raise
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+
+
+__all__ = ["ATSCEnv", "ActionError", "CACCEnv", "CACCParams", "EnvSpec", "NetworkedVecEnv", "VehicleEnv", "list", "make",
+           "register", "registered", "SumoError", "spec"]

@@ -7,7 +7,9 @@ fixed communication graph and steps them together:
 - ``step(actions) -> (obs, reward, terminated, truncated, info)`` with ``reward: [B, n]`` (per
   agent) and ``terminated``/``truncated``: ``[B]``. Finished copies reset automatically: the
   returned ``obs`` is already the first observation of the next episode, and ``info`` carries what
-  the finished episode ended with (see :meth:`NetworkedVecEnv.step`).
+  the finished episode ended with (see :meth:`NetworkedVecEnv.step`). This is Gymnasium's
+  same-step autoreset, declared in ``metadata["autoreset_mode"]``; ``env.autoreset = False`` turns it
+  off for wrappers that reset copies themselves (:meth:`NetworkedVecEnv.reset_copies`).
 
 Subclasses implement three hooks, :meth:`_reset_envs`, :meth:`_step` and (optionally)
 :meth:`close`; action checking, episode bookkeeping and auto-reset live here once.
@@ -55,6 +57,15 @@ class NetworkedVecEnv(ABC):
     has_terminal_states: bool = True
     #: per-episode figures beside the return (e.g. traffic delay) that :meth:`episode_figures` gives
     episode_figure_names: tuple[str, ...] = ()
+    #: finished copies start their next episode within the step that ended theirs (Gymnasium's SAME_STEP);
+    #: False: they stay finished until :meth:`reset_copies`, and stepping them before is an error
+    autoreset: bool = True
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Gymnasium's declarations: ``autoreset_mode`` (``SAME_STEP``, or ``DISABLED`` with autoreset off)."""
+        mode = gym.vector.AutoresetMode.SAME_STEP if self.autoreset else gym.vector.AutoresetMode.DISABLED
+        return {"autoreset_mode": mode}
 
     def episode_figures(self, copies: list[int]) -> list[dict[str, float]]:
         """The figures of the episode each of ``copies`` finished last (none by default)."""
@@ -70,6 +81,7 @@ class NetworkedVecEnv(ABC):
         self._episode_return: torch.Tensor | None = None
         self._episode_length: torch.Tensor | None = None
         self._needs_reset = True
+        self._finished = torch.zeros(num_envs, dtype=torch.bool, device=self.device)  # waiting for reset_copies
         self._closed = False
 
     # ------------------------------------------------------------------ hooks for subclasses
@@ -113,7 +125,24 @@ class NetworkedVecEnv(ABC):
         obs = self._reset_envs(all_envs)
         self._episode_return = None  # created on the first step, in the rewards' dtype
         self._episode_length = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
+        self._finished.zero_()
         self._needs_reset = False
+        return obs
+
+    def reset_copies(self, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Start new episodes in the copies where ``mask: [B]`` is True (default: the finished ones, with
+        autoreset off); return ``obs [B, n, d]``, the other copies' rows their current observation."""
+        self._check_open("reset_copies")
+        if self._needs_reset:
+            raise RuntimeError(f"{type(self).__name__}.reset_copies() called before reset()")
+        mask = self._finished.clone() if mask is None else torch.as_tensor(mask, dtype=torch.bool, device=self.device)
+        if tuple(mask.shape) != (self.num_envs,):
+            raise ValueError(f"reset_copies: mask must have shape [num_envs] = [{self.num_envs}], got {list(mask.shape)}")
+        obs = self._reset_envs(mask)
+        if self._episode_return is not None:
+            self._episode_return[mask] = 0.0
+        self._episode_length[mask] = 0
+        self._finished &= ~mask
         return obs
 
     def step(self, actions: torch.Tensor | np.ndarray) -> StepResult:
@@ -123,7 +152,8 @@ class NetworkedVecEnv(ABC):
         noted):
 
         - ``done [B]``: ``terminated | truncated``;
-        - ``final_obs [B, n, d]``: the observation the step reached, before any auto-reset;
+        - ``final_obs [B, n, d]``: the observation the step reached, before any auto-reset (``obs`` itself
+          where autoreset is off);
         - ``episode_return [B]``: team return (sum over agents and time) of finished copies, NaN elsewhere;
         - ``episode_agent_return [B, n]``: per-agent return of finished copies, NaN elsewhere;
         - ``episode_length [B]``: steps taken in the current (or just finished) episode.
@@ -131,6 +161,10 @@ class NetworkedVecEnv(ABC):
         self._check_open("step")
         if self._needs_reset:
             raise RuntimeError(f"{type(self).__name__}.step() called before reset()")
+        if bool(self._finished.any()):
+            copies = self._finished.nonzero().flatten().tolist()
+            raise RuntimeError(f"{type(self).__name__}.step(): copies {copies} finished their episode and autoreset "
+                               "is off; call reset_copies() first")
         actions = self.check_actions(actions)
         obs, reward, terminated, truncated = self._step(actions)
         if self._episode_return is None:
@@ -148,9 +182,12 @@ class NetworkedVecEnv(ABC):
             "episode_length": self._episode_length.clone(),
         }
         if bool(done.any()):
-            obs = self._reset_envs(done)
-            self._episode_return[done] = 0.0
-            self._episode_length[done] = 0
+            if self.autoreset:
+                obs = self._reset_envs(done)
+                self._episode_return[done] = 0.0
+                self._episode_length[done] = 0
+            else:
+                self._finished |= done
         return obs, reward, terminated, truncated, info
 
     def check_actions(self, actions: torch.Tensor | np.ndarray) -> torch.Tensor:

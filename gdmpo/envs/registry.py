@@ -1,13 +1,21 @@
-"""Environment ids → constructors, so configs and the CLI can name environments as strings."""
+"""Environment ids → constructors, so configs and the CLI can name environments as strings.
+
+An entry point is a callable or a ``"module:attribute"`` string imported only when the environment is
+made, so listing or checking ids (``gdmpo envs``, ``gdmpo --help``) never imports torch or SUMO.
+"""
 
 from __future__ import annotations
 
 import difflib
+import importlib
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Union
 
-from gdmpo.envs.base import NetworkedVecEnv
+if TYPE_CHECKING:
+    from gdmpo.envs.base import NetworkedVecEnv
+
+EntryPoint = Union[Callable[..., "NetworkedVecEnv"], str]
 
 
 @dataclass(frozen=True)
@@ -15,21 +23,34 @@ class EnvSpec:
     """How to build one registered environment: a constructor and the keywords it is given."""
 
     env_id: str
-    entry_point: Callable[..., NetworkedVecEnv]
+    entry_point: EntryPoint
     description: str
     kwargs: dict[str, Any] = field(default_factory=dict)
     agents: str = "vehicles"  # what its agents are ("vehicles" or "signals"): a policy serves one kind
+
+    def constructor(self) -> Callable[..., "NetworkedVecEnv"]:
+        """The entry point, imported first where it is a ``"module:attribute"`` string."""
+        if callable(self.entry_point):
+            return self.entry_point
+        module, _, attribute = self.entry_point.partition(":")
+        try:
+            return getattr(importlib.import_module(module), attribute)
+        except (ImportError, AttributeError) as err:
+            raise ImportError(f"{self.env_id}: its entry point {self.entry_point!r} cannot be imported ({err})") from err
 
 
 _REGISTRY: dict[str, EnvSpec] = {}
 
 
-def register(env_id: str, entry_point: Callable[..., NetworkedVecEnv], description: str, *, agents: str = "vehicles",
+def register(env_id: str, entry_point: EntryPoint, description: str, *, agents: str = "vehicles",
              **kwargs: Any) -> None:
-    """Register ``env_id``; ``kwargs`` are defaults that :func:`make` passes to ``entry_point``; ``agents``
-    says what its agents are (``vehicles`` or ``signals``), so a mismatched checkpoint is refused early."""
+    """Register ``env_id``; ``entry_point`` is a callable or ``"module:attribute"`` (imported at :func:`make`);
+    ``kwargs`` are defaults that :func:`make` passes to it; ``agents`` says what its agents are
+    (``vehicles`` or ``signals``), so a mismatched checkpoint is refused early."""
     if env_id in _REGISTRY:
         raise ValueError(f"environment id {env_id!r} is already registered")
+    if not callable(entry_point) and (not isinstance(entry_point, str) or ":" not in entry_point):
+        raise TypeError(f"{env_id}: entry_point must be a callable or 'module:attribute', got {entry_point!r}")
     _REGISTRY[env_id] = EnvSpec(env_id, entry_point, description, dict(kwargs), agents)
 
 
@@ -48,7 +69,7 @@ def spec(env_id: str) -> EnvSpec:
         raise KeyError(f"unknown environment id {env_id!r}.{hint} Registered: {', '.join(registered())}") from None
 
 
-def make(env_id: str, num_envs: int = 1, seed: int | None = None, **kwargs: Any) -> NetworkedVecEnv:
+def make(env_id: str, num_envs: int = 1, seed: int | None = None, **kwargs: Any) -> "NetworkedVecEnv":
     """Build ``num_envs`` copies of the environment ``env_id`` seeded with ``seed``.
 
     Keywords override the registered defaults; one the environment does not take is an error that
@@ -56,10 +77,11 @@ def make(env_id: str, num_envs: int = 1, seed: int | None = None, **kwargs: Any)
     """
     env_spec = spec(env_id)
     options = {**env_spec.kwargs, **kwargs}
-    accepted = inspect.signature(env_spec.entry_point).parameters
+    constructor = env_spec.constructor()
+    accepted = inspect.signature(constructor).parameters
     if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
         unknown = sorted(set(options) - set(accepted))
         if unknown:
             valid = sorted(name for name in accepted if name not in ("num_envs", "seed"))
             raise TypeError(f"{env_id}: unknown option(s) {', '.join(unknown)}; valid options: {', '.join(valid)}")
-    return env_spec.entry_point(num_envs=num_envs, seed=seed, **options)
+    return constructor(num_envs=num_envs, seed=seed, **options)

@@ -27,6 +27,7 @@ Each copy runs in its own worker process (libsumo allows one simulation per proc
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from pathlib import Path
@@ -420,14 +421,16 @@ def shipped_network(name: str) -> tuple[str, str]:
     return str(net), str(routes)
 
 
+def atsc_shipped(num_envs: int = 1, seed: int | None = None, *, shipped: str, **options: Any) -> ATSCEnv:
+    """Entry point of ``atsc-grid{size}x{size}`` (``shipped="grid{size}x{size}"``): a network shipped
+    with gdmpo, with its peak-hour flows."""
+    net, routes = shipped_network(shipped)
+    return ATSCEnv(num_envs, seed, **{"net_file": net, "route_file": routes, **options})
+
+
 def atsc_grid(size: int):
-    """Entry point of ``atsc-grid{size}x{size}``: the shipped grid with its peak-hour flows."""
-
-    def make(num_envs: int = 1, seed: int | None = None, **options: Any) -> ATSCEnv:
-        net, routes = shipped_network(f"grid{size}x{size}")
-        return ATSCEnv(num_envs, seed, **{"net_file": net, "route_file": routes, **options})
-
-    return make
+    """A constructor of the shipped ``size`` x ``size`` grid (what ``atsc-grid{size}x{size}`` builds)."""
+    return functools.partial(atsc_shipped, shipped=f"grid{size}x{size}")
 
 
 def atsc_generalist(num_envs: int = 1, seed: int | None = None, **options: Any) -> ATSCEnv:
