@@ -106,6 +106,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from gdmpo import config as cfg
+    from gdmpo.resources import config_path
     from gdmpo.trainer import Trainer, default_run_dir
 
     if args.steps is not None and args.steps < 0:
@@ -119,7 +120,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.seed is not None:
             overrides["seed"] = args.seed
         if args.config:
-            config = cfg.load(args.config, overrides)
+            config = cfg.load(config_path(args.config), overrides)
         else:  # the embedded default: DPPO on CACC Catch-up, the recipe of configs/cacc-catchup/dppo.yaml
             config = cfg.from_dict(cfg.apply_overrides(cfg.EMBEDDED_DEFAULT, overrides), "--set")
         trainer = Trainer(config, args.out or default_run_dir(config))
@@ -135,12 +136,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from gdmpo.resources import config_path
     from gdmpo.sweep import parse_grid, run_sweep
 
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
     out = args.out or str(Path("runs") / "sweeps" / Path(args.config).stem)
-    run_sweep(args.config, args.seeds, parse_grid(args.grid), out, steps=args.steps, episodes=args.episodes,
+    run_sweep(config_path(args.config), args.seeds, parse_grid(args.grid), out, steps=args.steps, episodes=args.episodes,
               address=args.address, cpus_per_trial=args.cpus_per_trial)
     return 0
 
@@ -217,7 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     envs.set_defaults(func=cmd_envs)
 
     train = commands.add_parser("train", help="train from a YAML config (default: DPPO on CACC Catch-up)")
-    train.add_argument("config", nargs="?", help="configs/<env>/<algo>.yaml; omitted: the embedded default")
+    train.add_argument("config", nargs="?", help="a YAML file, or a shipped config by name (cacc-catchup/dmpo, "
+                                                 "atsc/dppo: configs/<env>/<algo>.yaml); omitted: the embedded default")
     train.add_argument("--steps", type=int, help="total real environment steps (overrides the config)")
     train.add_argument("--seed", type=int)
     train.add_argument("--out", help="run directory (default: runs/<env>/<algo>-s<seed>-<time>)")
@@ -228,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
 
     sweep = commands.add_parser("sweep", help="train every seed x override combination as Ray tasks (resumable)")
-    sweep.add_argument("config", help="YAML run config")
+    sweep.add_argument("config", help="YAML run config, or a shipped config by name (cacc-catchup/dmpo)")
     sweep.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     sweep.add_argument("--grid", nargs="+", default=[], metavar="KEY=V1,V2",
                        help="values to sweep, e.g. --grid ppo.lr_policy=3e-4,1e-3 model.hops=1,2")

@@ -109,6 +109,9 @@ def test_cli_errors_are_specific(tmp_path, capsys):
     assert "not a readable gdmpo checkpoint" in capsys.readouterr().err
     assert main(["train", "--resume", str(tmp_path / "nothing")]) == 2
     assert "no checkpoint to resume from" in capsys.readouterr().err
+    assert main(["train", "cacc-catchup/dmpp"]) == 2  # a shipped name, mistyped: the names it could be
+    err = capsys.readouterr().err
+    assert "cacc-catchup/dmpp: no such config file, nor a shipped config" in err and "cacc-catchup/dmpo," in err
 
 
 def test_cli_help_envs_and_argument_errors_answer_without_importing_torch():

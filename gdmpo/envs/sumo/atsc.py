@@ -47,6 +47,7 @@ from gdmpo.envs.sumo.scenario import Scenario, first_departure
 from gdmpo.envs.sumo.workers import SumoError
 from gdmpo.nn.signals import SignalStructure
 from gdmpo.graph.sumo import from_sumo, union_of_networks
+from gdmpo.resources import shipped_folder
 
 
 def yellow_state(current: str, target: str) -> str:
@@ -410,14 +411,13 @@ class ATSCEnv(SumoVecEnv):
         return obs, reward, terminated, truncated
 
 
-GRAPHS = Path(__file__).resolve().parents[3] / "graphs"
-
-
 def shipped_network(name: str) -> tuple[str, str]:
-    """``(net_file, route_file)`` of a network shipped in the repository's ``graphs/`` folder."""
-    net, routes = GRAPHS / f"{name}.net.xml", GRAPHS / f"{name}.rou.xml"
+    """``(net_file, route_file)`` of a network shipped in gdmpo's ``graphs/`` folder."""
+    graphs = shipped_folder("graphs")
+    net, routes = graphs / f"{name}.net.xml", graphs / f"{name}.rou.xml"
     if not net.is_file():
-        raise FileNotFoundError(f"{net}: shipped network missing; run `python graphs/make_grid.py` in a source checkout")
+        raise FileNotFoundError(f"{net}: shipped network missing; reinstall gdmpo (or, in a source checkout, run "
+                                "`python graphs/make_grid.py`)")
     return str(net), str(routes)
 
 

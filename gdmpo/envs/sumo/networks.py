@@ -32,8 +32,8 @@ from typing import Any, Sequence
 
 from gdmpo.envs.sumo.workers import SumoError
 from gdmpo.graph.sumo import sumo_binary
+from gdmpo.resources import shipped_folder
 
-ROOT = Path(__file__).resolve().parents[3]
 KINDS = ("grid", "irregular", "spider", "net_file", "sumocfg", "scenario")
 #: options an entry may set besides its kind; everything else is the environment's, shared by all parts
 PER_NETWORK = ("route_file", "scale", "trip_period", "begin", "end", "warmup_seconds", "name", "circles")
@@ -63,13 +63,13 @@ def _generate(name: str, make: Any) -> Path:
 
 def grid_files(size: int) -> tuple[Path, Path]:
     """``(net, routes)`` of the ``size`` x ``size`` grid with its peak-hour flows: shipped in ``graphs/``
-    or made by ``graphs/make_grid.py`` (needs a source checkout)."""
-    shipped = ROOT / "graphs" / f"grid{size}x{size}.net.xml"
+    or made (once, into the cache) by the shipped ``graphs/make_grid.py``."""
+    shipped = shipped_folder("graphs") / f"grid{size}x{size}.net.xml"
     if shipped.is_file():
         return shipped, shipped.with_name(f"grid{size}x{size}.rou.xml")
-    script = ROOT / "graphs" / "make_grid.py"
+    script = shipped_folder("graphs") / "make_grid.py"
     if not script.is_file():
-        raise FileNotFoundError(f"{script}: needed to make a {size}x{size} grid; run from a source checkout")
+        raise FileNotFoundError(f"{script}: needed to make a {size}x{size} grid; reinstall gdmpo")
 
     def make(private: Path) -> dict[str, Path]:
         spec = importlib.util.spec_from_file_location("make_grid", script)
