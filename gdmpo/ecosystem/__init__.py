@@ -1,0 +1,7 @@
+"""gdmpo's environments behind the interfaces the MARL field shares.
+
+- :func:`gdmpo.ecosystem.pettingzoo.parallel_env`: PettingZoo's Parallel API, one copy per environment
+  (what sumo-rl users reach RLlib, Stable-Baselines3 and the rest through); ``pip install gdmpo[pettingzoo]``.
+
+Each adapter imports its library when it is used and names the extra to install when it is missing.
+"""

@@ -1,0 +1,80 @@
+"""gdmpo's environments through the MARL field's shared interfaces: PettingZoo's Parallel API."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import gdmpo
+
+pettingzoo_test = pytest.importorskip("pettingzoo.test", reason="pip install 'gdmpo[pettingzoo]'")
+from gdmpo.ecosystem.pettingzoo import GdmpoParallelEnv, parallel_env  # noqa: E402
+
+#: short episodes, so the API test sees episodes end
+SHORT = {"atsc": {"episode_seconds": 60}, "atsc-generalist": {"episode_seconds": 60},
+         "ring-attenuation": {"horizon": 40}, "figure-eight": {"horizon": 40}}
+
+
+def options_for(env_id: str) -> dict:
+    options = dict(SHORT.get("atsc" if env_id.startswith("atsc") else env_id, {}))
+    if env_id == "atsc":
+        from gdmpo.envs.sumo.atsc import shipped_network
+
+        options["net_file"], options["route_file"] = shipped_network("grid3x3")
+    return options
+
+
+@pytest.mark.parametrize("env_id", gdmpo.envs.list())
+def test_every_environment_passes_pettingzoos_parallel_api_test(env_id, tmp_path, monkeypatch):
+    monkeypatch.setenv("GDMPO_CACHE", str(tmp_path))
+    env = parallel_env(env_id, seed=0, **options_for(env_id))
+    try:
+        pettingzoo_test.parallel_api_test(env, num_cycles=60)
+    finally:
+        env.close()
+
+
+def test_agents_spaces_mask_and_graph_follow_the_gdmpo_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("GDMPO_CACHE", str(tmp_path))
+    env = parallel_env("atsc-grid3x3", seed=0, episode_seconds=60)
+    try:
+        inner = env.env
+        assert env.possible_agents == [str(name) for name in inner.graph.names] and len(env.possible_agents) == 9
+        space = env.observation_space(env.possible_agents[0])
+        assert all(env.observation_space(a) is space for a in env.possible_agents)  # one shared network fits all
+        obs, infos = env.reset(seed=3)
+        for i, agent in enumerate(env.possible_agents):
+            assert obs[agent]["action_mask"].tolist() == inner.action_mask[i].int().tolist()
+            assert obs[agent]["observation"].dtype == np.float32
+        edges = inner.graph.edge_index
+        first = env.possible_agents[0]
+        assert sorted(env.neighbours[first]) == sorted(env.possible_agents[v] for v in edges[1][edges[0] == 0].tolist())
+        assert env.state().shape == (9 * inner.obs_dim,)
+        assert np.array_equal(env.state()[: inner.obs_dim], obs[first]["observation"])
+    finally:
+        env.close()
+
+
+def test_the_last_step_is_delivered_then_the_episode_is_over():
+    """CACC Catch-up, one copy: the step at the time limit returns its rewards and observations with
+    truncation set for every agent; the same actions through gdmpo give the same rewards."""
+    env = parallel_env("cacc-catchup", seed=0)
+    reference = gdmpo.make("cacc-catchup", num_envs=1, seed=0)
+    obs, _ = env.reset(seed=7)
+    ref_obs = reference.reset(seed=7)
+    assert np.allclose(obs["agent_0"]["observation"], ref_obs[0, 0].numpy())
+    steps = 0
+    while env.agents:
+        actions = {agent: 1 for agent in env.agents}  # the same option for every vehicle, every step
+        obs, rewards, terminations, truncations, _ = env.step(actions)
+        ref = reference.step(torch.ones(1, reference.num_agents, dtype=torch.long))
+        steps += 1
+        assert np.allclose([rewards[a] for a in env.possible_agents], ref[1][0].numpy())
+    assert steps == reference.max_episode_steps
+    assert all(truncations.values()) and not any(terminations.values())
+    assert np.allclose(obs["agent_0"]["observation"], ref[4]["final_obs"][0, 0].numpy())  # not a reset observation
+    with pytest.raises(RuntimeError, match="after the episode ended; call reset"):
+        env.step(actions)
+    with pytest.raises(ValueError, match="a PettingZoo environment is one copy"):
+        GdmpoParallelEnv(gdmpo.make("cacc-catchup", num_envs=2, seed=0))
