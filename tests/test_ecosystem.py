@@ -78,3 +78,54 @@ def test_the_last_step_is_delivered_then_the_episode_is_over():
         env.step(actions)
     with pytest.raises(ValueError, match="a PettingZoo environment is one copy"):
         GdmpoParallelEnv(gdmpo.make("cacc-catchup", num_envs=2, seed=0))
+
+
+# ---------------------------------------------------------------- TorchRL: one batched environment, one agent group
+
+
+@pytest.fixture
+def torchrl_env():
+    pytest.importorskip("torchrl", reason="pip install 'gdmpo[torchrl]'")
+    from gdmpo.ecosystem.torchrl import batched_env
+
+    made = []
+
+    def build(env_id: str, num_envs: int, **options):
+        made.append(batched_env(env_id, num_envs=num_envs, seed=0, **options))
+        return made[-1]
+
+    yield build
+    for env in made:
+        env.close()
+
+
+@pytest.mark.parametrize("env_id, options", [("cacc-catchup", {}), ("ring-attenuation", {"horizon": 20}),
+                                             ("atsc-generalist", {"episode_seconds": 60})])
+def test_torchrl_env_passes_check_env_specs_and_keeps_the_agents_in_one_group(torchrl_env, env_id, options, tmp_path,
+                                                                              monkeypatch):
+    from torchrl.envs.utils import check_env_specs
+
+    monkeypatch.setenv("GDMPO_CACHE", str(tmp_path))
+    env = torchrl_env(env_id, 3, **options)
+    check_env_specs(env)  # random actions within the action mask: the generalist's lights have 2-6 phases
+    td = env.reset()
+    assert td["agents", "observation"].shape == (3, env.n_agents, env.env.obs_dim)
+    if env_id == "atsc-generalist":
+        assert torch.equal(td["agents", "action_mask"][0], env.env.action_mask)
+
+
+def test_torchrl_partial_resets_restart_only_the_masked_copies(torchrl_env):
+    env = torchrl_env("ring-attenuation", 2, horizon=5)
+    td = env.reset()
+    for _ in range(5):
+        td = env.step(td.set(("agents", "action"), env.action_spec.zero()[("agents", "action")]))["next"]
+    assert td["done"].all() and td["agents", "truncated"].all() and not td["agents", "terminated"].any()
+    before = td["agents", "observation"].clone()
+    fresh = env.reset(td.clone().set("_reset", torch.tensor([[True], [False]])))
+    assert not torch.equal(fresh["agents", "observation"][0], before[0])  # copy 0 restarted
+    assert torch.equal(fresh["agents", "observation"][1], before[1])      # copy 1 kept where it ended
+    # a rollout across episode ends: each copy restarts on its own, 3 episodes of 5 steps each
+    env2 = torchrl_env("ring-attenuation", 2, horizon=5)
+    rollout = env2.rollout(15, break_when_any_done=False)
+    assert rollout["next", "done"].squeeze(-1).sum(1).tolist() == [3, 3]
+    assert rollout["next", "agents", "reward"].shape == (2, 15, 22, 1)
