@@ -32,6 +32,7 @@ import argparse
 import csv
 import json
 import math
+import re
 import time
 from pathlib import Path
 
@@ -85,6 +86,23 @@ def trained_on(config: cfg.RunConfig) -> str:
     return config.env.id
 
 
+#: a run folder of real_city_training.py: ``<map>-<algo>[-<variant tag>]-s<seed>``
+RUN_NAME = re.compile(r"^(?P<city>[^-]+)-(?P<algo>[a-z0-9]+)(?:-(?P<tag>.+))?-s(?P<seed>\d+)$")
+
+
+def run_name(run_dir: Path) -> dict[str, str] | None:
+    """``{city, algo, tag, seed}`` of a training run's folder name (``tag`` "" for the shipped config)."""
+    match = RUN_NAME.match(run_dir.name)
+    return None if match is None else {**match.groupdict(), "tag": match["tag"] or ""}
+
+
+def controller_name(config: cfg.RunConfig, run_dir: Path, play: str) -> str:
+    """``DPPO, argmax``; a variant's tag follows the algorithm: ``DPPO wave, argmax``."""
+    parts = run_name(run_dir)
+    tag = f" {parts['tag']}" if parts and parts["tag"] else ""
+    return f"{config.algo.upper()}{tag}, {play}"
+
+
 def play_learned(run_dir: Path, config: cfg.RunConfig, label: str, city: str, play: str, episodes: int,
                  seed: int) -> dict:
     """Every episode's figures of a trained policy on one map at RESCO's timing; ``label`` says what it
@@ -93,7 +111,7 @@ def play_learned(run_dir: Path, config: cfg.RunConfig, label: str, city: str, pl
     summary = evaluate_checkpoint(run_dir / "checkpoints" / "last.pt", episodes=episodes, seed=seed,
                                   deterministic=play == "argmax", env_id="atsc",
                                   env_options={"scenario": f"resco:{city}", "timing": "resco"})
-    return {"map": city, "timing": "resco", "controller": f"{config.algo.upper()}, {play}",
+    return {"map": city, "timing": "resco", "controller": controller_name(config, run_dir, play),
             "trained_on": label, "training_seed": config.seed,
             "run_dir": str(run_dir), "seed": seed, "lights": len(summary["agent_returns"][0]),
             "episodes": [{key: t[key] for key in FIGURES} for t in summary["episode_traffic"]],
@@ -109,10 +127,11 @@ def learned_cells(run_dirs: list[Path], maps: list[str], plays: list[str]) -> li
         source = trained_on(config)
         own = source.removeprefix("resco:") if source.startswith("resco:") else None
         label, tag = ("in place", "inplace") if own else (source, config.env.id)
+        parts = run_name(run_dir)
+        algo = config.algo + (f"-{parts['tag']}" if parts and parts["tag"] else "")
         for city in [own] if own else maps:
             for play in plays:
-                cells.append((run_dir, config, label, city, play,
-                              Path(f"{config.algo}-{tag}-s{config.seed}-{play}.json")))
+                cells.append((run_dir, config, label, city, play, Path(f"{algo}-{tag}-s{config.seed}-{play}.json")))
     return cells
 
 
@@ -201,7 +220,11 @@ def learning_curves(training: Path, out: Path, window: int = 5) -> str:
     runs = sorted(p for p in (training / "runs" / "atsc").glob("*-s*") if (p / "metrics.csv").is_file())
     rows, curves = [], []
     for run in runs:
-        city, algo, seed = run.name.rsplit("-", 2)
+        parts = run_name(run)
+        if parts is None:
+            continue
+        city, seed = parts["city"], "s" + parts["seed"]
+        algo = parts["algo"] + (f"-{parts['tag']}" if parts["tag"] else "")
         _, delays = read_metric(run, "episode_resco_delay")
         _, wall = read_metric(run, "wall_s")
         if len(delays) == 0:
@@ -247,7 +270,8 @@ def plot_learning(curves: list[tuple], greedy: dict[str, float], path: Path) -> 
         runs = sorted({(c[1], c[2]) for c in curves if c[0] == city})
         for algo, seed in runs:
             points = [(c[3], c[4]) for c in curves if c[0] == city and c[1] == algo and c[2] == seed]
-            ax.plot(*zip(*points), color=colours.get(algo, "tab:grey"), alpha=0.8, lw=1,
+            base, _, variant = algo.partition("-")
+            ax.plot(*zip(*points), color=colours.get(base, "tab:grey"), alpha=0.8, lw=1, ls=":" if variant else "-",
                     label=algo.upper() if seed == min(s for a, s in runs if a == algo) else None)
         if city in greedy:
             ax.axhline(greedy[city], color="black", ls="--", lw=1, label="greedy")

@@ -325,3 +325,11 @@ def test_training_variants_are_named_and_keep_their_own_run_folders(monkeypatch)
     wave = training.jobs_for(["cologne8"], ["dmpo"], [0], 360, 1, "out", {"policy_net.prior_score": "wave"}, "wave")
     assert wave[0]["name"] == "cologne8-dmpo-wave" and wave[0]["config"] == "configs/atsc/dmpo.yaml"
     assert wave[0]["overrides"] == {"policy_net.prior_score": "wave", "env.options.scenario": "resco:cologne8"}
+
+
+def test_run_folder_names_give_map_algorithm_variant_and_seed(monkeypatch):
+    bench = _real_cities(monkeypatch)
+    assert bench.run_name(Path("x/cologne8-dppo-s2")) == {"city": "cologne8", "algo": "dppo", "tag": "", "seed": "2"}
+    assert bench.run_name(Path("ingolstadt21-dmpo-wave-s0")) == {"city": "ingolstadt21", "algo": "dmpo", "tag": "wave",
+                                                               "seed": "0"}
+    assert bench.run_name(Path("dppo-s0-20261203")) is None  # not a real_city_training.py run
