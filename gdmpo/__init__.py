@@ -9,9 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
-
-from gdmpo.threads import set_passive_wait_policy  # noqa: E402 - the version is set first for modules that record it
+from gdmpo._version import __version__
+from gdmpo.threads import set_passive_wait_policy
 
 set_passive_wait_policy()  # before torch loads OpenMP (see gdmpo.threads)
 

@@ -8,7 +8,7 @@ A run is described by a YAML file whose sections mirror :class:`RunConfig`::
     total_env_steps: 200000
 
 Omitted keys keep the defaults below, which are DPPO on CACC Catch-up with the paper's settings
-(``spec/algorithms.md``); a bare ``gdmpo train`` runs them with ``EMBEDDED_DEFAULT`` on top. Unknown keys and
+(DMPO paper, Table I); a bare ``gdmpo train`` runs them with ``EMBEDDED_DEFAULT`` on top. Unknown keys and
 values of the wrong type are errors that name the key and the file. Configs are plain dataclasses,
 so they pickle and travel to worker processes unchanged.
 """
@@ -134,7 +134,7 @@ class ModelConfig:
 
 @dataclass
 class DMPOConfig:
-    """The outer loop of Algorithm 1 (spec/algorithms.md): real data, model fitting, branched rollouts."""
+    """The outer loop of the paper's Algorithm 1: real data, model fitting, branched rollouts."""
 
     buffer_size: int = 9000  # real time steps kept in D^E (the authors keep 15 episodes of 600)
     warmup_env_steps: int = 30000  # real steps collected before the first policy update (authors: 50 episodes)
@@ -165,7 +165,7 @@ class DMPOConfig:
 
 @dataclass
 class IC3NetConfig:
-    """IC3Net (spec/algorithms.md): LSTM width of each agent; the action head is ``policy_net`` on top."""
+    """IC3Net (Singh et al., 2019): LSTM width of each agent; the action head is ``policy_net`` on top."""
 
     hidden: int = 64  # LSTM state and message width
 

@@ -8,12 +8,11 @@ from typing import Any, Callable
 
 import torch
 
-import gdmpo
 from gdmpo import config as cfg
 from gdmpo.algos import PPO, build_agent, prepare_env
 from gdmpo.checkpoints import LayoutError, check_fits, load_checkpoint
 from gdmpo.device import resolve_device
-from gdmpo.envs import registry
+from gdmpo.envs import make, registry
 from gdmpo.envs.base import NetworkedVecEnv
 from gdmpo.envs.sumo.atsc import OBSERVATION_OPTIONS
 from gdmpo.reports import agent_layout
@@ -134,7 +133,7 @@ def evaluate_checkpoint(path: str | os.PathLike[str], episodes: int = 10, seed: 
     options.update(env_options or {})
     num_envs = num_envs or min(episodes, config.env.num_envs)
     device = resolve_device(config.device, fallback=True)  # a GPU-trained policy also plays on a CPU
-    with prepare_env(config, gdmpo.make(env_id, num_envs=num_envs, seed=seed, device=device, **options)) as env:
+    with prepare_env(config, make(env_id, num_envs=num_envs, seed=seed, device=device, **options)) as env:
         agent = restore_agent(config, env, state, env_id)
         summary = run_episodes(env, acting(agent, deterministic), episodes, seed=seed)
         layout = agent_layout(env.graph)

@@ -199,11 +199,11 @@ def plot_profiles(checkpoint: str | os.PathLike[str], output: str | os.PathLike[
 
     import torch
 
-    import gdmpo
     from gdmpo import config as cfg
     from gdmpo.algos import prepare_env
     from gdmpo.checkpoints import load_checkpoint
     from gdmpo.device import resolve_device
+    from gdmpo.envs import make
     from gdmpo.evaluation import acting, evaluation_env, restore_agent
 
     plt = pyplot()
@@ -212,7 +212,7 @@ def plot_profiles(checkpoint: str | os.PathLike[str], output: str | os.PathLike[
     config = cfg.from_dict(state["config"], str(checkpoint))
     env_id, options = evaluation_env(config)
     device = resolve_device(config.device, fallback=True)
-    with prepare_env(config, gdmpo.make(env_id, num_envs=1, seed=seed, device=device, **options)) as env:
+    with prepare_env(config, make(env_id, num_envs=1, seed=seed, device=device, **options)) as env:
         if not hasattr(env, "vehicle_states"):
             raise ValueError(f"{env_id} has no vehicles: profiles are for CACC, ring and figure-eight")
         policy = acting(restore_agent(config, env, state, env_id))

@@ -35,13 +35,14 @@ from typing import Any
 import numpy as np
 import torch
 
-import gdmpo
 from gdmpo import config as cfg
+from gdmpo._version import __version__
 from gdmpo.algos import PPO, Algorithm, build_algorithm, prepare_env
 from gdmpo.checkpoints import (FORMAT, load_checkpoint, non_finite_tensors, numpy_rng_state, restore_numpy_rng,
                                save_checkpoint)
 from gdmpo.config import RunConfig
 from gdmpo.device import resolve_device
+from gdmpo.envs import make
 from gdmpo.envs.base import NetworkedVecEnv
 from gdmpo.run_lock import RunLock
 from gdmpo.threads import configure_threads, single_thread
@@ -91,7 +92,7 @@ class Trainer:
             self.checkpoint_dir.mkdir(exist_ok=True)
             configure_threads(config.threads)
             seed_everything(config.seed)
-            self.env = prepare_env(config, gdmpo.make(config.env.id, num_envs=config.env.num_envs, seed=config.seed,
+            self.env = prepare_env(config, make(config.env.id, num_envs=config.env.num_envs, seed=config.seed,
                                                       device=resolve_device(config.device), **config.env.options))
             self.algorithm: Algorithm = build_algorithm(config, self.env)
             self.agent: PPO = self.algorithm.agent
@@ -232,7 +233,7 @@ class Trainer:
         """Everything needed to resume or evaluate, written to a temporary file then renamed."""
         state = {
             "format": FORMAT,
-            "gdmpo_version": gdmpo.__version__,
+            "gdmpo_version": __version__,
             "config": cfg.to_dict(self.config),
             "agent": self.agent.state_dict(),
             "algorithm": self.algorithm.state_dict(),

@@ -15,17 +15,17 @@ from typing import Any
 
 import gymnasium as gym
 
-import gdmpo
 from gdmpo import config as cfg
 from gdmpo.algos import prepare_env
 from gdmpo.device import resolve_device
-from gdmpo.envs import registry
+from gdmpo.envs import make, registry
 from gdmpo.envs.controllers import reference_policy
 from gdmpo.envs.sumo.atsc import lane_feature_count
 from gdmpo.graph import from_sumo
 from gdmpo.checkpoints import LayoutError, check_fits, check_lane_features, is_movement_policy, load_checkpoint
 from gdmpo.evaluation import acting, evaluation_env, restore_agent, run_episodes
 from gdmpo.reports import agent_layout, markdown_table, per_agent_line, write_report
+from gdmpo.trainer import train
 
 
 #: a checkpoint cannot drive the target environment (one agent's layout differs)
@@ -50,7 +50,7 @@ def _references(env_id: str, options: dict[str, Any], episodes: int, seed: int, 
     names = ["fixed-time", "max-pressure", "greedy"] if hasattr(graph, "phases") else ["idm"] if vehicles else []
     out = {}
     for name in names:
-        with gdmpo.make(env_id, num_envs=num_envs, seed=seed, **options) as env:
+        with make(env_id, num_envs=num_envs, seed=seed, **options) as env:
             out[name] = run_episodes(env, reference_policy(env, name, seed=seed), episodes, seed=seed)
     return out
 
@@ -77,7 +77,7 @@ def transfer(checkpoint: str | os.PathLike[str], *, env_id: str | None = None, n
     report: dict[str, Any] = {"checkpoint": str(checkpoint), "trained_on": config.env.id, "target": target,
                               "env_options": {k: str(v) for k, v in options.items()}, "deterministic": deterministic}
     device = resolve_device(config.device, fallback=True)
-    with prepare_env(config, gdmpo.make(target_id, num_envs=num_envs, seed=seed, device=device, **options)) as env:
+    with prepare_env(config, make(target_id, num_envs=num_envs, seed=seed, device=device, **options)) as env:
         agent = restore_agent(config, env, state, target)
         report["num_agents"] = env.num_agents
         report["layout"] = agent_layout(env.graph)
@@ -87,8 +87,8 @@ def transfer(checkpoint: str | os.PathLike[str], *, env_id: str | None = None, n
         tuned = dataclasses.replace(config, env=dataclasses.replace(config.env, id=target_id, options=options,
                                                                     eval_options={}), device=str(device))
         run_dir = out_dir / "finetune"
-        gdmpo.train(tuned, run_dir, finetune_steps, progress=False, initial_agent=state["agent"])
-        with prepare_env(tuned, gdmpo.make(target_id, num_envs=num_envs, seed=seed, device=device, **options)) as env:
+        train(tuned, run_dir, finetune_steps, progress=False, initial_agent=state["agent"])
+        with prepare_env(tuned, make(target_id, num_envs=num_envs, seed=seed, device=device, **options)) as env:
             agent = restore_agent(tuned, env, load_checkpoint(run_dir / "checkpoints/last.pt"), target)
             played = run_episodes(env, acting(agent, deterministic), episodes, seed=seed)
             report["finetuned"] = {"env_steps": finetune_steps, **played}

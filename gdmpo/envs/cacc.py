@@ -5,7 +5,7 @@ vehicle ahead with an Optimal-Velocity-Model controller whose gains ``(α, β)``
 ``dt`` from four options. Every quantity is a ``[B, n]`` tensor and one ``step`` is a fixed
 sequence of tensor operations over all copies and vehicles: no Python loop over either.
 
-Dynamics of one step (``spec/environments.md``), with ``v_lead`` the speed of the vehicle ahead::
+Dynamics of one step (the paper's CACC task, after Chu et al.'s NSC), with ``v_lead`` the speed of the vehicle ahead::
 
     u  = clip(α (V(h) − v) + β (v_lead − v), −u_max, u_max)
     v' = clip(v + u dt, 0, v_max);   applied u = (v' − v) / dt
@@ -155,7 +155,7 @@ class CACCEnv(NetworkedVecEnv):
         return torch.cat([v0[:, None], v[:, :-1]], dim=1)
 
     def observe(self) -> torch.Tensor:
-        """Observation ``[B, n, 5]`` of the current state (``spec/environments.md``)."""
+        """Observation ``[B, n, 5]`` of the current state (the paper's CACC task)."""
         p = self.params
         h, v = self.headway, self.speed
         v_lead = self._lead_speeds(v, self.leader_speed(self.t))

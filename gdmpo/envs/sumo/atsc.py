@@ -2,7 +2,7 @@
 
 Agents are the network's traffic lights (``gdmpo.graph.from_sumo``). Every control interval (5 s)
 each agent picks one of its own green phases; a light that changes phase first shows 2 s of yellow
-on the links that lose right of way, then 3 s of the new phase (spec/environments.md, ATSC).
+on the links that lose right of way, then 3 s of the new phase (the paper's ATSC task, after NSC / Chu et al.).
 
 - Observation of agent i: for each incoming lane, the vehicles within the last 50 m before the stop
   line ("wave") divided by 5 and clipped to [0, 2]; with ``observe_wait`` also the waiting time of

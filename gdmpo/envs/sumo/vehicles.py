@@ -1,6 +1,6 @@
 """Connected vehicles on closed SUMO tracks, every vehicle an agent: Ring Attenuation and Figure Eight.
 
-The paper's Flow tasks built directly on the SUMO wheels (spec/environments.md):
+The paper's Flow tasks (Wu et al., Flow benchmarks) built directly on the SUMO wheels:
 
 - ``ring-attenuation``: a one-lane ring whose length is drawn uniformly from ``length_range``
   (default [220, 270] m) at every reset, 22 vehicles evenly spaced and at rest, accelerations in
