@@ -96,9 +96,6 @@ class PPOConfig:
     max_grad_norm: float = 0.5
     lr_policy: float = 3e-4
     lr_value: float = 3e-4
-    # both learning rates fall linearly to 0 at the run's last env step (PPO's Atari schedule): late
-    # updates shrink, so the final policy is not one more noisy step away from the good ones
-    lr_anneal: bool = False
     policy_hops: int = 1  # κ_π
     value_hops: int = 2  # κ_v
     advantage_hops: int | None = None  # neighbourhood of the extended advantage; None: value_hops
@@ -147,10 +144,6 @@ class DMPOConfig:
     spread_threshold: float | None = None  # stop a branch where the elites disagree beyond this; null: never
     return_error_tolerance: float | None = None  # lower model_data_prob when model returns err more; null: off
     iteration_kl: float | None = None  # end an iteration's inner updates once the policy moved this far; null: off
-    # true: every iteration begins with DPPO's update on the fresh real segment (warm-up included); the
-    # other inner updates use model data with chance p and are skipped otherwise (no real-data reuse)
-    fresh_update: bool = False
-    branch_from_newest: int | None = None  # branch only from the newest this many real steps of D^E; null: all
     # from this many real steps on, each iteration is DPPO's (one update on the fresh segment, no model):
     # model-based early, model-free fine-tuning late; null: never
     model_free_after: int | None = None
@@ -200,16 +193,21 @@ class RunConfig:
     seed: int = 0
     device: str = "cpu"  # cpu | cuda | cuda:N | auto (a GPU when there is one); see gdmpo.device
     threads: int | None = None  # torch CPU threads; null: the CPUs this process may use (gdmpo.threads)
-    eval_episodes: int = 0  # extra evaluation episodes per iteration (0: report training episodes only)
 
 
 def to_dict(config: RunConfig) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
+#: knobs measured and retired (no gain; their results stay in benchmarks/results/paper-variants/README.md),
+#: with the value that meant "off": configs saved before keep loading with it, any other value is refused
+RETIRED = {("ppo", "lr_anneal"): False, ("dmpo", "fresh_update"): False, ("dmpo", "branch_from_newest"): None,
+           ("", "eval_episodes"): 0}
+
+
 def from_dict(data: dict[str, Any], source: str = "<dict>") -> RunConfig:
     """Build a :class:`RunConfig` from nested dicts, checking every key and type."""
-    config = _build(RunConfig, data, source, prefix="")
+    config = _build(RunConfig, _without_retired(data, source), source, prefix="")
     problem = check_device_name(config.device)
     if problem:
         raise ConfigError(f"{source}: {problem}")
@@ -285,6 +283,23 @@ def save(config: RunConfig, path: str | PathLike[str]) -> None:
 
 
 # ---------------------------------------------------------------------------- checking
+def _without_retired(data: Any, source: str) -> Any:
+    """``data`` without retired keys set to their "off" value; a retired key set otherwise is an error."""
+    if not isinstance(data, dict):
+        return data
+    data = {key: dict(value) if isinstance(value, dict) else value for key, value in data.items()}
+    for (section, key), off in RETIRED.items():
+        holder = data if not section else data.get(section)
+        if not isinstance(holder, dict) or key not in holder:
+            continue
+        name = f"{section}.{key}" if section else key
+        if holder[key] != off:
+            raise ConfigError(f"{source}: {name} was retired (measured no gain: benchmarks/results/paper-variants/"
+                              f"README.md); remove it")
+        del holder[key]
+    return data
+
+
 def _build(cls: type, data: Any, source: str, prefix: str) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: {prefix.rstrip('.') or 'config'} must be a mapping, got {data!r}")

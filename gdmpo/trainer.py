@@ -149,8 +149,6 @@ class Trainer:
             obs = self.env.reset()
             while self.counters.env_steps < total:
                 start = time.perf_counter()
-                if self.config.ppo.lr_anneal:  # linear decay, 0 at this run's last step
-                    self.algorithm.agent.scale_learning_rates(1.0 - self.counters.env_steps / total)
                 with single_thread():  # small work; large PPO updates take the configured threads
                     result = self.algorithm.iteration(self.env, obs)
                 obs, episodes = result.obs, result.episodes

@@ -81,3 +81,18 @@ def test_device_settings_resolve_to_what_this_machine_has():
     with pytest.raises(ValueError, match="CUDA device"):
         resolve_device(absent)
     assert resolve_device(absent, fallback=True) == torch.device("cpu")  # playing a policy trained elsewhere
+
+
+def test_retired_knobs_load_when_off_and_are_refused_when_on():
+    """Configs saved before lr_anneal, fresh_update, branch_from_newest and eval_episodes were retired load
+    unchanged; turning one on names it and says where its measurement is."""
+    old = {"algo": "dmpo", "eval_episodes": 0, "ppo": {"lr_anneal": False},
+           "dmpo": {"fresh_update": False, "branch_from_newest": None}}
+    assert cfg.from_dict(old, "old.yaml").algo == "dmpo"
+    assert old["ppo"] == {"lr_anneal": False}  # the caller's dict is not changed
+    for key, value in (("ppo.lr_anneal", True), ("dmpo.fresh_update", True), ("dmpo.branch_from_newest", 40),
+                       ("eval_episodes", 2)):
+        section, _, name = key.rpartition(".")
+        data = {"algo": "dmpo", section: {name: value}} if section else {"algo": "dmpo", name: value}
+        with pytest.raises(cfg.ConfigError, match=rf"run.yaml: {key} was retired .*paper-variants/README.md"):
+            cfg.from_dict(data, "run.yaml")

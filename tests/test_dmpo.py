@@ -53,7 +53,7 @@ def test_latest_columns_are_the_newest_segment_even_after_wrapping():
     assert windows["obs"][:, 0, 0].tolist() == [30.0, 31.0, 32.0]  # the newest segment's starts
 
 
-def test_branches_start_from_the_newest_real_steps_when_asked():
+def test_branches_start_from_every_stored_segment():
     buffer = RealBuffer(capacity_steps=60, segment_steps=10, holdout_fraction=0.0)  # 6 columns
     for k in range(3):  # two copies per segment; segment k counts up from 100 k
         part = segment(10, 2, start=100.0 * k)
@@ -61,12 +61,6 @@ def test_branches_start_from_the_newest_real_steps_when_asked():
     torch.manual_seed(0)
     everywhere = buffer.start_states(200)[:, 0, 0].div(100).floor()
     assert set(everywhere.tolist()) == {0.0, 1.0, 2.0}
-    newest = buffer.start_states(200, newest_steps=20)[:, 0, 0]  # 2 columns: the last segment of both copies
-    assert newest.min() >= 200 and newest.max() <= 209
-    assert set(buffer.start_states(200, newest_steps=15)[:, 0, 0].div(100).floor().tolist()) == {2.0}  # rounded up
-    assert set(buffer.start_states(200, newest_steps=30)[:, 0, 0].div(100).floor().tolist()) == {1.0, 2.0}
-    with pytest.raises(ValueError, match="branch_from_newest"):
-        cacc_algorithm(branch_from_newest=0)
 
 
 def test_windows_never_cross_an_episode_end():
@@ -399,32 +393,6 @@ def tiny_drift_dmpo(**dmpo) -> tuple[Drift, DMPO]:
                         "dmpo": {"warmup_model_steps": 20, "model_steps": 5, "rollouts": 8, "horizon": 3,
                                  "inner_updates": 3, **dmpo}})
     return env, DMPO(build_agent(config, env), env, 10, config.model, config.dmpo)
-
-
-@pytest.mark.parametrize("share,model_updates", [(0.0, 0), (1.0, 2)])
-def test_the_fresh_update_uses_each_real_segment_once_as_collected(monkeypatch, share, model_updates):
-    """``fresh_update``: every iteration, warm-up included, starts with DPPO's update on the segment just
-    collected (its own log-probabilities and values, never re-evaluated); the other inner updates are
-    model data or nothing, so with model data off DMPO runs exactly DPPO's updates."""
-    env, algo = tiny_drift_dmpo(warmup_env_steps=80, model_data_prob=share, fresh_update=True)
-    agent = algo.agent
-    collected, updated = [], []
-    real_collect = gdmpo.algos.dmpo.collect
-    monkeypatch.setattr(gdmpo.algos.dmpo, "collect", lambda *a: collected.append(real_collect(*a)) or collected[-1])
-    real_update = agent.update
-    monkeypatch.setattr(agent, "update", lambda data: updated.append(data) or real_update(data))
-    monkeypatch.setattr(agent, "reevaluate", lambda data: pytest.fail("a real segment was re-evaluated"))
-    obs = env.reset(seed=0)
-    per_iteration = []
-    for _ in range(3):  # 40 real steps each: the first warms up, the next two may use the model
-        before = len(updated)
-        result = algo.iteration(env, obs)
-        obs = result.obs
-        per_iteration.append(updated[before:])
-        assert per_iteration[-1][0] is collected[-1][0]  # the segment as collected, first
-        assert result.metrics["model_updates"] == (0 if len(per_iteration) == 1 else model_updates)
-    assert [len(u) for u in per_iteration] == [1, 1 + model_updates, 1 + model_updates]
-    assert all(u.num_steps == 3 for updates in per_iteration for u in updates[1:])  # branches of T = 3
 
 
 def test_the_handoff_waits_for_a_policy_near_its_best_then_runs_dppos_update_without_the_model(monkeypatch):

@@ -206,34 +206,6 @@ def test_evaluation_with_a_seed_seeds_the_policys_sampling_and_leaves_torchs_rng
     assert run_episodes(env, noisy, 4, seed=8)["returns"] != first["returns"]
 
 
-def test_lr_anneal_falls_linearly_to_zero_at_the_last_step(tmp_path):
-    seen = []  # (env steps before the iteration, policy lr, value lr) as each iteration starts
-    trainer = gdmpo.Trainer(small_config(**{"ppo.lr_anneal": True, "ppo.lr_policy": 4e-4, "ppo.lr_value": 2e-4}),
-                            tmp_path / "run")
-    iteration = trainer.algorithm.iteration
-
-    def spy(env, obs):
-        agent = trainer.algorithm.agent
-        seen.append((trainer.counters.env_steps, agent.policy_optimizer.param_groups[0]["lr"],
-                     agent.value_optimizer.param_groups[0]["lr"]))
-        return iteration(env, obs)
-
-    trainer.algorithm.iteration = spy
-    try:
-        trainer.train(400, progress=False)  # 4 iterations of 100 steps
-    finally:
-        trainer.close()
-    assert [s for s, _, _ in seen] == [0, 100, 200, 300]
-    assert [lr for _, lr, _ in seen] == pytest.approx([4e-4, 3e-4, 2e-4, 1e-4])
-    assert [lr for _, _, lr in seen] == pytest.approx([2e-4, 1.5e-4, 1e-4, 0.5e-4])
-    plain = gdmpo.Trainer(small_config(), tmp_path / "plain")
-    try:
-        plain.train(200, progress=False)
-        assert plain.algorithm.agent.policy_optimizer.param_groups[0]["lr"] == 3e-4  # off by default
-    finally:
-        plain.close()
-
-
 def test_bare_train_runs_the_shipped_catchup_dppo_recipe(tmp_path):
     assert main(["train", "--steps", "600", "--out", str(tmp_path / "bare"), "--no-progress"]) == 0
     bare = cfg.load(tmp_path / "bare/config.yaml")

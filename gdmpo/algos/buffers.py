@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 
 import torch
@@ -126,14 +125,11 @@ class RealBuffer:
         col, step = columns[pick], torch.randint(self.segment_steps, (count,), generator=generator)
         return {key: value[col, step] for key, value in self.data.items()}
 
-    def start_states(self, count: int, generator: torch.Generator | None = None,
-                     newest_steps: int | None = None) -> torch.Tensor:
-        """``[count, n, d]`` real states to branch model rollouts from: any stored column, or only the
-        columns holding the newest ``newest_steps`` real steps (whole columns, at least one)."""
+    def start_states(self, count: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``[count, n, d]`` real states, drawn uniformly from every stored column, to branch model rollouts from."""
         if len(self) == 0:
             raise ValueError("the buffer is empty")
-        columns = (torch.arange(len(self)) if newest_steps is None
-                   else self.latest_columns(max(1, math.ceil(newest_steps / self.segment_steps))))
+        columns = torch.arange(len(self))
         col = columns[torch.randint(columns.numel(), (count,), generator=generator)]
         step = torch.randint(self.segment_steps, (count,), generator=generator)
         return self.data["obs"][col, step]

@@ -8,11 +8,6 @@ One iteration, top to bottom:
    rollouts of ``T`` steps from real states with probability ``p`` (model data, bootstrapped with V
    at the end, eq. 7), else on the latest real segment re-evaluated with the current networks.
 
-With ``fresh_update`` the real data are used once, as DPPO uses them: every iteration (warm-up
-included) begins with a PPO update on the fresh segment with the log-probabilities and values it was
-collected with, and each of the other ``inner_updates - 1`` uses model data with probability ``p``
-and is skipped otherwise. Where the guards below turn model data off, DMPO is then exactly DPPO.
-
 Two guards keep the policy from exploiting model errors (each a ``dmpo`` knob; None turns it off):
 
 - ``spread_threshold``: a branch stops where the ensemble's elites disagree beyond it
@@ -147,22 +142,16 @@ class DMPO(Algorithm):
         share = self.model_share(max(errors) if errors else None)
         metrics["model_share"] = share
         inner_run = 0
-        if cfg.fresh_update:  # the real segment once, with the trust region of the policy that collected it
-            with timer("time_policy"):
-                stats.append(self.agent.update(rollout))
-                inner_run += 1
         if not warming_up:
-            for _ in range(cfg.inner_updates - int(cfg.fresh_update)):  # lines 7-13
+            for _ in range(cfg.inner_updates):  # lines 7-13
                 if float(torch.rand(())) < share:
                     with timer("time_rollout"):
-                        start = self.buffer.start_states(cfg.rollouts, newest_steps=cfg.branch_from_newest)
+                        start = self.buffer.start_states(cfg.rollouts)
                         data = branched_rollout(self.agent, self.model, start, cfg.horizon, self.buffer,
                                                 bounds=self.obs_bounds, spread_threshold=cfg.spread_threshold)
                     self.model_steps += cfg.rollouts * cfg.horizon
                     model_updates += 1
                     stopped.append(float((data.dones & ~data.terminated).float().mean()))
-                elif cfg.fresh_update:
-                    continue
                 else:
                     with timer("time_policy"):
                         data = self.agent.reevaluate(rollout)
@@ -280,8 +269,6 @@ def _check(dmpo: DMPOConfig) -> None:
         raise ValueError(f"dmpo.handoff_slack must be >= 0, got {dmpo.handoff_slack}")
     if dmpo.handoff_entropy is not None and not 0.0 < dmpo.handoff_entropy <= 1.0:
         raise ValueError(f"dmpo.handoff_entropy must be in (0, 1] or null (off), got {dmpo.handoff_entropy}")
-    if dmpo.branch_from_newest is not None and dmpo.branch_from_newest < 1:
-        raise ValueError(f"dmpo.branch_from_newest must be >= 1 or null (all of D^E), got {dmpo.branch_from_newest}")
     for key in ("spread_threshold", "return_error_tolerance"):
         value = getattr(dmpo, key)
         if value is not None and value <= 0:

@@ -101,12 +101,6 @@ class PPO(nn.Module):
         self.value_optimizer = torch.optim.Adam(critic.parameters(), lr=config.lr_value)
         self._graphs = BatchedGraphs(num_agents)
 
-    def scale_learning_rates(self, fraction: float) -> None:
-        """Set both optimisers' learning rates to ``fraction`` × their configured values."""
-        for optimizer, lr in ((self.policy_optimizer, self.config.lr_policy), (self.value_optimizer, self.config.lr_value)):
-            for group in optimizer.param_groups:
-                group["lr"] = lr * fraction
-
     def _precision(self):
         """The block in which policy and critic run (bfloat16 matrix products when configured)."""
         device = self.edge_index.device
