@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -309,14 +311,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, Slurm, systemd, ``docker stop``), delivered as Ctrl-C is: the run stops at once,
+    closes its simulators and says how to resume."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("GDMPO_DEBUG", "") not in ("", "0")
+    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() else None
     try:
         return args.func(args)
     except _interruptions() as err:
-        print(f"gdmpo: {err or 'interrupted'}", file=sys.stderr)
-        return 130
+        terminated = isinstance(err, Terminated) or isinstance(err.__context__, Terminated)
+        message = str(err) or "interrupted"  # the trainer's says what is saved and how to resume
+        if terminated:
+            message = "terminated (SIGTERM)" + message.removeprefix("interrupted")
+        print(f"gdmpo: {message}", file=sys.stderr)
+        return 143 if terminated else 130  # the shell's codes for the two signals
     except BrokenPipeError:  # the reader went away (`gdmpo graph ... | head`): nothing left to say
         sys.stderr.close()
         return 0
@@ -330,6 +346,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not isinstance(err, EXPECTED_ERRORS):
             print("gdmpo: this looks like a bug in gdmpo; rerun with --debug for the traceback", file=sys.stderr)
         return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _interruptions() -> tuple[type[BaseException], ...]:

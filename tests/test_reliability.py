@@ -187,6 +187,26 @@ def test_ctrl_c_stops_quickly_keeps_the_checkpoint_and_says_how_to_resume(tmp_pa
     assert main(["train", "--resume", str(run), "--steps", str(counters["env_steps"] + 12), "--no-progress"]) == 0
 
 
+def test_sigterm_behaves_as_ctrl_c_and_leaves_no_worker_or_folder(tmp_path):
+    """What ``timeout``, Slurm, systemd and ``docker stop`` send, to the whole process group."""
+    run, scratch = tmp_path / "run", tmp_path / "tmp"
+    scratch.mkdir()
+    command = [sys.executable, "-m", "gdmpo.cli", "train", "configs/atsc-grid5x5/dppo.yaml", *ATSC_FAST, "--out",
+               str(run), "--no-progress"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True, env={**os.environ, "TMPDIR": str(scratch)})
+    wait_for(lambda: (run / "metrics.csv").exists())
+    workers = children(process.pid)
+    assert len(workers) == 2 and any(scratch.iterdir())  # the workers' folder
+    os.killpg(process.pid, signal.SIGTERM)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == 143, (process.returncode, output)
+    assert "gdmpo: terminated (SIGTERM); " in output and f"continue with: gdmpo train --resume {run}" in output
+    assert "Traceback" not in output
+    wait_for(lambda: not any(alive(w) for w in workers), seconds=5)
+    assert not [p.name for p in scratch.iterdir() if p.name.startswith("gdmpo-sumo")]
+
+
 # ------------------------------------------------------------------ one clear line for bad input
 def sumo_files(tmp_path: Path) -> dict[str, Path]:
     files = {"empty": tmp_path / "empty.net.xml", "truncated": tmp_path / "truncated.net.xml",

@@ -57,7 +57,10 @@ def _failure(err: BaseException) -> tuple[str, str]:
 def _serve(conn: Connection, factory: Callable[..., Any], args: tuple, parent_pid: int) -> None:
     """Worker main loop: build the simulation, then answer ``(method, args)`` requests until ``close``
     or until the parent process is gone."""
+    # Ctrl-C and SIGTERM reach the whole process group: the learner handles them and closes its workers
+    # (their folders with them); a learner that dies without closing them is noticed below
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     simulation = None
     try:
         simulation = factory(*args)
