@@ -101,6 +101,8 @@ class Trainer:
             self.counters = Counters()
             self._saved_counters = Counters()  # what checkpoints/last.pt holds
             self._writer = None
+            # a fresh run that fails before its first iteration leaves nothing behind (the same --out works again)
+            self._fresh, self._discard = not _resuming, False
             if not _resuming:
                 cfg.save(config, self.run_dir / "config.yaml")
         except BaseException:
@@ -123,7 +125,9 @@ class Trainer:
         if not last.is_file():
             raise FileNotFoundError(f"{last}: no checkpoint to resume from")
         state = load_checkpoint(last)
-        trainer = cls(cfg.from_dict(state["config"], str(last)), run_dir, _resuming=True)
+        config = cfg.from_dict(state["config"], str(last))
+        check_config_unchanged(run_dir / "config.yaml", config, last)
+        trainer = cls(config, run_dir, _resuming=True)
         try:
             trainer.agent.load_state_dict(state["agent"])
             trainer.algorithm.load_state_dict(state["algorithm"])
@@ -187,6 +191,9 @@ class Trainer:
                 if bar is not None:
                     bar.update(result.env_steps)
                     bar.set_postfix(ret=f"{last_return:.4g}", sps=f"{row['steps_per_s']:.0f}")
+        except Exception:
+            self._discard = self._fresh and self.counters.iteration == 0
+            raise
         except KeyboardInterrupt:
             saved = self._saved_counters
             raise TrainingInterrupted(
@@ -202,11 +209,15 @@ class Trainer:
                 "best_return": self.counters.best_return, "wall_s": self.counters.wall_s}
 
     def close(self) -> None:
-        """Stop the environment's workers and unlock the run directory (safe to call twice)."""
+        """Stop the environment's workers and unlock the run directory (safe to call twice); a fresh run
+        that failed before its first iteration is removed."""
         if self.env is not None:
             self.env.close()
         if self._lock is not None:
             self._lock.release()
+        if getattr(self, "_discard", False):
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+            self._discard = False
 
     # ------------------------------------------------------------------ output
     def _log(self, row: dict[str, Any]) -> None:
@@ -258,6 +269,32 @@ def train(config: RunConfig, run_dir: str | os.PathLike[str], total_env_steps: i
         return trainer.train(total_env_steps, progress)
     finally:
         trainer.close()
+
+
+def check_config_unchanged(path: Path, config: RunConfig, checkpoint: Path) -> None:
+    """Refuse to resume where ``config.yaml`` no longer describes the checkpoint's run: edited since, or
+    the checkpoint is another run's. Resuming would log rows under a file that says otherwise."""
+    if not path.is_file():
+        return
+    written = _flat(cfg.to_dict(cfg.load(path)))
+    saved = _flat(cfg.to_dict(config))
+    changed = sorted(key for key in written.keys() | saved.keys() if written.get(key) != saved.get(key))
+    if changed:
+        shown = "; ".join(f"{key}: {saved.get(key)!r} in the checkpoint, {written.get(key)!r} in config.yaml"
+                          for key in changed[:4]) + (f"; and {len(changed) - 4} more" if len(changed) > 4 else "")
+        raise ValueError(f"{path} does not describe {checkpoint} ({shown}). --resume continues a run as it was "
+                         "configured: restore config.yaml (or the checkpoint), or start a new run with the edited "
+                         f"config: gdmpo train {path} --out NEW_RUN_DIR")
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and value and key != "options":
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def resume_or_start(config: RunConfig, run_dir: str | os.PathLike[str]) -> Trainer:

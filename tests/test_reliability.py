@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import errno
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -434,3 +435,35 @@ def test_diverged_training_stops_before_saving_and_a_nan_checkpoint_is_refused(t
     with pytest.raises(CheckpointError, match=rf"nan.pt: refused: 1 of the policy's tensors hold NaN .*\({name}\)"):
         load_checkpoint(tmp_path / "nan.pt")
     assert main(["eval", str(tmp_path / "nan.pt"), "--deterministic"]) == 2
+
+
+# ------------------------------------------------------------------ resume never rewrites another run's history
+def test_resume_refuses_an_edited_config_or_a_foreign_checkpoint_and_keeps_the_history(tmp_path):
+    run, other = tmp_path / "run", tmp_path / "other"
+    gdmpo.train(small_config(), run, 40, progress=False)
+    gdmpo.train(small_config(**{"algo": "cppo", "seed": 5}), other, 60, progress=False)
+    history = (run / "metrics.csv").read_text()
+    config_text = (run / "config.yaml").read_text()
+    (run / "config.yaml").write_text(config_text.replace("lr_policy: 0.0003", "lr_policy: 0.001"))
+    assert main(["train", "--resume", str(run), "--steps", "80", "--no-progress"]) == 2
+    with pytest.raises(ValueError, match=r"config.yaml does not describe .*last.pt \(ppo.lr_policy: 0.0003 in the "
+                                         r"checkpoint, 0.001 in config.yaml\). --resume continues"):
+        gdmpo.Trainer.resume(run)
+    (run / "config.yaml").write_text(config_text)
+    shutil.copy(other / "checkpoints/last.pt", run / "checkpoints/last.pt")  # another run's checkpoint
+    with pytest.raises(ValueError, match=r"\(algo: 'cppo' in the checkpoint, 'dppo' in config.yaml; .*seed"):
+        gdmpo.Trainer.resume(run)
+    assert (run / "metrics.csv").read_text() == history and (run / "config.yaml").read_text() == config_text
+
+
+def test_a_fresh_run_that_fails_before_its_first_iteration_leaves_nothing(tmp_path, monkeypatch):
+    from gdmpo.algos.ppo import PPO
+
+    run = tmp_path / "run"
+    monkeypatch.setattr(PPO, "update", lambda self, data: (_ for _ in ()).throw(RuntimeError("broken update")))
+    with pytest.raises(RuntimeError, match="broken update"):
+        gdmpo.train(small_config(), run, 40, progress=False)
+    assert not run.exists()  # before: config.yaml and an iteration-0 checkpoint that blocked the same --out
+    monkeypatch.undo()
+    gdmpo.train(small_config(), run, 40, progress=False)  # the same --out works
+    assert (run / "checkpoints/last.pt").is_file()
