@@ -16,12 +16,13 @@ so they pickle and travel to worker processes unchanged.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Callable, Literal, Union
 
 import yaml
 
@@ -205,12 +206,77 @@ RETIRED = {("ppo", "lr_anneal"): False, ("dmpo", "fresh_update"): False, ("dmpo"
            ("", "eval_episodes"): 0}
 
 
+def _positive(value: float) -> bool:
+    return math.isfinite(value) and value > 0
+
+
+def _at_least(low: int) -> Callable[[Any], bool]:
+    return lambda value: value >= low
+
+
+#: value ranges, checked after the types: ``key: (check, what it must be)``; null values (off) pass
+RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "env.num_envs": (_at_least(1), ">= 1"),
+    "total_env_steps": (_at_least(0), ">= 0"),
+    "rollout_steps": (_at_least(1), ">= 1"),
+    "threads": (_at_least(1), ">= 1 or null (the CPUs this process may use)"),
+    "ppo.gamma": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "ppo.gae_lambda": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "ppo.clip": (_positive, "> 0"),
+    "ppo.epochs": (_at_least(1), ">= 1"),
+    "ppo.minibatches": (_at_least(1), ">= 1"),
+    "ppo.target_kl": (_positive, "> 0 or null (off)"),
+    "ppo.kl_stop_factor": (_positive, "> 0"),
+    "ppo.entropy_coef": (lambda v: math.isfinite(v) and v >= 0, ">= 0"),
+    "ppo.value_coef": (_positive, "> 0"),
+    "ppo.max_grad_norm": (_positive, "> 0"),
+    "ppo.lr_policy": (_positive, "a finite number > 0"),
+    "ppo.lr_value": (_positive, "a finite number > 0"),
+    "ppo.policy_hops": (_at_least(0), ">= 0"),
+    "ppo.value_hops": (_at_least(0), ">= 0"),
+    "ppo.advantage_hops": (_at_least(0), ">= 0 or null (value_hops)"),
+    "ppo.reward_scale": (_positive, "a finite number > 0"),
+    "ppo.reward_clip": (_positive, "> 0 or null (no clip)"),
+    "ppo.chunk_nodes": (_at_least(0), ">= 0 (0: whole minibatch)"),
+    "model.hops": (_at_least(0), ">= 0"),
+    "model.lr": (_positive, "a finite number > 0"),
+    "model.batch_size": (_at_least(1), ">= 1"),
+    "model.reward_weight": (lambda v: math.isfinite(v) and v >= 0, ">= 0"),
+    "model.ensemble_size": (_at_least(1), ">= 1"),
+    "model.elites": (_at_least(1), ">= 1 or null (all members)"),
+    "model.holdout_fraction": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "ic3net.hidden": (_at_least(1), ">= 1"),
+    "ia2c.spatial_discount": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+}
+#: every network's layer widths must be >= 1
+NETWORK_SECTIONS = ("policy_net", "value_net", "model.net")
+
+
+def check_ranges(config: RunConfig, source: str) -> None:
+    """A :class:`ConfigError` naming the first key whose value is out of its range (see :data:`RANGES`)."""
+    for key, (ok, wanted) in RANGES.items():
+        value = _lookup(config, key)
+        if value is not None and not ok(value):
+            raise ConfigError(f"{source}: {key} must be {wanted}, got {value!r}")
+    for section in NETWORK_SECTIONS:
+        widths = _lookup(config, f"{section}.hidden")
+        if not widths or any(w < 1 for w in widths):
+            raise ConfigError(f"{source}: {section}.hidden must be a non-empty list of widths >= 1, got {widths!r}")
+
+
+def _lookup(config: Any, key: str) -> Any:
+    for part in key.split("."):
+        config = getattr(config, part)
+    return config
+
+
 def from_dict(data: dict[str, Any], source: str = "<dict>") -> RunConfig:
-    """Build a :class:`RunConfig` from nested dicts, checking every key and type."""
+    """Build a :class:`RunConfig` from nested dicts, checking every key, type and range."""
     config = _build(RunConfig, _without_retired(data, source), source, prefix="")
     problem = check_device_name(config.device)
     if problem:
         raise ConfigError(f"{source}: {problem}")
+    check_ranges(config, source)
     return config
 
 

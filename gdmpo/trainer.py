@@ -191,8 +191,8 @@ class Trainer:
                 if bar is not None:
                     bar.update(result.env_steps)
                     bar.set_postfix(ret=f"{last_return:.4g}", sps=f"{row['steps_per_s']:.0f}")
-        except Exception:
-            self._discard = self._fresh and self.counters.iteration == 0
+        except Exception as err:  # a divergence keeps its run: its message names the checkpoint it kept
+            self._discard = self._fresh and self.counters.iteration == 0 and not isinstance(err, TrainingDiverged)
             raise
         except KeyboardInterrupt:
             saved = self._saved_counters

@@ -421,14 +421,30 @@ def test_a_closed_environment_refuses_reset_and_step():
     env.close()  # still safe twice
 
 
-def test_diverged_training_stops_before_saving_and_a_nan_checkpoint_is_refused(tmp_path, capsys):
+def test_diverged_training_stops_before_saving_and_a_nan_checkpoint_is_refused(tmp_path, capsys, monkeypatch):
+    from gdmpo.algos.ppo import PPO
+
+    assert main(["train", "configs/cacc-catchup/dppo.yaml", "--out", str(tmp_path / "x"), "--no-progress",
+                 "--set", "ppo.lr_policy=.inf"]) == 2  # an infinite rate never starts
+    assert "ppo.lr_policy must be a finite number > 0, got inf" in capsys.readouterr().err
+    updates, real_update = [], PPO.update
+
+    def diverging_update(self, data):  # the second iteration's update leaves NaN weights, as a blown-up step does
+        stats = real_update(self, data)
+        updates.append(1)
+        if len(updates) == 2:
+            with torch.no_grad():
+                next(self.policy.parameters()).fill_(float("nan"))
+        return stats
+
+    monkeypatch.setattr(PPO, "update", diverging_update)
     run = tmp_path / "run"
     code = main(["train", "configs/cacc-catchup/dppo.yaml", "--out", str(run), "--no-progress",
-                 "--steps", "1200", "--set", "ppo.lr_policy=.inf"])
+                 "--steps", "1200", "--set", "rollout_steps=75", "--set", "env.num_envs=8"])
     err = capsys.readouterr().err
-    assert code == 2 and "iteration 1: training diverged" in err and "keeps iteration 0" in err
-    state = load_checkpoint(run / "checkpoints/last.pt")  # iteration 0's weights: finite, loadable
-    assert state["counters"]["iteration"] == 0
+    assert code == 2 and "iteration 2: training diverged" in err and "keeps iteration 1" in err
+    state = load_checkpoint(run / "checkpoints/last.pt")  # iteration 1's weights: finite, loadable
+    assert state["counters"]["iteration"] == 1
     name = next(iter(state["agent"]))
     state["agent"][name] = torch.full_like(state["agent"][name], float("nan"))
     checkpoints.save_checkpoint(state, tmp_path / "nan.pt")
@@ -467,3 +483,24 @@ def test_a_fresh_run_that_fails_before_its_first_iteration_leaves_nothing(tmp_pa
     monkeypatch.undo()
     gdmpo.train(small_config(), run, 40, progress=False)  # the same --out works
     assert (run / "checkpoints/last.pt").is_file()
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("ppo.gamma=1.5", "ppo.gamma must be in (0, 1], got 1.5"),
+    ("ppo.minibatches=0", "ppo.minibatches must be >= 1, got 0"),
+    ("ppo.lr_value=-1e-3", "ppo.lr_value must be a finite number > 0, got -0.001"),
+    ("policy_net.hidden=[-8]", "policy_net.hidden must be a non-empty list of widths >= 1, got [-8]"),
+    ("rollout_steps=0", "rollout_steps must be >= 1, got 0"),
+    ("env.num_envs=0", "env.num_envs must be >= 1, got 0"),
+])
+def test_out_of_range_values_name_their_key(tmp_path, capsys, assignment, message):
+    assert main(["train", "configs/cacc-catchup/dppo.yaml", "--set", assignment, "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("option", ["max_halting=0", "wave_distance=0", "wave_scale=-1", "obs_clip=.nan"])
+def test_out_of_range_signal_options_name_the_option(capsys, option):
+    assert main(["rollout", "atsc-grid3x3", "--episodes", "1", "--option", option]) == 2
+    name = option.split("=")[0]
+    assert f"atsc option {name} must be a number > 0" in capsys.readouterr().err

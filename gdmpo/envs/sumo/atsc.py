@@ -28,6 +28,7 @@ Each copy runs in its own worker process (libsumo allows one simulation per proc
 from __future__ import annotations
 
 import functools
+import math
 import os
 import time
 from pathlib import Path
@@ -346,6 +347,11 @@ class ATSCEnv(SumoVecEnv):
                  networks: list[dict[str, Any]] | None = None) -> None:
         super().__init__(num_envs, seed, device)
         check_worker_kind(workers)  # before the network is read: a typo costs nothing
+        for name, value in (("max_halting", max_halting), ("wave_distance", wave_distance), ("wave_scale", wave_scale),
+                            ("obs_clip", obs_clip), ("wait_scale", wait_scale), ("scale", scale),
+                            ("trip_period", trip_period), ("neighbour_distance", neighbour_distance)):
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"atsc option {name} must be a number > 0, got {value!r}")
         control_interval, yellow_seconds = resolve_timing(timing, control_interval, yellow_seconds)
         if scenario is not None:
             if net_file is not None or sumocfg is not None:
