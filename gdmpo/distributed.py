@@ -8,6 +8,7 @@ which places SUMO simulations on Ray actors (:mod:`gdmpo.envs.sumo.ray_workers`)
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from typing import Any, Callable, Iterator, Sequence
 
@@ -39,6 +40,7 @@ def connect(address: str | None = None) -> Any:
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     try:
         if address:
+            check_reachable(address)
             ray.init(address=address, **options)
         else:  # RAY_ADDRESS, when set, is honoured by ray.init itself
             if not os.environ.get("RAY_ADDRESS"):
@@ -53,6 +55,27 @@ def connect(address: str | None = None) -> Any:
                                   "set RAY_AUTH_MODE=token and the cluster's token (RAY_AUTH_TOKEN, or "
                                   "~/.ray/auth_token) here as on its nodes (docs/scaling.md)") from None
     return ray
+
+
+#: seconds to wait for a cluster's head node to accept a connection before giving up
+CONNECT_TIMEOUT_SECONDS = 10.0
+
+
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_SECONDS) -> None:
+    """Fail within ``timeout`` seconds where nothing accepts connections at ``host:port`` (or
+    ``ray://host:port``); Ray itself would retry for minutes, deaf to Ctrl-C and SIGTERM. ``auto`` and
+    other forms are left to Ray."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as err:
+        reason = "timed out" if isinstance(err, socket.timeout) else (err.strerror or str(err))
+        raise RayUnavailableError(f"could not reach the Ray cluster at {address} ({reason} after waiting up to "
+                                  f"{timeout:g} s for its head node): start it with `ray start --head` there, or "
+                                  "check the address and port") from None
 
 
 def cluster_cpus() -> float:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from gdmpo.cli import main
 from gdmpo.envs import make
 from gdmpo.envs.sumo.workers import SumoError
 from gdmpo.run_lock import RunLock
@@ -233,3 +234,13 @@ def test_the_sweep_command_runs_on_the_cluster_and_refuses_bad_grids_in_one_line
                                                "got 'ppo.lr_policy'")
     assert main(["sweep", CONFIG, "--grid", "ppo.no_such_knob=1,2", "--out", str(out / "bad")]) == 2
     assert "no_such_knob" in capsys.readouterr().err and not (out / "bad").exists()
+
+
+def test_an_address_where_no_cluster_listens_fails_fast_with_what_it_waited_for(tmp_path, capsys):
+    start = time.perf_counter()
+    assert main(["sweep", "configs/cacc-catchup/dppo.yaml", "--seeds", "0", "--steps", "1200",
+                 "--out", str(tmp_path / "s"), "--address", "127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert time.perf_counter() - start < 15
+    assert "could not reach the Ray cluster at 127.0.0.1:1 (" in err and "ray start --head" in err
+    assert err.count("\n") == 1
