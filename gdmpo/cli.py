@@ -15,9 +15,9 @@ import threading
 from pathlib import Path
 from typing import Any, Sequence
 
-import yaml
 
 import gdmpo
+from gdmpo.config import parse_value
 from gdmpo.envs import registry
 
 # Each command imports what it needs (torch, SUMO, the trainer) itself: --help, `gdmpo envs` and argument
@@ -31,7 +31,7 @@ def parse_assignments(pairs: Sequence[str], what: str = "--set") -> dict[str, An
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise SystemExit(f"gdmpo: {what} expects key=value, got {pair!r}")
-        out[key.strip()] = yaml.safe_load(value)
+        out[key.strip()] = parse_value(value, f"{what} {key.strip()}")
     return out
 
 
@@ -109,7 +109,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from gdmpo import config as cfg
     from gdmpo.resources import config_path
-    from gdmpo.trainer import Trainer, default_run_dir
+    from gdmpo.trainer import Trainer, TrainingDiverged, default_run_dir, resume_hint
 
     if args.steps is not None and args.steps < 0:
         raise ValueError(f"--steps must be >= 0, got {args.steps}")
@@ -129,6 +129,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"run directory: {trainer.run_dir}", flush=True)
     try:
         summary = trainer.train(args.steps, progress=not args.no_progress)
+    except Exception as err:  # what the run kept, and how to go on once the cause is fixed
+        if not isinstance(err, TrainingDiverged):  # its message says it already
+            err.gdmpo_hint = resume_hint(trainer)  # type: ignore[attr-defined]
+        raise
     finally:
         trainer.close()
     print(f"done: {summary['env_steps']} env steps in {summary['wall_s']:.1f} s, "
@@ -343,6 +347,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"in the SUMO worker:\n{worker_traceback}", file=sys.stderr)
             raise
         print(f"gdmpo: error: {_message(err)}", file=sys.stderr)
+        hint = getattr(err, "gdmpo_hint", None)
+        if hint:
+            print(f"gdmpo: {hint}", file=sys.stderr)
         if not isinstance(err, EXPECTED_ERRORS):
             print("gdmpo: this looks like a bug in gdmpo; rerun with --debug for the traceback", file=sys.stderr)
         return 2

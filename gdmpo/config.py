@@ -329,6 +329,16 @@ def load(path: str | PathLike[str], overrides: dict[str, Any] | None = None) -> 
     return from_dict(apply_overrides(data, overrides), "--set")  # ... so any error now is an override's
 
 
+def parse_value(text: str, what: str) -> Any:
+    """A command-line value parsed as YAML (``3``, ``0.5``, ``true``, ``[64, 64]``, ``{a: 1}``); text that is
+    not YAML is a :class:`ConfigError` naming ``what`` (e.g. ``--set ppo.lr_policy``)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        problem = str(getattr(err, "problem", None) or err).splitlines()[0]
+        raise ConfigError(f"{what}: {text!r} is not a YAML value ({problem}); quote text, close brackets") from None
+
+
 def apply_overrides(data: dict[str, Any], overrides: dict[str, Any], source: str = "--set") -> dict[str, Any]:
     """Return a copy of ``data`` with each dotted key set (``env.options.start`` creates sub-dicts)."""
     out = _deep_copy(data)

@@ -7,7 +7,10 @@ DMPO's many model rollouts and PPO updates (5.5x per Catch-up iteration on an H2
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported where a device is resolved: reading a config stays light
+    import torch
 
 DEVICE_CHOICES = "'cpu', 'cuda', 'cuda:N' or 'auto'"
 
@@ -16,6 +19,8 @@ def check_device_name(name: str) -> str | None:
     """None when ``name`` is a device setting torch understands (or ``auto``), else why not."""
     if name == "auto":
         return None
+    import torch
+
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError):
@@ -31,6 +36,8 @@ def resolve_device(name: str, *, fallback: bool = False) -> torch.device:
     ``auto`` is the first GPU when torch sees one, else the CPU. A GPU asked for by name but absent is
     an error, unless ``fallback`` (playing a checkpoint trained on another machine): then the CPU.
     """
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)

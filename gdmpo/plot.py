@@ -11,6 +11,8 @@ from typing import Sequence
 import numpy as np
 import yaml
 
+from gdmpo.metrics_file import number, read_rows
+
 
 def pyplot():
     """matplotlib's pyplot on the file-only Agg backend (no display needed), imported on first use so
@@ -31,11 +33,10 @@ def read_curve(run_dir: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]
         raise FileNotFoundError(f"{run_dir}: not a run directory of gdmpo train, or one whose first iteration has "
                                 f"not finished (no metrics.csv)")
     steps, returns = [], []
-    with path.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row["episode_return"] and int(float(row.get("episodes") or 1)) > 0:
-                steps.append(float(row["env_steps"]))
-                returns.append(float(row["episode_return"]))
+    for k, row in enumerate(read_rows(path, ("env_steps", "episode_return"))):
+        if row["episode_return"] and (not row.get("episodes") or number(path, k, row, "episodes") > 0):
+            steps.append(number(path, k, row, "env_steps"))
+            returns.append(number(path, k, row, "episode_return"))
     return np.asarray(steps), np.asarray(returns)
 
 
@@ -45,9 +46,9 @@ def read_metric(run_dir: str | os.PathLike[str], column: str) -> tuple[np.ndarra
     path = Path(run_dir) / "metrics.csv"
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir}: not a run directory of gdmpo train (no metrics.csv)")
-    with path.open(newline="") as handle:
-        rows = [row for row in csv.DictReader(handle) if row.get(column)]
-    return (np.asarray([float(r["env_steps"]) for r in rows]), np.asarray([float(r[column]) for r in rows]))
+    rows = [(k, row) for k, row in enumerate(read_rows(path, ("env_steps",))) if row.get(column)]
+    return (np.asarray([number(path, k, r, "env_steps") for k, r in rows]),
+            np.asarray([number(path, k, r, column) for k, r in rows]))
 
 
 def _flat(tree: dict, prefix: str = "") -> dict[str, object]:

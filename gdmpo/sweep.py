@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import yaml
 
 from gdmpo import config as cfg
 from gdmpo.checkpoints import atomic_write_text
@@ -49,7 +48,7 @@ def parse_grid(pairs: Sequence[str]) -> dict[str, list[Any]]:
         key, sep, values = pair.partition("=")
         if not sep or not key.strip() or not values.strip():
             raise ValueError(f"--grid expects key=value1,value2,..., got {pair!r}")
-        grid[key.strip()] = [yaml.safe_load(v) for v in _top_level_split(values)]
+        grid[key.strip()] = [cfg.parse_value(v, f"--grid {key.strip()}") for v in _top_level_split(values)]
     return grid
 
 

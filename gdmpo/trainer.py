@@ -44,6 +44,7 @@ from gdmpo.config import RunConfig
 from gdmpo.device import resolve_device
 from gdmpo.envs import make
 from gdmpo.envs.base import NetworkedVecEnv
+from gdmpo.metrics_file import number, read_rows
 from gdmpo.run_lock import RunLock
 from gdmpo.threads import configure_threads, single_thread
 
@@ -195,10 +196,7 @@ class Trainer:
             self._discard = self._fresh and self.counters.iteration == 0 and not isinstance(err, TrainingDiverged)
             raise
         except KeyboardInterrupt:
-            saved = self._saved_counters
-            raise TrainingInterrupted(
-                f"interrupted; {self.checkpoint_dir / 'last.pt'} holds iteration {saved.iteration} ({saved.env_steps} "
-                f"env steps); continue with: gdmpo train --resume {self.run_dir}") from None
+            raise TrainingInterrupted(f"interrupted; {resume_hint(self)}") from None
         finally:
             if bar is not None:
                 bar.close()
@@ -269,6 +267,16 @@ def train(config: RunConfig, run_dir: str | os.PathLike[str], total_env_steps: i
         return trainer.train(total_env_steps, progress)
     finally:
         trainer.close()
+
+
+def resume_hint(trainer: Trainer) -> str:
+    """What ``checkpoints/last.pt`` holds and the command that continues from it ("" where a failed fresh
+    run left nothing)."""
+    if getattr(trainer, "_discard", False):  # removed at close(): nothing to resume
+        return ""
+    saved = trainer._saved_counters
+    return (f"{trainer.checkpoint_dir / 'last.pt'} holds iteration {saved.iteration} ({saved.env_steps} env steps); "
+            f"continue with: gdmpo train --resume {trainer.run_dir}")
 
 
 def check_config_unchanged(path: Path, config: RunConfig, checkpoint: Path) -> None:
@@ -344,9 +352,8 @@ def _truncate_metrics(path: Path, iteration: int, columns: list[str]) -> None:
     """Keep the header and the rows of iterations ``<= iteration`` (atomically)."""
     if not path.exists():
         return
-    with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    kept = [row for row in rows if int(row["iteration"]) <= iteration]
+    rows = read_rows(path, ("iteration",))
+    kept = [row for k, row in enumerate(rows) if number(path, k, row, "iteration") <= iteration]
     tmp = path.with_suffix(".tmp")
     with tmp.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, restval="")

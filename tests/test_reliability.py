@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import errno
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -206,6 +207,17 @@ def test_sigterm_behaves_as_ctrl_c_and_leaves_no_worker_or_folder(tmp_path):
     assert "Traceback" not in output
     wait_for(lambda: not any(alive(w) for w in workers), seconds=5)
     assert not [p.name for p in scratch.iterdir() if p.name.startswith("gdmpo-sumo")]
+
+
+def test_a_dead_worker_during_training_says_what_is_kept_and_how_to_resume(tmp_path):
+    run = tmp_path / "run"
+    process = start_training(run, "configs/atsc-grid5x5/dppo.yaml", *ATSC_FAST)
+    wait_for(lambda: (run / "metrics.csv").exists())
+    os.kill(children(process.pid)[0], signal.SIGKILL)  # a SUMO worker dies (OOM killer, a crash)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 2, output
+    assert re.search(r"gdmpo: error: SUMO worker 0 (died during|is not running)", output) and "Traceback" not in output
+    assert f"continue with: gdmpo train --resume {run}" in output and "this looks like a bug" not in output
 
 
 # ------------------------------------------------------------------ one clear line for bad input
@@ -504,3 +516,21 @@ def test_out_of_range_signal_options_name_the_option(capsys, option):
     assert main(["rollout", "atsc-grid3x3", "--episodes", "1", "--option", option]) == 2
     name = option.split("=")[0]
     assert f"atsc option {name} must be a number > 0" in capsys.readouterr().err
+
+
+def test_a_damaged_metrics_file_is_named(tmp_path, capsys):
+    run = tmp_path / "run"
+    gdmpo.train(small_config(), run, 40, progress=False)
+    (run / "metrics.csv").write_text("garbage,,\n1,2\n")
+    assert main(["plot", str(run), "-o", str(tmp_path / "c.png")]) == 2
+    assert f"{run / 'metrics.csv'}: not a gdmpo metrics table (no env_steps, episode_return column" in capsys.readouterr().err
+    assert main(["train", "--resume", str(run), "--steps", "60", "--no-progress"]) == 2
+    assert "not a gdmpo metrics table (no iteration column" in capsys.readouterr().err
+    (run / "metrics.csv").write_text("iteration,env_steps,episode_return\n1,abc,3\n")
+    assert main(["plot", str(run), "-o", str(tmp_path / "c.png")]) == 2
+    assert "metrics.csv: line 2: env_steps is 'abc', not a number" in capsys.readouterr().err
+    for argv in (["train", "--set", "ppo.lr_policy=[1,", "--out", str(tmp_path / "x")],
+                 ["sweep", "cacc-catchup/dppo", "--grid", "ppo.lr_policy=[1,2", "--out", str(tmp_path / "s")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "is not a YAML value" in err and err.count("\n") == 1, err

@@ -159,7 +159,7 @@ class RaySumoWorkers:
         refs = []
         for index, args in zip(indices, args_per_worker):
             if self._actors[index] is None:
-                raise SumoError(f"SUMO actor {index} is not running; reset the environment")
+                raise SumoError(f"SUMO actor {index} is not running (the environment's next reset() starts a new one)")
             refs.append(self._actors[index].run.remote(method, args))
         try:
             answers = ray.get(refs)  # one wait for all: the actors run at the same time
@@ -180,7 +180,7 @@ class RaySumoWorkers:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         message = (f"SUMO actor {index} on Ray node {(self._nodes[index] or '?')[:12]} died during {method!r} "
-                   f"({_death_reason(err)}); reset the environment to start a new one")
+                   f"({_death_reason(err)}; the environment's next reset() starts a new one)")
         log = self._logs[index]
         if log and self._nodes[index]:
             reader = ray.remote(_log_tail).options(

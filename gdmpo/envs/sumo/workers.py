@@ -142,7 +142,7 @@ class SumoWorkers:
             pipe = self._pipes[index]
             if pipe is None or not self.alive(index):
                 raise SumoError(f"SUMO worker {index} is not running (exit code "
-                                f"{getattr(self._processes[index], 'exitcode', None)}); reset the environment")
+                                f"{getattr(self._processes[index], 'exitcode', None)}; the environment's next reset() starts a new one)")
             pipe.send((method, args))
         return [self._receive(index, method) for index in indices]
 
@@ -153,8 +153,8 @@ class SumoWorkers:
         except (EOFError, ConnectionResetError, OSError):
             process = self._processes[index]
             process.join(timeout=5)
-            raise SumoError(f"SUMO worker {index} died during {method!r} (exit code {process.exitcode}); "
-                            "reset the environment to start a new one") from None
+            raise SumoError(f"SUMO worker {index} died during {method!r} (exit code {process.exitcode}; the "
+                            "environment's next reset() starts a new one)") from None
         return answer(index, method, status, payload)
 
     def _stop(self, index: int) -> None:
