@@ -70,3 +70,33 @@ def test_context_manager_closes():
     with Closing() as env:
         env.reset()
     assert closed == [True]
+
+
+def test_a_second_thread_inside_step_is_refused_not_interleaved():
+    import threading
+
+    env = Drift()
+    env.reset()
+    inside, release = threading.Event(), threading.Event()
+    real_step = env._step
+
+    def slow_step(actions):  # the first thread stays inside step() until told
+        inside.set()
+        release.wait(5)
+        return real_step(actions)
+
+    env._step = slow_step
+    worker = threading.Thread(target=env.step, args=(torch.zeros(2, 3, 1),))
+    worker.start()
+    inside.wait(5)
+    try:
+        with pytest.raises(RuntimeError, match=r"Drift.step\(\) called while another thread is inside .* give each "
+                                               r"thread its own"):
+            env.step(torch.zeros(2, 3, 1))
+        with pytest.raises(RuntimeError, match=r"Drift.reset\(\) called while another thread"):
+            env.reset()
+    finally:
+        release.set()
+        worker.join()
+    env._step = real_step
+    env.step(torch.zeros(2, 3, 1))  # free again once the first call returned

@@ -18,7 +18,10 @@ Subclasses implement three hooks, :meth:`_reset_envs`, :meth:`_step` and (option
 from __future__ import annotations
 
 import os
+import threading
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import gymnasium as gym
@@ -83,6 +86,7 @@ class NetworkedVecEnv(ABC):
         self._needs_reset = True
         self._finished = torch.zeros(num_envs, dtype=torch.bool, device=self.device)  # waiting for reset_copies
         self._closed = False
+        self._busy = threading.Lock()  # held during reset and step: a second thread is refused, not interleaved
 
     # ------------------------------------------------------------------ hooks for subclasses
     @abstractmethod
@@ -111,6 +115,22 @@ class NetworkedVecEnv(ABC):
         if getattr(self, "_closed", False):
             raise RuntimeError(f"{type(self).__name__}.{call}() called after close(); make a new environment")
 
+    @contextmanager
+    def _exclusive(self, call: str) -> Iterator[None]:
+        """One call at a time: an environment is not thread-safe (interleaved steps corrupt its state or
+        its workers' pipes), so a call while another thread is inside one is an error."""
+        busy = self.__dict__.get("_busy")
+        if busy is None:  # a subclass that skipped NetworkedVecEnv.__init__
+            yield
+            return
+        if not busy.acquire(blocking=False):
+            raise RuntimeError(f"{type(self).__name__}.{call}() called while another thread is inside reset() or "
+                               "step(): an environment is not thread-safe; give each thread its own")
+        try:
+            yield
+        finally:
+            busy.release()
+
     # ------------------------------------------------------------------ public API
     @property
     def obs_dim(self) -> int:
@@ -119,6 +139,10 @@ class NetworkedVecEnv(ABC):
     def reset(self, seed: int | None = None) -> torch.Tensor:
         """Start a new episode in every copy; ``seed`` re-seeds the environment's generator."""
         self._check_open("reset")
+        with self._exclusive("reset"):
+            return self._reset_all(seed)
+
+    def _reset_all(self, seed: int | None) -> torch.Tensor:
         if seed is not None:
             self._generator.manual_seed(int(seed))
         all_envs = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
@@ -138,7 +162,8 @@ class NetworkedVecEnv(ABC):
         mask = self._finished.clone() if mask is None else torch.as_tensor(mask, dtype=torch.bool, device=self.device)
         if tuple(mask.shape) != (self.num_envs,):
             raise ValueError(f"reset_copies: mask must have shape [num_envs] = [{self.num_envs}], got {list(mask.shape)}")
-        obs = self._reset_envs(mask)
+        with self._exclusive("reset_copies"):
+            obs = self._reset_envs(mask)
         if self._episode_return is not None:
             self._episode_return[mask] = 0.0
         self._episode_length[mask] = 0
@@ -166,6 +191,10 @@ class NetworkedVecEnv(ABC):
             raise RuntimeError(f"{type(self).__name__}.step(): copies {copies} finished their episode and autoreset "
                                "is off; call reset_copies() first")
         actions = self.check_actions(actions)
+        with self._exclusive("step"):
+            return self._step_and_account(actions)
+
+    def _step_and_account(self, actions: torch.Tensor) -> StepResult:
         obs, reward, terminated, truncated = self._step(actions)
         if self._episode_return is None:
             self._episode_return = torch.zeros_like(reward)
