@@ -100,3 +100,27 @@ def test_a_second_thread_inside_step_is_refused_not_interleaved():
         worker.join()
     env._step = real_step
     env.step(torch.zeros(2, 3, 1))  # free again once the first call returned
+
+
+def test_a_worker_that_does_not_answer_in_time_is_stopped_and_named(monkeypatch):
+    import time
+
+    from toy_envs import Sleeper
+
+    from gdmpo.envs.sumo.workers import SumoError, SumoWorkers
+
+    monkeypatch.setenv("GDMPO_WORKER_TIMEOUT", "1")
+    workers = SumoWorkers(Sleeper, [(), ()])
+    try:
+        assert workers.call("nap", [(0.1,), (0.1,)]) == [0.1, 0.1]
+        start = time.perf_counter()
+        with pytest.raises(SumoError, match=r"SUMO worker 1 did not answer 'nap' within 1 s and was stopped"):
+            workers.call("nap", [(0.1,), (60.0,)])
+        assert time.perf_counter() - start < 20 and not workers.alive(1) and workers.alive(0)
+        monkeypatch.setenv("GDMPO_WORKER_TIMEOUT", "soon")
+        with pytest.raises(ValueError, match="GDMPO_WORKER_TIMEOUT must be a number of seconds > 0, got 'soon'"):
+            workers.call("nap", [(0.1,)], [0])
+        monkeypatch.setenv("GDMPO_WORKER_TIMEOUT", "5")
+        assert workers.call("nap", [(0.2,)], [0]) == [0.2]  # nothing was left pending: answers stay in step
+    finally:
+        workers.close()

@@ -37,3 +37,13 @@ class Drift(NetworkedVecEnv):
             terminated = (self.state > self.terminate_above).flatten(1).any(1)
         truncated = (self.t >= self.max_episode_steps) & ~terminated
         return self.state.clone(), self.state[..., 0].clone(), terminated, truncated
+
+
+class Sleeper:
+    """A stand-in simulation for worker tests: ``nap(s)`` answers after ``s`` seconds."""
+
+    def nap(self, seconds: float) -> float:
+        import time
+
+        time.sleep(seconds)
+        return seconds

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from gdmpo.distributed import cluster_cpus, connect, ship_by_value
-from gdmpo.envs.sumo.workers import SumoError, _failure, answer
+from gdmpo.envs.sumo.workers import SumoError, _failure, answer, answer_timeout
 
 START_TIMEOUT_S = 300.0  # a SUMO simulation that cannot be built in this long is reported as stuck
 
@@ -156,15 +156,24 @@ class RaySumoWorkers:
         import ray
 
         indices = list(range(len(self))) if indices is None else list(indices)
+        timeout = answer_timeout()
         refs = []
         for index, args in zip(indices, args_per_worker):
             if self._actors[index] is None:
                 raise SumoError(f"SUMO actor {index} is not running (the environment's next reset() starts a new one)")
             refs.append(self._actors[index].run.remote(method, args))
         try:
-            answers = ray.get(refs)  # one wait for all: the actors run at the same time
+            answers = ray.get(refs, timeout=timeout)  # one wait for all: the actors run at the same time
         except ray.exceptions.RayActorError:
             answers = None
+        except ray.exceptions.GetTimeoutError:
+            late = [index for index, ref in zip(indices, refs) if not ray.wait([ref], timeout=0)[0]]
+            for index in late:  # stuck simulations: stop them rather than wait for ever
+                _kill(self._actors[index])
+                self._actors[index] = None
+            raise SumoError(f"SUMO actor(s) {', '.join(map(str, late))} did not answer {method!r} within {timeout:g} s "
+                            "and were stopped (GDMPO_WORKER_TIMEOUT sets the limit; the environment's next reset() "
+                            "starts new ones)") from None
         results = []
         for position, index in enumerate(indices):
             try:

@@ -26,6 +26,23 @@ from typing import Any, Callable, Sequence
 
 
 PARENT_CHECK_SECONDS = 1.0
+#: longest wait for one worker's answer (s) before it is stopped and reported; ``GDMPO_WORKER_TIMEOUT`` overrides
+#: it (loading a large city or stepping a long control interval takes seconds, never many minutes)
+DEFAULT_ANSWER_TIMEOUT = 900.0
+
+
+def answer_timeout() -> float:
+    """The answer timeout in seconds: ``GDMPO_WORKER_TIMEOUT`` where set (a positive number), else the default."""
+    text = os.environ.get("GDMPO_WORKER_TIMEOUT", "")
+    if not text:
+        return DEFAULT_ANSWER_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise ValueError(f"GDMPO_WORKER_TIMEOUT must be a number of seconds > 0, got {text!r}")
+    return value
 
 
 class SumoError(RuntimeError):
@@ -122,7 +139,7 @@ class SumoWorkers:
         process.start()
         child.close()
         self._processes[index], self._pipes[index] = process, parent
-        self._receive(index, "start")
+        self._receive(index, "start", answer_timeout())
 
     def alive(self, index: int) -> bool:
         process = self._processes[index]
@@ -138,17 +155,22 @@ class SumoWorkers:
     def call(self, method: str, args_per_worker: Sequence[tuple], indices: Sequence[int] | None = None) -> list[Any]:
         """Call ``method`` on the workers ``indices`` (default all) at once; return their results in order."""
         indices = list(range(len(self))) if indices is None else list(indices)
+        timeout = answer_timeout()  # read before anything is sent: a bad setting leaves no answer pending
         for index, args in zip(indices, args_per_worker):
             pipe = self._pipes[index]
             if pipe is None or not self.alive(index):
                 raise SumoError(f"SUMO worker {index} is not running (exit code "
                                 f"{getattr(self._processes[index], 'exitcode', None)}; the environment's next reset() starts a new one)")
             pipe.send((method, args))
-        return [self._receive(index, method) for index in indices]
+        return [self._receive(index, method, timeout) for index in indices]
 
-    def _receive(self, index: int, method: str) -> Any:
+    def _receive(self, index: int, method: str, timeout: float) -> Any:
         pipe = self._pipes[index]
         try:
+            if not pipe.poll(timeout):  # a simulation stuck at full CPU: stop it rather than wait for ever
+                self._stop(index)
+                raise SumoError(f"SUMO worker {index} did not answer {method!r} within {timeout:g} s and was stopped "
+                                "(GDMPO_WORKER_TIMEOUT sets the limit; the environment's next reset() starts a new one)")
             status, payload = pipe.recv()
         except (EOFError, ConnectionResetError, OSError):
             process = self._processes[index]
