@@ -30,7 +30,8 @@ from gdmpo.algos.ppo import PPO, extended_advantage, gae
 from gdmpo.config import RunConfig
 from gdmpo.envs.base import NetworkedVecEnv
 from gdmpo.nn import CentralCritic, GraphCritic, GraphPolicy
-from gdmpo.nn.signals import MovementCritic, PhaseCompetitionPolicy, SignalStructure
+from gdmpo.graph.signals import SignalStructure
+from gdmpo.nn.signals import MovementCritic, PhaseCompetitionPolicy
 
 ALGORITHMS = ("dppo", "cppo", "dmpo", "ic3net", "ia2c")
 

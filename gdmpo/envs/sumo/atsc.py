@@ -46,7 +46,7 @@ from gdmpo.envs.sumo.networks import GENERALIST_NETWORKS, network_parts, run_ran
 from gdmpo.envs.sumo.programmes import loaded_programmes, needs_loading
 from gdmpo.envs.sumo.scenario import Scenario, first_departure
 from gdmpo.envs.sumo.workers import SumoError
-from gdmpo.nn.signals import SignalStructure
+from gdmpo.graph.signals import SignalStructure
 from gdmpo.graph.sumo import from_sumo, union_of_networks
 from gdmpo.resources import shipped_folder
 
