@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import multiprocessing as mp
 import signal
 import sys
@@ -66,11 +65,8 @@ def add_ray_argument(parser) -> None:
 
 
 def parse_value(text: str) -> Any:
-    """A ``--set`` value: JSON where it parses (numbers, lists, booleans), else the plain string."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
+    """A ``--set`` value, parsed as the ``gdmpo`` command parses it (:func:`gdmpo.config.parse_value`)."""
+    return cfg.parse_value(text, "--set")
 
 
 def run_jobs(jobs: list[dict[str, Any]], workers: int, fn=train_one, ray: str | None = None) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -330,13 +331,20 @@ def load(path: str | PathLike[str], overrides: dict[str, Any] | None = None) -> 
 
 
 def parse_value(text: str, what: str) -> Any:
-    """A command-line value parsed as YAML (``3``, ``0.5``, ``true``, ``[64, 64]``, ``{a: 1}``); text that is
-    not YAML is a :class:`ConfigError` naming ``what`` (e.g. ``--set ppo.lr_policy``)."""
+    """A command-line value parsed as YAML (``3``, ``0.5``, ``1e-4``, ``true``, ``[64, 64]``, ``{a: 1}``, else
+    the text itself); text that is not YAML is a :class:`ConfigError` naming ``what`` (e.g. ``--set ppo.lr_policy``).
+    The one syntax of ``--set``, ``--grid`` and ``--option`` in the CLI and the benchmarks."""
     try:
-        return yaml.safe_load(text)
+        value = yaml.safe_load(text)
     except yaml.YAMLError as err:
         problem = str(getattr(err, "problem", None) or err).splitlines()[0]
         raise ConfigError(f"{what}: {text!r} is not a YAML value ({problem}); quote text, close brackets") from None
+    if isinstance(value, str) and _EXPONENT_NUMBER.match(value):  # YAML 1.1 reads 1e-4 as text; a user means a number
+        return float(value)
+    return value
+
+
+_EXPONENT_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
 
 
 def apply_overrides(data: dict[str, Any], overrides: dict[str, Any], source: str = "--set") -> dict[str, Any]:

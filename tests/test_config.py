@@ -96,3 +96,11 @@ def test_retired_knobs_load_when_off_and_are_refused_when_on():
         data = {"algo": "dmpo", section: {name: value}} if section else {"algo": "dmpo", name: value}
         with pytest.raises(cfg.ConfigError, match=rf"run.yaml: {key} was retired .*paper-variants/README.md"):
             cfg.from_dict(data, "run.yaml")
+
+
+def test_command_line_values_are_yaml_with_exponent_numbers_as_numbers():
+    """One syntax for --set, --grid, --option and the benchmarks' --set (PyYAML alone reads 1e-4 as text)."""
+    parsed = [cfg.parse_value(text, "--set k") for text in ("1e-4", "-2.5E3", "3", "0.5", "[64, 64]", "true", "x1e3", "null")]
+    assert parsed == [1e-4, -2500.0, 3, 0.5, [64, 64], True, "x1e3", None]
+    with pytest.raises(ConfigError, match=r"--set k: '\[1,' is not a YAML value"):
+        cfg.parse_value("[1,", "--set k")
