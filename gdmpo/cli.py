@@ -205,7 +205,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from gdmpo import plot
 
     if args.agent_map:
-        print(f"wrote {plot.plot_agent_map(args.agent_map, args.output, args.title)}")
+        print(f"wrote {plot.plot_agent_map(args.agent_map, args.output, args.title, args.against)}")
     elif args.profiles:
         print(f"wrote {plot.plot_profiles(args.profiles, args.output, args.vehicles, seed=args.seed)}")
     elif args.run_dirs:
@@ -266,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--title")
     plot.add_argument("--agent-map", metavar="REPORT_JSON",
                       help="an eval/transfer report: the graph coloured by each agent's return")
+    plot.add_argument("--against", metavar="CONTROLLER",
+                      help="--agent-map of a transfer report: colour by the learned return minus this reference's "
+                           "(greedy, max-pressure, fixed-time): red where the learned policy loses")
     plot.add_argument("--profiles", metavar="CHECKPOINT",
                       help="vehicle tasks: headway and speed of --vehicles over one episode (paper Fig. 7)")
     plot.add_argument("--vehicles", type=int, nargs="+", default=None, help="agent indices (default: 3 spread)")

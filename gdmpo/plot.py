@@ -165,28 +165,50 @@ def short_label(name: str, index: int, limit: int = 16) -> str:
     return name if len(name) <= limit else f"#{index}"
 
 
+def agent_map_values(report: dict, against: str | None = None, source: str = "report") -> np.ndarray:
+    """``[n]`` what the agent map colours: the mean per-agent return of the learned policy (an eval report,
+    or a transfer report's zero-shot run), or with ``against`` its difference from that reference
+    controller's on the same episodes (a transfer report's ``references``): negative where it loses."""
+    summary = report.get("zero_shot", report)  # transfer reports: the zero-shot run
+    if "layout" not in report or "agent_returns" not in summary:
+        raise ValueError(f"{source}: not an eval or transfer report (needs 'layout' and 'agent_returns')")
+    values = np.asarray(summary["agent_returns"], dtype=float).mean(0)
+    if against is not None:
+        references = report.get("references") or {}
+        if against not in references:
+            raise ValueError(f"{source}: no {against!r} reference to compare with (it has: "
+                             f"{', '.join(references) or 'none; make it with gdmpo transfer'})")
+        values = values - np.asarray(references[against]["agent_returns"], dtype=float).mean(0)
+    return values
+
+
 def plot_agent_map(report_file: str | os.PathLike[str], output: str | os.PathLike[str],
-                   title: str | None = None) -> Path:
-    """Draw the agents at their positions, coloured by mean per-agent return (an eval or transfer report)."""
+                   title: str | None = None, against: str | None = None) -> Path:
+    """Draw the agents at their positions, coloured by mean per-agent return (an eval or transfer report),
+    or with ``against`` by the learned return minus that reference controller's (red where it loses)."""
     import json
 
     plt = pyplot()
 
     report = json.loads(Path(report_file).read_text())
-    summary = report.get("zero_shot", report)  # transfer reports: the zero-shot run
-    if "layout" not in report or "agent_returns" not in summary:
-        raise ValueError(f"{report_file}: not an eval or transfer report (needs 'layout' and 'agent_returns')")
+    values = agent_map_values(report, against, str(report_file))
     pos = np.asarray(report["layout"]["pos"], dtype=float)
-    values = np.asarray(summary["agent_returns"], dtype=float).mean(0)
     if len(values) != len(pos):
         raise ValueError(f"{report_file}: {len(values)} agent returns but {len(pos)} positions")
     fig, ax = plt.subplots(figsize=(7, 6))
     for u, v in report["layout"]["edges"]:
         ax.plot(pos[[u, v], 0], pos[[u, v], 1], color="0.7", linewidth=1.0, zorder=1)
-    points = ax.scatter(pos[:, 0], pos[:, 1], c=values, cmap="viridis", s=max(20, 4000 / len(pos)), zorder=2)
-    fig.colorbar(points, ax=ax, label="mean return per agent")
+    if against is None:
+        points = ax.scatter(pos[:, 0], pos[:, 1], c=values, cmap="viridis", s=max(20, 4000 / len(pos)), zorder=2)
+        label, what = "mean return per agent", "return per agent"
+    else:
+        bound = float(np.abs(values).max()) or 1.0
+        points = ax.scatter(pos[:, 0], pos[:, 1], c=values, cmap="RdYlGn", vmin=-bound, vmax=bound,
+                            s=max(20, 4000 / len(pos)), zorder=2, edgecolors="0.3", linewidths=0.5)
+        label, what = f"learned minus {against}, mean return per agent", f"learned vs {against} per agent"
+    fig.colorbar(points, ax=ax, label=label)
     ax.set_aspect("equal")
-    ax.set_title(title or f"{report.get('env', report.get('target', ''))}: return per agent")
+    ax.set_title(title or f"{report.get('env', report.get('target', ''))}: {what}")
     return _save(fig, output)
 
 

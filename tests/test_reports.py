@@ -58,3 +58,15 @@ def test_layouts_and_tables():
     row = {"mean_return": -12.5, "std_return": 0.5, "mean_step_return": -0.25, "traffic": {"delay": 17.94}}
     table = markdown_table("t", [("a", row)])
     assert "| a | 17.9 | -12.5 ± 0.5 | -0.25 |" in table and "| policy | delay (s, departed vehicles) | team return | per-step |" in table
+
+
+def test_agent_map_against_a_reference_is_the_per_agent_difference():
+    from gdmpo.plot import agent_map_values
+
+    report = {"layout": {"pos": [[0, 0], [1, 0]], "edges": []},
+              "zero_shot": {"agent_returns": [[-10.0, -4.0], [-12.0, -6.0]]},
+              "references": {"greedy": {"agent_returns": [[-8.0, -7.0], [-8.0, -7.0]]}}}
+    assert agent_map_values(report).tolist() == [-11.0, -5.0]
+    assert agent_map_values(report, "greedy").tolist() == [-3.0, 2.0]  # agent 0 loses to greedy, agent 1 wins
+    with pytest.raises(ValueError, match=r"r.json: no 'max-pressure' reference to compare with \(it has: greedy\)"):
+        agent_map_values(report, "max-pressure", "r.json")
