@@ -211,6 +211,10 @@ def _positive(value: float) -> bool:
     return math.isfinite(value) and value > 0
 
 
+def _non_negative(value: float) -> bool:
+    return math.isfinite(value) and value >= 0
+
+
 def _at_least(low: int) -> Callable[[Any], bool]:
     return lambda value: value >= low
 
@@ -231,8 +235,8 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "ppo.entropy_coef": (lambda v: math.isfinite(v) and v >= 0, ">= 0"),
     "ppo.value_coef": (_positive, "> 0"),
     "ppo.max_grad_norm": (_positive, "> 0"),
-    "ppo.lr_policy": (_positive, "a finite number > 0"),
-    "ppo.lr_value": (_positive, "a finite number > 0"),
+    "ppo.lr_policy": (_non_negative, "a finite number >= 0 (0 freezes the policy)"),
+    "ppo.lr_value": (_non_negative, "a finite number >= 0 (0 freezes the critic)"),
     "ppo.policy_hops": (_at_least(0), ">= 0"),
     "ppo.value_hops": (_at_least(0), ">= 0"),
     "ppo.advantage_hops": (_at_least(0), ">= 0 or null (value_hops)"),
@@ -240,7 +244,7 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "ppo.reward_clip": (_positive, "> 0 or null (no clip)"),
     "ppo.chunk_nodes": (_at_least(0), ">= 0 (0: whole minibatch)"),
     "model.hops": (_at_least(0), ">= 0"),
-    "model.lr": (_positive, "a finite number > 0"),
+    "model.lr": (_non_negative, "a finite number >= 0"),
     "model.batch_size": (_at_least(1), ">= 1"),
     "model.reward_weight": (lambda v: math.isfinite(v) and v >= 0, ">= 0"),
     "model.ensemble_size": (_at_least(1), ">= 1"),

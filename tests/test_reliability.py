@@ -438,7 +438,7 @@ def test_diverged_training_stops_before_saving_and_a_nan_checkpoint_is_refused(t
 
     assert main(["train", "configs/cacc-catchup/dppo.yaml", "--out", str(tmp_path / "x"), "--no-progress",
                  "--set", "ppo.lr_policy=.inf"]) == 2  # an infinite rate never starts
-    assert "ppo.lr_policy must be a finite number > 0, got inf" in capsys.readouterr().err
+    assert "ppo.lr_policy must be a finite number >= 0 (0 freezes the policy), got inf" in capsys.readouterr().err
     updates, real_update = [], PPO.update
 
     def diverging_update(self, data):  # the second iteration's update leaves NaN weights, as a blown-up step does
@@ -500,7 +500,7 @@ def test_a_fresh_run_that_fails_before_its_first_iteration_leaves_nothing(tmp_pa
 @pytest.mark.parametrize("assignment, message", [
     ("ppo.gamma=1.5", "ppo.gamma must be in (0, 1], got 1.5"),
     ("ppo.minibatches=0", "ppo.minibatches must be >= 1, got 0"),
-    ("ppo.lr_value=-1e-3", "ppo.lr_value must be a finite number > 0, got -0.001"),
+    ("ppo.lr_value=-1e-3", "ppo.lr_value must be a finite number >= 0 (0 freezes the critic), got -0.001"),
     ("policy_net.hidden=[-8]", "policy_net.hidden must be a non-empty list of widths >= 1, got [-8]"),
     ("rollout_steps=0", "rollout_steps must be >= 1, got 0"),
     ("env.num_envs=0", "env.num_envs must be >= 1, got 0"),

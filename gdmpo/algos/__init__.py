@@ -27,20 +27,18 @@ from gdmpo.algos.model_learning import DynamicsEnsemble
 from gdmpo.algos.model_rollout import branched_rollout
 from gdmpo.algos.on_policy import IC3NetLearner, OnPolicy
 from gdmpo.algos.ppo import PPO, extended_advantage, gae
+from gdmpo.algos.registry import ALGORITHM_SPECS, ALGORITHMS, AlgorithmSpec, algorithm_spec
 from gdmpo.config import RunConfig
 from gdmpo.envs.base import NetworkedVecEnv
 from gdmpo.nn import CentralCritic, GraphCritic, GraphPolicy
 from gdmpo.graph.signals import SignalStructure
 from gdmpo.nn.signals import MovementCritic, PhaseCompetitionPolicy
 
-ALGORITHMS = ("dppo", "cppo", "dmpo", "ic3net", "ia2c")
-
 
 def prepare_env(config: RunConfig, env: NetworkedVecEnv) -> NetworkedVecEnv:
-    """The environment as ``config.algo``'s agent sees it: IC3Net's carries recurrent state."""
-    if config.algo == "ic3net" and not isinstance(env, RecurrentCommEnv):
-        return RecurrentCommEnv(env, config.ic3net.hidden)
-    return env
+    """The environment as ``config.algo``'s agent sees it (IC3Net's carries recurrent state)."""
+    spec = algorithm_spec(config.algo)
+    return env if spec.prepare_env is None else spec.prepare_env(config, env)
 
 
 def signal_layout(env: NetworkedVecEnv, what: str) -> tuple[int, SignalStructure]:
@@ -53,25 +51,22 @@ def signal_layout(env: NetworkedVecEnv, what: str) -> tuple[int, SignalStructure
 
 
 def build_agent(config: RunConfig, env: NetworkedVecEnv) -> PPO:
-    """The policy, critic and PPO update that ``config.algo`` names, sized for ``env`` (after
-    :func:`prepare_env`) and placed on its device."""
-    if config.algo not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm {config.algo!r}; available: {', '.join(ALGORITHMS)}")
+    """The policy, critic and PPO update of ``config.algo`` (its :class:`AlgorithmSpec`), sized for ``env``
+    (after :func:`prepare_env`) and placed on its device."""
+    spec = algorithm_spec(config.algo)
     ppo = config.ppo
-    if config.algo == "ic3net":
-        if not isinstance(env, RecurrentCommEnv):
-            raise TypeError("ic3net needs the environment from gdmpo.algos.prepare_env(config, env)")
-        policy = IC3NetPolicy(env.raw_obs_dim, env.action_space, config.ic3net.hidden, config.policy_net)
+    if spec.policy is not None:
+        policy = spec.policy(config, env)
     elif config.policy_net.input == "movements":
         lane_features, structure = signal_layout(env, "policy_net")
         policy = PhaseCompetitionPolicy(lane_features, env.action_space, ppo.policy_hops, config.policy_net)
         policy.bind(structure)
     else:
         policy = GraphPolicy(env.obs_dim, env.action_space, ppo.policy_hops, config.policy_net)
-    obs_dim = env.raw_obs_dim if config.algo == "ic3net" else env.obs_dim
-    central = config.algo == "cppo" or ppo.critic == "central"
+    obs_dim = env.obs_dim if spec.obs_dim is None else spec.obs_dim(env)
+    central = spec.central_critic or ppo.critic == "central"
     if config.value_net.input == "movements":
-        if central or config.algo == "ic3net":
+        if central or not spec.movement_critic:
             raise ValueError("value_net.input 'movements' is a local critic: not for cppo, ic3net or ppo.critic central")
         lane_features, structure = signal_layout(env, "value_net")
         critic = MovementCritic(lane_features, ppo.value_hops, config.value_net)
@@ -82,33 +77,28 @@ def build_agent(config: RunConfig, env: NetworkedVecEnv) -> PPO:
         critic = GraphCritic(obs_dim, ppo.value_hops, config.value_net)
     # a central critic's advantage covers everyone unless told; a local one's, the critic's own hops
     advantage_hops = ppo.advantage_hops if central or ppo.advantage_hops is not None else ppo.value_hops
-    if config.algo == "ia2c":  # each agent's own advantage, one plain actor-critic step per batch
+    if spec.own_advantage:  # each agent's own advantage (IA2C)
         if central:
-            raise ValueError("ia2c's critics are local: set ppo.critic to 'local'")
-        advantage_hops, ppo = 0, a2c_ppo_config(ppo)
-    if config.algo == "ic3net":
-        critic = PlainObservationCritic(critic, obs_dim)
+            raise ValueError(f"{spec.name}'s critics are local: set ppo.critic to 'local'")
+        advantage_hops = 0
+    if spec.adapt_ppo is not None:
+        ppo = spec.adapt_ppo(ppo)
+    if spec.wrap_critic is not None:
+        critic = spec.wrap_critic(critic, obs_dim)
     mask = getattr(env, "action_mask", None)
     agent = PPO(policy, critic, ppo, env.graph.edge_index, env.num_agents, advantage_hops,
                 None if mask is None else torch.as_tensor(mask, dtype=torch.bool)).to(env.device)
-    if isinstance(env, RecurrentCommEnv):
-        env.bind(agent.policy, agent.graph_of)
+    if spec.bind is not None:
+        spec.bind(agent, env)
     return agent
 
 
 def build_algorithm(config: RunConfig, env: NetworkedVecEnv) -> Algorithm:
-    """The learner for ``config.algo`` around a fresh agent (see :func:`build_agent`)."""
-    agent = build_agent(config, env)
-    if config.algo == "dmpo":
-        return DMPO(agent, env, config.rollout_steps, config.model, config.dmpo)
-    if config.algo == "ic3net":
-        return IC3NetLearner(agent, config.rollout_steps)
-    if config.algo == "ia2c":
-        return IA2C(agent, config.rollout_steps, config.ia2c.spatial_discount)
-    return OnPolicy(agent, config.rollout_steps)
+    """The learner of ``config.algo`` around a fresh agent (see :func:`build_agent`)."""
+    return algorithm_spec(config.algo).learner(build_agent(config, env), env, config)
 
 
-__all__ = ["ALGORITHMS", "DMPO", "Algorithm", "DynamicsEnsemble", "EpisodeLog", "IC3NetLearner", "IC3NetPolicy",
+__all__ = ["ALGORITHMS", "ALGORITHM_SPECS", "AlgorithmSpec", "algorithm_spec", "DMPO", "Algorithm", "DynamicsEnsemble", "EpisodeLog", "IC3NetLearner", "IC3NetPolicy",
            "IA2C", "IterationResult", "OnPolicy", "PPO", "RealBuffer", "RecurrentCommEnv", "Rollout", "branched_rollout",
            "a2c_ppo_config", "build_agent", "build_algorithm", "collect", "extended_advantage", "gae", "prepare_env",
            "spatial_discount"]

@@ -195,3 +195,28 @@ class RecurrentCommEnv:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+# ---------------------------------------------------------------------------- IC3Net's departures from the
+# shared recipe, named by its entry in gdmpo.algos.registry
+def recurrent_env(config: Any, env: Any) -> "RecurrentCommEnv":
+    """The environment with each agent's recurrent state appended (once: a wrapped one is kept)."""
+    return env if isinstance(env, RecurrentCommEnv) else RecurrentCommEnv(env, config.ic3net.hidden)
+
+
+def policy_for(config: Any, env: Any) -> IC3NetPolicy:
+    if not isinstance(env, RecurrentCommEnv):
+        raise TypeError("ic3net needs the environment from gdmpo.algos.prepare_env(config, env)")
+    return IC3NetPolicy(env.raw_obs_dim, env.action_space, config.ic3net.hidden, config.policy_net)
+
+
+def bind_recurrence(agent: Any, env: Any) -> None:
+    """Let the environment advance the LSTM state with the agent's policy."""
+    if isinstance(env, RecurrentCommEnv):
+        env.bind(agent.policy, agent.graph_of)
+
+
+def learner(agent: Any, env: Any, config: Any) -> Any:
+    from gdmpo.algos.on_policy import IC3NetLearner
+
+    return IC3NetLearner(agent, config.rollout_steps)
