@@ -103,7 +103,7 @@ def controller_name(config: cfg.RunConfig, run_dir: Path, play: str) -> str:
     return f"{config.algo.upper()}{tag}, {play}"
 
 
-def play_learned(run_dir: Path, config: cfg.RunConfig, label: str, city: str, play: str, episodes: int,
+def play_learned(run_dir: Path, config: cfg.RunConfig, steps: int, label: str, city: str, play: str, episodes: int,
                  seed: int) -> dict:
     """Every episode's figures of a trained policy on one map at RESCO's timing; ``label`` says what it
     was trained on ("in place" or :func:`trained_on`)."""
@@ -113,17 +113,21 @@ def play_learned(run_dir: Path, config: cfg.RunConfig, label: str, city: str, pl
                                   env_options={"scenario": f"resco:{city}", "timing": "resco"})
     return {"map": city, "timing": "resco", "controller": controller_name(config, run_dir, play),
             "trained_on": label, "training_seed": config.seed,
+            "checkpoint_env_steps": steps,
             "run_dir": str(run_dir), "seed": seed, "lights": len(summary["agent_returns"][0]),
             "episodes": [{key: t[key] for key in FIGURES} for t in summary["episode_traffic"]],
             "returns": summary["returns"], "seconds": time.perf_counter() - start}
 
 
 def learned_cells(run_dirs: list[Path], maps: list[str], plays: list[str]) -> list[tuple]:
-    """``(run_dir, config, label, map, play, cell file name)`` for every trained policy: its own map ("in
+    """``(run_dir, config, checkpoint's real steps, label, map, play, cell file name)`` for every trained
+    policy: its own map ("in
     place"), or, trained elsewhere (a generalist), every one of ``maps``."""
     cells = []
     for run_dir in run_dirs:
-        config = cfg.from_dict(load_checkpoint(run_dir / "checkpoints" / "last.pt")["config"], str(run_dir))
+        state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+        config = cfg.from_dict(state["config"], str(run_dir))
+        steps = int(state["counters"]["env_steps"])  # which policy a cell played
         source = trained_on(config)
         own = source.removeprefix("resco:") if source.startswith("resco:") else None
         label, tag = ("in place", "inplace") if own else (source, config.env.id)
@@ -131,7 +135,8 @@ def learned_cells(run_dirs: list[Path], maps: list[str], plays: list[str]) -> li
         algo = config.algo + (f"-{parts['tag']}" if parts and parts["tag"] else "")
         for city in [own] if own else maps:
             for play in plays:
-                cells.append((run_dir, config, label, city, play, Path(f"{algo}-{tag}-s{config.seed}-{play}.json")))
+                cells.append((run_dir, config, steps, label, city, play,
+                              Path(f"{algo}-{tag}-s{config.seed}-{play}.json")))
     return cells
 
 
@@ -300,12 +305,12 @@ def main() -> None:
     out = Path(args.out)
     if args.learned and not args.summary_only:
         todo = learned_cells(args.learned, args.maps, args.play)
-        for k, (run_dir, config, label, city, play, name) in enumerate(todo, 1):
+        for k, (run_dir, config, steps, label, city, play, name) in enumerate(todo, 1):
             path = out / "runs" / city / "resco" / name
-            if path.is_file():
+            if is_current(path, steps, args.episodes):
                 print(f"[{k}/{len(todo)}] {city} {name.stem}: done already", flush=True)
                 continue
-            write_cell(path, play_learned(run_dir, config, label, city, play, args.episodes, args.seed),
+            write_cell(path, play_learned(run_dir, config, steps, label, city, play, args.episodes, args.seed),
                        f"[{k}/{len(todo)}]")
     elif args.curves is not None:
         print(learning_curves(args.curves, out), end="")
@@ -318,6 +323,15 @@ def main() -> None:
                 continue
             write_cell(path, play_cell(city, timing, policy, args.episodes, args.seed), f"[{k}/{len(todo)}]")
     print(summarise(out), end="")
+
+
+def is_current(path: Path, checkpoint_env_steps: int, episodes: int) -> bool:
+    """Whether the cell at ``path`` played this checkpoint (same real steps trained) for enough episodes: a
+    run trained further since, or a cell from before cells recorded it, is played again."""
+    if not path.is_file():
+        return False
+    cell = json.loads(path.read_text())
+    return cell.get("checkpoint_env_steps") == checkpoint_env_steps and len(cell["episodes"]) >= episodes
 
 
 def write_cell(path: Path, result: dict, counter: str) -> None:

@@ -333,3 +333,15 @@ def test_run_folder_names_give_map_algorithm_variant_and_seed(monkeypatch):
     assert bench.run_name(Path("ingolstadt21-dmpo-wave-s0")) == {"city": "ingolstadt21", "algo": "dmpo", "tag": "wave",
                                                                "seed": "0"}
     assert bench.run_name(Path("dppo-s0-20261203")) is None  # not a real_city_training.py run
+
+
+def test_a_learned_cell_is_played_again_when_its_run_trained_further(monkeypatch, tmp_path):
+    bench = _real_cities(monkeypatch)
+    path = tmp_path / "dppo-inplace-s0-argmax.json"
+    assert not bench.is_current(path, 36000, 4)
+    path.write_text(json.dumps({"checkpoint_env_steps": 9720, "episodes": [{}, {}]}))  # an earlier checkpoint
+    assert not bench.is_current(path, 36000, 2)
+    path.write_text(json.dumps({"checkpoint_env_steps": 36000, "episodes": [{}, {}]}))
+    assert bench.is_current(path, 36000, 2) and not bench.is_current(path, 36000, 4)  # too few episodes
+    path.write_text(json.dumps({"episodes": [{}] * 4}))  # a cell from before cells recorded their checkpoint
+    assert not bench.is_current(path, 36000, 4)
