@@ -121,8 +121,7 @@ def play_learned(run_dir: Path, config: cfg.RunConfig, steps: int, label: str, c
 
 def learned_cells(run_dirs: list[Path], maps: list[str], plays: list[str]) -> list[tuple]:
     """``(run_dir, config, checkpoint's real steps, label, map, play, cell file name)`` for every trained
-    policy: its own map ("in
-    place"), or, trained elsewhere (a generalist), every one of ``maps``."""
+    policy: its own map ("in place"), or, trained elsewhere (a generalist), every one of ``maps``."""
     cells = []
     for run_dir in run_dirs:
         state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
