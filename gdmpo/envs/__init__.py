@@ -7,8 +7,9 @@ importing this package, listing ids or checking one costs no torch or SUMO impor
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from gdmpo._lazy import lazy_attribute
 
 from gdmpo.envs.registry import EnvSpec, make, register, registered, spec
 
@@ -33,27 +34,14 @@ register("figure-eight", "gdmpo.envs.sumo.vehicles:figure_eight",
          "SUMO figure eight (radius 30 m, one crossing), 14 vehicles as agents")
 
 #: public names imported on first use: ``from gdmpo.envs import ATSCEnv`` works as before
-_LAZY = {"ActionError": "gdmpo.envs.base", "NetworkedVecEnv": "gdmpo.envs.base", "CACCEnv": "gdmpo.envs.cacc",
-         "CACCParams": "gdmpo.envs.cacc", "ATSCEnv": "gdmpo.envs.sumo", "SumoError": "gdmpo.envs.sumo",
-         "VehicleEnv": "gdmpo.envs.sumo", "atsc_generalist": "gdmpo.envs.sumo", "atsc_grid": "gdmpo.envs.sumo",
-         "figure_eight": "gdmpo.envs.sumo", "ring_attenuation": "gdmpo.envs.sumo"}
+_LAZY = {name: (module, name) for module, names in {
+    "gdmpo.envs.base": ("ActionError", "NetworkedVecEnv"), "gdmpo.envs.cacc": ("CACCEnv", "CACCParams"),
+    "gdmpo.envs.sumo": ("ATSCEnv", "SumoError", "VehicleEnv", "atsc_generalist", "atsc_grid", "figure_eight",
+                        "ring_attenuation")}.items() for name in names}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    return _submodule(name)
-
-
-
-def _submodule(name: str) -> Any:
-    """``gdmpo.envs.<name>`` for a subpackage not imported yet (as eager imports used to provide)."""
-    try:
-        return importlib.import_module(f"{__name__}.{name}")
-    except ModuleNotFoundError as err:
-        if err.name != f"{__name__}.{name}":
-            raise
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    return lazy_attribute(__name__, _LAZY, name)
 
 
 __all__ = ["ATSCEnv", "ActionError", "CACCEnv", "CACCParams", "EnvSpec", "NetworkedVecEnv", "VehicleEnv", "list", "make",
