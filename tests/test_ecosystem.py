@@ -129,3 +129,37 @@ def test_torchrl_partial_resets_restart_only_the_masked_copies(torchrl_env):
     rollout = env2.rollout(15, break_when_any_done=False)
     assert rollout["next", "done"].squeeze(-1).sum(1).tolist() == [3, 3]
     assert rollout["next", "agents", "reward"].shape == (2, 15, 22, 1)
+
+
+
+# ---------------------------------------------------------------- BenchMARL: its algorithms on gdmpo's tasks
+@pytest.mark.parametrize("task, algorithm, config", [
+    ("CACC_CATCHUP", "MappoConfig", None),
+    ("ATSC_GRID5X5", "IppoConfig", {"env_id": "atsc-grid5x5", "options": {"episode_seconds": 60}}),
+])
+def test_benchmarl_trains_its_algorithms_on_gdmpo_tasks(tmp_path, monkeypatch, task, algorithm, config):
+    benchmarl_algorithms = pytest.importorskip("benchmarl.algorithms", reason="pip install 'gdmpo[benchmarl]'")
+    from benchmarl.experiment import Experiment, ExperimentConfig
+    from benchmarl.models.mlp import MlpConfig
+
+    from gdmpo.ecosystem.benchmarl import GdmpoTask
+
+    monkeypatch.setenv("GDMPO_CACHE", str(tmp_path / "cache"))
+    experiment_config = ExperimentConfig.get_from_yaml()
+    for key, value in {"max_n_frames": 480, "on_policy_collected_frames_per_batch": 240,
+                       "on_policy_n_envs_per_worker": 2, "on_policy_n_minibatch_iters": 1,
+                       "on_policy_minibatch_size": 120, "evaluation": False, "loggers": [], "create_json": False,
+                       "checkpoint_interval": 0, "render": False, "save_folder": str(tmp_path)}.items():
+        setattr(experiment_config, key, value)
+    gdmpo_task = getattr(GdmpoTask, task).get_task(config)
+    experiment = Experiment(task=gdmpo_task, algorithm_config=getattr(benchmarl_algorithms, algorithm).get_from_yaml(),
+                            model_config=MlpConfig.get_from_yaml(), critic_model_config=MlpConfig.get_from_yaml(),
+                            seed=0, config=experiment_config)
+    experiment.run()
+    assert experiment.total_frames == 480 and experiment.n_iters_performed == 2
+    env = gdmpo_task.get_env_fun(1, False, 0, "cpu")()
+    try:  # the lights' phase masks reach BenchMARL's policy; CACC's vehicles have none
+        assert (gdmpo_task.action_mask_spec(env) is not None) == (task == "ATSC_GRID5X5")
+        assert list(gdmpo_task.observation_spec(env)["agents"].keys()) == ["observation"]
+    finally:
+        env.close()

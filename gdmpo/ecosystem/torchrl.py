@@ -51,6 +51,9 @@ class GdmpoTorchRLEnv(EnvBase):
         b, n = env.num_envs, env.num_agents
         self.n_agents = n
         self.edge_index = env.graph.edge_index
+        names = getattr(env.graph, "names", None)
+        #: TorchRL's and BenchMARL's group map: one group of every agent (names as the graph gives them)
+        self.group_map = {GROUP: [str(x) for x in names] if names is not None else [f"agent_{i}" for i in range(n)]}
         observations = {"observation": Unbounded(shape=(b, n, env.obs_dim), dtype=torch.float32, device=self.device)}
         space = env.action_space
         if isinstance(space, gym.spaces.Discrete):
