@@ -217,10 +217,11 @@ def best_window(delays: list[float], window: int = 5) -> float:
 def learning_curves(training: Path, out: Path, window: int = 5) -> str:
     """``learning.csv`` (every training episode's delay), ``learning.md`` (episodes to greedy's delay,
     best delay, wall-clock per run) and ``learning.png`` from the runs under ``training/runs/atsc``."""
-    greedy = {}
+    greedy, greedy_episodes = {}, set()
     for path in (out / "runs").glob("*/resco/greedy.json"):
         cell = json.loads(path.read_text())
         greedy[cell["map"]] = mean_std([e["resco_delay"] for e in cell["episodes"]])[0]
+        greedy_episodes.add(len(cell["episodes"]))
     runs = sorted(p for p in (training / "runs" / "atsc").glob("*-s*") if (p / "metrics.csv").is_file())
     rows, curves = [], []
     for run in runs:
@@ -248,7 +249,8 @@ def learning_curves(training: Path, out: Path, window: int = 5) -> str:
     lines = ["# Real cities: learning in place, RESCO delay per training episode", "",
              f"Each training episode is one simulated hour at RESCO's timing, played by the sampling policy. "
              f"Episodes to greedy: the episode that ends the first {window} in a row whose mean RESCO delay is "
-             f"greedy's (this benchmark's, 2 episodes) or less; best and last: {window}-episode means.", "",
+             f"greedy's (this benchmark's, {' or '.join(map(str, sorted(greedy_episodes))) or 'no'} episodes) or less; "
+             f"best and last: {window}-episode means.", "",
              "| map | algo | seed | episodes run | greedy (s) | episodes to greedy | first episode (s) | best (s) "
              "| last (s) | wall-clock (min) |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
