@@ -207,6 +207,7 @@ def plot_agent_map(report_file: str | os.PathLike[str], output: str | os.PathLik
                             s=max(20, 4000 / len(pos)), zorder=2, edgecolors="0.3", linewidths=0.5)
         label, what = f"learned minus {against}, mean return per agent", f"learned vs {against} per agent"
     fig.colorbar(points, ax=ax, label=label)
+    ax.tick_params(axis="x", labelrotation=30)  # road networks' coordinates are long numbers
     ax.set_aspect("equal")
     ax.set_title(title or f"{report.get('env', report.get('target', ''))}: {what}")
     return _save(fig, output)
