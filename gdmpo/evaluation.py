@@ -139,3 +139,27 @@ def evaluate_checkpoint(path: str | os.PathLike[str], episodes: int = 10, seed: 
         layout = agent_layout(env.graph)
     return {"checkpoint": str(path), "env": env_id, "deterministic": deterministic, **summary, "layout": layout,
             "options": options, "withheld_options": [k for k in withheld_options(config) if k not in options]}
+
+
+def vehicle_profiles(checkpoint: str | os.PathLike[str], seed: int = 0) -> dict:
+    """One episode of a trained vehicle policy (CACC, ring, figure-eight), recorded step by step:
+    ``headway`` and ``speed`` ``[steps, n]`` (m, m/s) before each step, ``dt`` (s), ``env`` and ``algo``."""
+    state = load_checkpoint(checkpoint)
+    config = cfg.from_dict(state["config"], str(checkpoint))
+    env_id, options = evaluation_env(config)
+    device = resolve_device(config.device, fallback=True)
+    with prepare_env(config, make(env_id, num_envs=1, seed=seed, device=device, **options)) as env:
+        if not hasattr(env, "vehicle_states"):
+            raise ValueError(f"{env_id} has no vehicles: profiles are for CACC, ring and figure-eight")
+        policy = acting(restore_agent(config, env, state, env_id))
+        obs, headways, speeds = env.reset(seed=seed), [], []
+        for _ in range(env.max_episode_steps):
+            headway, speed = env.vehicle_states()
+            headways.append(headway[0])
+            speeds.append(speed[0])
+            obs, _, _, _, info = env.step(policy(obs))
+            if bool(info["done"][0]):
+                break
+        dt = float(env.dt)
+    return {"headway": torch.stack(headways).numpy(), "speed": torch.stack(speeds).numpy(), "dt": dt,
+            "env": config.env.id, "algo": config.algo}

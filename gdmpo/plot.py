@@ -215,46 +215,21 @@ def plot_agent_map(report_file: str | os.PathLike[str], output: str | os.PathLik
 
 def plot_profiles(checkpoint: str | os.PathLike[str], output: str | os.PathLike[str],
                   vehicles: Sequence[int] | None = None, seed: int = 0) -> Path:
-    """Headway and speed of selected vehicles over one episode of a trained policy (the paper's Fig. 7).
+    """Headway and speed of selected vehicles over one episode of a trained policy (the paper's Fig. 7),
+    played by :func:`gdmpo.evaluation.vehicle_profiles`.
 
     Also writes the full profiles as ``<output>.csv`` (step, time, vehicle, headway, speed).
     """
-    import csv
-
-    import torch
-
-    from gdmpo import config as cfg
-    from gdmpo.algos import prepare_env
-    from gdmpo.checkpoints import load_checkpoint
-    from gdmpo.device import resolve_device
-    from gdmpo.envs import make
-    from gdmpo.evaluation import acting, evaluation_env, restore_agent
+    from gdmpo.evaluation import vehicle_profiles
 
     plt = pyplot()
 
-    state = load_checkpoint(checkpoint)
-    config = cfg.from_dict(state["config"], str(checkpoint))
-    env_id, options = evaluation_env(config)
-    device = resolve_device(config.device, fallback=True)
-    with prepare_env(config, make(env_id, num_envs=1, seed=seed, device=device, **options)) as env:
-        if not hasattr(env, "vehicle_states"):
-            raise ValueError(f"{env_id} has no vehicles: profiles are for CACC, ring and figure-eight")
-        policy = acting(restore_agent(config, env, state, env_id))
-        n = env.num_agents
-        chosen = list(vehicles) if vehicles else sorted({0, n // 2, n - 1})
-        if any(not 0 <= v < n for v in chosen):
-            raise ValueError(f"vehicles must be agent indices in [0, {n - 1}], got {chosen}")
-        obs, headways, speeds = env.reset(seed=seed), [], []
-        for _ in range(env.max_episode_steps):
-            headway, speed = env.vehicle_states()
-            headways.append(headway[0])
-            speeds.append(speed[0])
-            obs, _, _, _, info = env.step(policy(obs))
-            if bool(info["done"][0]):
-                break
-        dt = float(env.dt)
-    headways, speeds = torch.stack(headways).numpy(), torch.stack(speeds).numpy()
-    time = np.arange(len(headways)) * dt
+    profiles = vehicle_profiles(checkpoint, seed)
+    headways, speeds, n = profiles["headway"], profiles["speed"], profiles["headway"].shape[1]
+    chosen = list(vehicles) if vehicles else sorted({0, n // 2, n - 1})
+    if any(not 0 <= v < n for v in chosen):
+        raise ValueError(f"vehicles must be agent indices in [0, {n - 1}], got {chosen}")
+    time = np.arange(len(headways)) * profiles["dt"]
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     with Path(output).with_suffix(".csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -269,7 +244,7 @@ def plot_profiles(checkpoint: str | os.PathLike[str], output: str | os.PathLike[
     bottom.set_ylabel("speed (m/s)")
     bottom.set_xlabel("time (s)")
     top.legend(fontsize=8)
-    top.set_title(f"{config.env.id}: {config.algo} policy, seed {seed}")
+    top.set_title(f"{profiles['env']}: {profiles['algo']} policy, seed {seed}")
     for ax in (top, bottom):
         ax.grid(alpha=0.3)
     return _save(fig, output)
