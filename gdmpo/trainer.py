@@ -177,11 +177,13 @@ class Trainer:
                 }
                 broken = non_finite_tensors(self.agent.state_dict())
                 if broken:  # stop before the checkpoint: last.pt keeps the last finite policy
+                    kept = (f"{self.checkpoint_dir / 'last.pt'} keeps iteration {self._saved_counters.iteration}"
+                            if self._saved_counters.iteration or not self._fresh else
+                            f"nothing was kept ({self.run_dir} is removed)")
                     raise TrainingDiverged(
                         f"iteration {self.counters.iteration}: training diverged: {len(broken)} of the policy's "
                         f"tensors hold NaN or infinite values ({', '.join(broken[:3])}); "
-                        f"lower the learning rates or the reward scale. {self.checkpoint_dir / 'last.pt'} keeps "
-                        f"iteration {self._saved_counters.iteration}")
+                        f"lower the learning rates or the reward scale. {kept}")
                 self._log(row)
                 improved = not math.isnan(mean_return) and mean_return > self.counters.best_return
                 if improved:
@@ -192,8 +194,8 @@ class Trainer:
                 if bar is not None:
                     bar.update(result.env_steps)
                     bar.set_postfix(ret=f"{last_return:.4g}", sps=f"{row['steps_per_s']:.0f}")
-        except Exception as err:  # a divergence keeps its run: its message names the checkpoint it kept
-            self._discard = self._fresh and self.counters.iteration == 0 and not isinstance(err, TrainingDiverged)
+        except Exception:
+            self._discard = self._fresh and self._saved_counters.iteration == 0  # no iteration finished
             raise
         except KeyboardInterrupt:
             raise TrainingInterrupted(f"interrupted; {resume_hint(self)}") from None

@@ -450,6 +450,14 @@ def test_diverged_training_stops_before_saving_and_a_nan_checkpoint_is_refused(t
         return stats
 
     monkeypatch.setattr(PPO, "update", diverging_update)
+    updates.append(1)  # diverge at the first iteration of a fresh run: nothing is kept
+    first = tmp_path / "first"
+    assert main(["train", "configs/cacc-catchup/dppo.yaml", "--out", str(first), "--no-progress",
+                 "--steps", "1200", "--set", "rollout_steps=75", "--set", "env.num_envs=8"]) == 2
+    err = capsys.readouterr().err
+    assert "iteration 1: training diverged" in err and f"nothing was kept ({first} is removed)" in err
+    assert not first.exists()
+    updates.clear()
     run = tmp_path / "run"
     code = main(["train", "configs/cacc-catchup/dppo.yaml", "--out", str(run), "--no-progress",
                  "--steps", "1200", "--set", "rollout_steps=75", "--set", "env.num_envs=8"])
