@@ -48,6 +48,8 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     options = parse_assignments(args.option, "--option")
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+    if args.num_envs is not None and args.num_envs < 1:
+        raise ValueError(f"--num-envs must be >= 1, got {args.num_envs}")
     num_envs = args.num_envs or min(args.episodes, 4)  # no copy runs an episode nobody asked for
     with gdmpo.make(args.env_id, num_envs=num_envs, seed=args.seed, **options) as env:
         policy = reference_policy(env, args.policy, seed=args.seed)

@@ -519,6 +519,11 @@ def test_out_of_range_values_name_their_key(tmp_path, capsys, assignment, messag
     assert message in err and err.count("\n") == 1 and not (tmp_path / "x").exists()
 
 
+def test_zero_copies_on_the_command_line_is_refused(capsys):
+    assert main(["rollout", "cacc-catchup", "--num-envs", "0"]) == 2  # before: silently 4 copies
+    assert "--num-envs must be >= 1, got 0" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("option", ["max_halting=0", "wave_distance=0", "wave_scale=-1", "obs_clip=.nan"])
 def test_out_of_range_signal_options_name_the_option(capsys, option):
     assert main(["rollout", "atsc-grid3x3", "--episodes", "1", "--option", option]) == 2
