@@ -329,6 +329,7 @@ def test_model_share_falls_from_tolerance_to_twice_it():
 
 
 @pytest.mark.parametrize("guard", [True, False])
+@pytest.mark.slow  # learning measured over many updates: the slow set
 def test_the_return_guard_keeps_the_best_return_after_a_forced_model_error(guard):
     """Learn Drift on model data, then make the model lie (it predicts the negated reward, so pushing
     down looks best). With the guard the policy keeps its return; without it, it unlearns."""

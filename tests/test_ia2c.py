@@ -70,6 +70,7 @@ def test_one_update_is_the_actor_critic_gradient_on_discounted_rewards():
         assert torch.allclose(got, want, atol=1e-6)
 
 
+@pytest.mark.slow  # learning measured over many updates: the slow set
 def test_ia2c_learns_the_drift_task():
     """Drift (tests/toy_envs.py): random play earns about 15 per episode, always +1 about 180."""
     torch.manual_seed(0)
@@ -86,6 +87,7 @@ def test_ia2c_learns_the_drift_task():
     assert trained > random + 60, (trained, random)
 
 
+@pytest.mark.slow  # learning measured over many updates: the slow set
 def test_ia2c_improves_over_random_on_catchup(tmp_path):
     """The shipped config stops colliding within 4e4 real steps; random play collides (about -3e6)."""
     config = cfg.load("configs/cacc-catchup/ia2c.yaml")

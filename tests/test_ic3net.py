@@ -88,6 +88,7 @@ def test_ic3net_learns_a_drift_task_and_logs_its_communication(tmp_path):
     assert last > first + 20, (first, last)  # the maximum gain over random is about 3 x 36 = 108
 
 
+@pytest.mark.slow  # learning measured over many updates: the slow set
 def test_ic3net_improves_over_random_on_catchup(tmp_path):
     """The shipped Catch-up config with a 32-wide LSTM (for CI time) stops colliding within 24k steps;
     random play collides in almost every episode (about -3e6, see test_learning.py)."""
