@@ -334,16 +334,18 @@ def load(path: str | PathLike[str], overrides: dict[str, Any] | None = None) -> 
     return from_dict(apply_overrides(data, overrides), "--set")  # ... so any error now is an override's
 
 
-def parse_value(text: str, what: str) -> Any:
+def parse_value(text: str, what: str, exponent_numbers: bool = True) -> Any:
     """A command-line value parsed as YAML (``3``, ``0.5``, ``1e-4``, ``true``, ``[64, 64]``, ``{a: 1}``, else
     the text itself); text that is not YAML is a :class:`ConfigError` naming ``what`` (e.g. ``--set ppo.lr_policy``).
-    The one syntax of ``--set``, ``--grid`` and ``--option`` in the CLI and the benchmarks."""
+    The one syntax of ``--set``, ``--grid`` and ``--option`` in the CLI and the benchmarks (``--grid`` keeps
+    ``1e-4`` as typed, ``exponent_numbers=False``: it names the sweep's run folders, and config checks read it
+    as a number)."""
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError as err:
         problem = str(getattr(err, "problem", None) or err).splitlines()[0]
         raise ConfigError(f"{what}: {text!r} is not a YAML value ({problem}); quote text, close brackets") from None
-    if isinstance(value, str) and _EXPONENT_NUMBER.match(value):  # YAML 1.1 reads 1e-4 as text; a user means a number
+    if exponent_numbers and isinstance(value, str) and _EXPONENT_NUMBER.match(value):  # YAML 1.1 reads 1e-4 as text
         return float(value)
     return value
 

@@ -48,7 +48,8 @@ def parse_grid(pairs: Sequence[str]) -> dict[str, list[Any]]:
         key, sep, values = pair.partition("=")
         if not sep or not key.strip() or not values.strip():
             raise ValueError(f"--grid expects key=value1,value2,..., got {pair!r}")
-        grid[key.strip()] = [cfg.parse_value(v, f"--grid {key.strip()}") for v in _top_level_split(values)]
+        grid[key.strip()] = [cfg.parse_value(v, f"--grid {key.strip()}", exponent_numbers=False)  # labels as typed
+                             for v in _top_level_split(values)]
     return grid
 
 
