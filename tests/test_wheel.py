@@ -27,7 +27,7 @@ def test_pyproject_lists_every_package_and_shipped_config_folder():
 @pytest.fixture(scope="module")
 def installed_wheel(tmp_path_factory) -> Path:
     wheels, target = tmp_path_factory.mktemp("wheels"), tmp_path_factory.mktemp("site")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", str(ROOT),
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", str(ROOT),  # as a user builds it
                     "-w", str(wheels)], check=True, capture_output=True)
     wheel = next(wheels.glob("gdmpo-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
