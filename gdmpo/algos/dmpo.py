@@ -43,7 +43,7 @@ import torch
 
 from gdmpo.algos.base import UPDATE_METRICS, Algorithm, IterationResult
 from gdmpo.algos.buffers import RealBuffer, Rollout
-from gdmpo.algos.collect import collect
+from gdmpo.algos.collect import EpisodeLog, collect
 from gdmpo.algos.model_learning import DynamicsEnsemble
 from gdmpo.algos.model_rollout import branched_rollout
 from gdmpo.algos.ppo import PPO, UpdateStats
@@ -92,34 +92,46 @@ class DMPO(Algorithm):
 
     # ------------------------------------------------------------------ Algorithm 1
     def iteration(self, env: NetworkedVecEnv, obs: torch.Tensor) -> IterationResult:
+        """Algorithm 1's loop body: collect (line 4), fit the models (line 5), the inner updates (lines 7-13);
+        after the hand-over, DPPO's one update on the fresh segment instead of the last two."""
         timer = Timer()
-        with timer("time_env"):  # line 4
-            rollout, obs, episodes = collect(env, self.agent, obs, self.rollout_steps)
-            real_steps = rollout.num_steps * rollout.num_envs
-            self.env_steps += real_steps
-            env_actions = self.agent.policy.to_env(rollout.actions)
-            self.buffer.add(rollout, env_actions)
+        rollout, obs, episodes = self.collect_real(env, obs, timer)
+        real_steps = rollout.num_steps * rollout.num_envs
         handing_over = not self.handoff.done
-        if self.handoff.update(self.env_steps - real_steps, episodes.returns):  # DPPO's update, no model
-            with timer("time_policy"):
-                stats = [self.agent.update(rollout)]
-            metrics: dict[str, Any] = {"model_share": 0.0, "inner_updates_run": 1}
-            model_updates = 0
-            if handing_over and self.config.handoff_entropy is not None:  # explore again from here on
-                metrics["handoff_temperature"] = self.agent.widen_policy(rollout.obs, self.config.handoff_entropy)
+        if self.handoff.update(self.env_steps - real_steps, episodes.returns):
+            metrics, stats, model_updates = self.model_free_update(rollout, handing_over, timer)
         else:
-            metrics, stats, model_updates = self.model_based_updates(rollout, timer)
+            metrics = self.fit_model(rollout, timer)
+            stats, model_updates = self.inner_updates(rollout, metrics, timer)
         metrics.update(_mean_stats(stats))
         metrics.update(timer.totals)
         metrics["model_steps"] = self.model_steps
         metrics["model_updates"] = model_updates
         return IterationResult(obs, episodes, real_steps, metrics)
 
-    def model_based_updates(self, rollout: Rollout, timer: Timer) -> tuple[dict[str, Any], list[UpdateStats], int]:
-        """Lines 5-13: fit the models on D^E, then the inner PPO updates on model or real data.
+    def collect_real(self, env: NetworkedVecEnv, obs: torch.Tensor, timer: Timer
+                     ) -> tuple[Rollout, torch.Tensor, EpisodeLog]:
+        """Line 4: a real segment with the current policy, added to D^E."""
+        with timer("time_env"):
+            rollout, obs, episodes = collect(env, self.agent, obs, self.rollout_steps)
+            self.env_steps += rollout.num_steps * rollout.num_envs
+            self.buffer.add(rollout, self.agent.policy.to_env(rollout.actions))
+        return rollout, obs, episodes
 
-        Returns the iteration's model metrics, each update's statistics and how many used model data.
-        """
+    def model_free_update(self, rollout: Rollout, handing_over: bool, timer: Timer
+                          ) -> tuple[dict[str, Any], list[UpdateStats], int]:
+        """After the hand-over: DPPO's one update on the fresh segment, no model (the policy widened once,
+        at the hand-over, with ``handoff_entropy``)."""
+        with timer("time_policy"):
+            stats = [self.agent.update(rollout)]
+        metrics: dict[str, Any] = {"model_share": 0.0, "inner_updates_run": 1}
+        if handing_over and self.config.handoff_entropy is not None:  # explore again from here on
+            metrics["handoff_temperature"] = self.agent.widen_policy(rollout.obs, self.config.handoff_entropy)
+        return metrics, stats, 0
+
+    def fit_model(self, rollout: Rollout, timer: Timer) -> dict[str, Any]:
+        """Line 5: fit the models on D^E and measure their errors (on held-out trajectories, and on the fresh
+        segment before they see it); the long warm-up fit runs once, when the warm-up data are in."""
         cfg = self.config
         metrics: dict[str, Any] = {}
         with timer("time_model"):
@@ -129,21 +141,27 @@ class DMPO(Algorithm):
                     metrics["model_return_error_fresh"] = self.model.open_loop_errors(fresh)["model_return_error"]
             self.model.update_normalizers(rollout.obs, rollout.next_obs, rollout.rewards)
         warming_up = self.env_steps < cfg.warmup_env_steps
-        with timer("time_model"):  # line 5
-            # the long warm-up fit runs once, when the warm-up data are in; otherwise a few steps
+        with timer("time_model"):
             first_fit = not warming_up and not self.model_fitted
             steps = cfg.warmup_model_steps if first_fit else cfg.model_steps
             metrics["model_loss"] = self.model.fit(self.buffer, steps)
             self.model_fitted = self.model_fitted or not warming_up
             metrics.update(self.model.evaluate(self.buffer, cfg.horizon))
-        stats: list[UpdateStats] = []
-        model_updates, stopped = 0, []
+        return metrics
+
+    def inner_updates(self, rollout: Rollout, metrics: dict[str, Any], timer: Timer) -> tuple[list[UpdateStats], int]:
+        """Lines 7-13, once warm-up is over: ``inner_updates`` PPO updates, each on M branched model rollouts
+        with probability ``p`` (:meth:`model_share`, from the model's errors in ``metrics``), else on the real
+        segment re-evaluated. Adds its own figures to ``metrics``; returns each update's statistics and how
+        many used model data."""
+        cfg = self.config
         errors = [metrics[k] for k in ("model_return_error", "model_return_error_fresh") if k in metrics]
         share = self.model_share(max(errors) if errors else None)
         metrics["model_share"] = share
-        inner_run = 0
-        if not warming_up:
-            for _ in range(cfg.inner_updates):  # lines 7-13
+        stats: list[UpdateStats] = []
+        model_updates, stopped = 0, []
+        if self.env_steps >= cfg.warmup_env_steps:
+            for _ in range(cfg.inner_updates):
                 if float(torch.rand(())) < share:
                     with timer("time_rollout"):
                         start = self.buffer.start_states(cfg.rollouts)
@@ -157,16 +175,15 @@ class DMPO(Algorithm):
                         data = self.agent.reevaluate(rollout)
                 with timer("time_policy"):
                     stats.append(self.agent.update(data))
-                    inner_run += 1
                     if cfg.iteration_kl is not None:  # the policy's total move this iteration, on real states
                         metrics["iteration_kl"] = self.agent.drift(rollout)
                         if metrics["iteration_kl"] > cfg.iteration_kl:
                             break
-        if inner_run:
-            metrics["inner_updates_run"] = inner_run
+        if stats:
+            metrics["inner_updates_run"] = len(stats)
         if stopped:
             metrics["model_stopped"] = sum(stopped) / len(stopped)  # share of branch steps cut by the spread
-        return metrics, stats, model_updates
+        return stats, model_updates
 
     def model_share(self, return_error: float | None) -> float:
         """``p``, the chance that an inner update uses model data: ``model_data_prob``, lowered by the
