@@ -247,3 +247,23 @@ def test_an_address_where_no_cluster_listens_fails_fast_with_what_it_waited_for(
     assert done.returncode == 2 and time.perf_counter() - start < 30, err
     assert "could not reach the Ray cluster at 127.0.0.1:1 (" in err and "ray start --head" in err
     assert err.count("\n") == 1
+
+
+def test_an_actor_that_does_not_answer_in_time_is_stopped_and_named(cluster, monkeypatch):
+    from toy_envs import Sleeper
+
+    from gdmpo.envs.sumo.ray_workers import RaySumoWorkers
+
+    monkeypatch.setenv("GDMPO_WORKER_TIMEOUT", "2")
+    workers = RaySumoWorkers(Sleeper, [(), ()])
+    try:
+        assert workers.call("nap", [(0.1,), (0.1,)]) == [0.1, 0.1]
+        start = time.perf_counter()
+        with pytest.raises(SumoError, match=r"SUMO actor\(s\) 1 did not answer 'nap' within 2 s and were stopped"):
+            workers.call("nap", [(0.1,), (60.0,)])
+        assert time.perf_counter() - start < 30
+        assert workers.alive(0) and not workers.alive(1)
+        workers.restart_dead([1])  # what the environment's next reset() does
+        assert workers.call("nap", [(0.1,), (0.2,)]) == [0.1, 0.2]
+    finally:
+        workers.close()
