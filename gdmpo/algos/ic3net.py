@@ -214,9 +214,3 @@ def bind_recurrence(agent: Any, env: Any) -> None:
     """Let the environment advance the LSTM state with the agent's policy."""
     if isinstance(env, RecurrentCommEnv):
         env.bind(agent.policy, agent.graph_of)
-
-
-def learner(agent: Any, env: Any, config: Any) -> Any:
-    from gdmpo.algos.on_policy import IC3NetLearner
-
-    return IC3NetLearner(agent, config.rollout_steps)

@@ -12,13 +12,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
+from gdmpo.algos import ic3net
+from gdmpo.algos.base import Algorithm
+from gdmpo.algos.dmpo import DMPO
+from gdmpo.algos.ia2c import IA2C, a2c_ppo_config
+from gdmpo.algos.on_policy import IC3NetLearner, OnPolicy
+from gdmpo.algos.ppo import PPO
+from gdmpo.config import RunConfig
+from gdmpo.envs.base import NetworkedVecEnv
+
 if TYPE_CHECKING:
     from torch import nn
 
-    from gdmpo.algos.base import Algorithm
-    from gdmpo.algos.ppo import PPO
-    from gdmpo.config import PPOConfig, RunConfig
-    from gdmpo.envs.base import NetworkedVecEnv
+    from gdmpo.config import PPOConfig
 
 
 @dataclass(frozen=True)
@@ -50,44 +56,30 @@ class AlgorithmSpec:
     movement_critic: bool = True
 
 
-def _on_policy(agent, env, config):
-    from gdmpo.algos.on_policy import OnPolicy
-
+def _on_policy(agent: PPO, env: NetworkedVecEnv, config: RunConfig) -> Algorithm:
     return OnPolicy(agent, config.rollout_steps)
 
 
-def _dmpo(agent, env, config):
-    from gdmpo.algos.dmpo import DMPO
-
+def _dmpo(agent: PPO, env: NetworkedVecEnv, config: RunConfig) -> Algorithm:
     return DMPO(agent, env, config.rollout_steps, config.model, config.dmpo)
 
 
-def _ia2c(agent, env, config):
-    from gdmpo.algos.ia2c import IA2C
+def _ic3net(agent: PPO, env: NetworkedVecEnv, config: RunConfig) -> Algorithm:
+    return IC3NetLearner(agent, config.rollout_steps)
 
+
+def _ia2c(agent: PPO, env: NetworkedVecEnv, config: RunConfig) -> Algorithm:
     return IA2C(agent, config.rollout_steps, config.ia2c.spatial_discount)
 
 
-def _a2c_ppo(ppo):
-    from gdmpo.algos.ia2c import a2c_ppo_config
-
-    return a2c_ppo_config(ppo)
-
-
-def _ic3net_spec() -> AlgorithmSpec:
-    from gdmpo.algos import ic3net
-
-    return AlgorithmSpec("ic3net", ic3net.learner, prepare_env=ic3net.recurrent_env, policy=ic3net.policy_for,
-                         obs_dim=lambda env: env.raw_obs_dim, wrap_critic=ic3net.PlainObservationCritic,
-                         bind=ic3net.bind_recurrence, movement_critic=False)
-
-
-ALGORITHM_SPECS: dict[str, AlgorithmSpec | Callable[[], AlgorithmSpec]] = {
+ALGORITHM_SPECS: dict[str, AlgorithmSpec] = {
     "dppo": AlgorithmSpec("dppo", _on_policy),
     "cppo": AlgorithmSpec("cppo", _on_policy, central_critic=True),
     "dmpo": AlgorithmSpec("dmpo", _dmpo),
-    "ic3net": _ic3net_spec,  # built on first use (its hooks live in gdmpo.algos.ic3net)
-    "ia2c": AlgorithmSpec("ia2c", _ia2c, own_advantage=True, adapt_ppo=_a2c_ppo),
+    "ic3net": AlgorithmSpec("ic3net", _ic3net, prepare_env=ic3net.recurrent_env, policy=ic3net.policy_for,
+                            obs_dim=lambda env: env.raw_obs_dim, wrap_critic=ic3net.PlainObservationCritic,
+                            bind=ic3net.bind_recurrence, movement_critic=False),
+    "ia2c": AlgorithmSpec("ia2c", _ia2c, own_advantage=True, adapt_ppo=a2c_ppo_config),
 }
 ALGORITHMS = tuple(ALGORITHM_SPECS)
 
@@ -96,7 +88,4 @@ def algorithm_spec(name: str) -> AlgorithmSpec:
     """The :class:`AlgorithmSpec` of ``name``; an unknown name lists the available ones."""
     if name not in ALGORITHM_SPECS:
         raise ValueError(f"unknown algorithm {name!r}; available: {', '.join(ALGORITHMS)}")
-    spec = ALGORITHM_SPECS[name]
-    if not isinstance(spec, AlgorithmSpec):
-        spec = ALGORITHM_SPECS[name] = spec()
-    return spec
+    return ALGORITHM_SPECS[name]
