@@ -353,6 +353,18 @@ def parse_value(text: str, what: str, exponent_numbers: bool = True) -> Any:
 _EXPONENT_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
 
 
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config dict as dotted keys (``{"ppo": {"gamma": 0.99}}`` → ``{"ppo.gamma": 0.99}``), the
+    form ``--set`` names keys in; an empty section leaves no key."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def apply_overrides(data: dict[str, Any], overrides: dict[str, Any], source: str = "--set") -> dict[str, Any]:
     """Return a copy of ``data`` with each dotted key set (``env.options.start`` creates sub-dicts)."""
     out = _deep_copy(data)

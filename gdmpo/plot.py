@@ -11,6 +11,7 @@ from typing import Sequence
 import numpy as np
 import yaml
 
+from gdmpo.config import flatten
 from gdmpo.metrics_file import number, read_rows
 
 
@@ -51,16 +52,6 @@ def read_metric(run_dir: str | os.PathLike[str], column: str) -> tuple[np.ndarra
             np.asarray([number(path, k, r, column) for k, r in rows]))
 
 
-def _flat(tree: dict, prefix: str = "") -> dict[str, object]:
-    out: dict[str, object] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def group_runs(run_dirs: Sequence[str | os.PathLike[str]]) -> dict[str, list[Path]]:
     """Group runs whose resolved configs differ only by seed; label each group readably.
 
@@ -74,7 +65,7 @@ def group_runs(run_dirs: Sequence[str | os.PathLike[str]]) -> dict[str, list[Pat
         if not path.is_file():
             raise FileNotFoundError(f"{run_dir}: not a run directory of gdmpo train (it has no config.yaml and "
                                     "metrics.csv)")
-        flat = _flat(yaml.safe_load(path.read_text()))
+        flat = flatten(yaml.safe_load(path.read_text()))
         flat.pop("seed", None)
         configs[Path(run_dir)] = flat
     keys = set().union(*configs.values())

@@ -286,8 +286,8 @@ def check_config_unchanged(path: Path, config: RunConfig, checkpoint: Path) -> N
     the checkpoint is another run's. Resuming would log rows under a file that says otherwise."""
     if not path.is_file():
         return
-    written = _flat(cfg.to_dict(cfg.load(path)))
-    saved = _flat(cfg.to_dict(config))
+    written = cfg.flatten(cfg.to_dict(cfg.load(path)))
+    saved = cfg.flatten(cfg.to_dict(config))
     changed = sorted(key for key in written.keys() | saved.keys() if written.get(key) != saved.get(key))
     if changed:
         shown = "; ".join(f"{key}: {saved.get(key)!r} in the checkpoint, {written.get(key)!r} in config.yaml"
@@ -295,16 +295,6 @@ def check_config_unchanged(path: Path, config: RunConfig, checkpoint: Path) -> N
         raise ValueError(f"{path} does not describe {checkpoint} ({shown}). --resume continues a run as it was "
                          "configured: restore config.yaml (or the checkpoint), or start a new run with the edited "
                          f"config: gdmpo train {path} --out NEW_RUN_DIR")
-
-
-def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict) and value and key != "options":
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def resume_or_start(config: RunConfig, run_dir: str | os.PathLike[str]) -> Trainer:
