@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Callable
 
 import torch
@@ -127,31 +129,37 @@ def evaluate_checkpoint(path: str | os.PathLike[str], episodes: int = 10, seed: 
 
     The environment is :func:`evaluation_env`'s; ``env_options`` override its options.
     """
-    state = load_checkpoint(path)
-    config = cfg.from_dict(state["config"], str(path))
-    env_id, options = evaluation_env(config, env_id)
-    options.update(env_options or {})
-    num_envs = num_envs or min(episodes, config.env.num_envs)
-    device = resolve_device(config.device, fallback=True)  # a GPU-trained policy also plays on a CPU
-    with prepare_env(config, make(env_id, num_envs=num_envs, seed=seed, device=device, **options)) as env:
-        agent = restore_agent(config, env, state, env_id)
+    with restored(path, seed, num_envs, episodes, env_id, env_options) as (config, env, agent, env_id, options):
         summary = run_episodes(env, acting(agent, deterministic), episodes, seed=seed)
         layout = agent_layout(env.graph)
     return {"checkpoint": str(path), "env": env_id, "deterministic": deterministic, **summary, "layout": layout,
             "options": options, "withheld_options": [k for k in withheld_options(config) if k not in options]}
 
 
+@contextmanager
+def restored(path: str | os.PathLike[str], seed: int, num_envs: int | None = None, max_copies: int = 1,
+             env_id: str | None = None, env_options: dict[str, Any] | None = None
+             ) -> Iterator[tuple[cfg.RunConfig, NetworkedVecEnv, PPO, str, dict[str, Any]]]:
+    """A checkpoint's agent restored in :func:`evaluation_env`'s environment (``env_options`` on top), with
+    ``num_envs`` copies (default: its training copies, at most ``max_copies``): ``(config, env, agent,
+    env_id, options)``, the environment closed on leaving."""
+    state = load_checkpoint(path)
+    config = cfg.from_dict(state["config"], str(path))
+    env_id, options = evaluation_env(config, env_id)
+    options.update(env_options or {})
+    num_envs = num_envs or min(max_copies, config.env.num_envs)
+    device = resolve_device(config.device, fallback=True)  # a GPU-trained policy also plays on a CPU
+    with prepare_env(config, make(env_id, num_envs=num_envs, seed=seed, device=device, **options)) as env:
+        yield config, env, restore_agent(config, env, state, env_id), env_id, options
+
+
 def vehicle_profiles(checkpoint: str | os.PathLike[str], seed: int = 0) -> dict:
     """One episode of a trained vehicle policy (CACC, ring, figure-eight), recorded step by step:
     ``headway`` and ``speed`` ``[steps, n]`` (m, m/s) before each step, ``dt`` (s), ``env`` and ``algo``."""
-    state = load_checkpoint(checkpoint)
-    config = cfg.from_dict(state["config"], str(checkpoint))
-    env_id, options = evaluation_env(config)
-    device = resolve_device(config.device, fallback=True)
-    with prepare_env(config, make(env_id, num_envs=1, seed=seed, device=device, **options)) as env:
+    with restored(checkpoint, seed, num_envs=1) as (config, env, agent, env_id, _):
         if not hasattr(env, "vehicle_states"):
             raise ValueError(f"{env_id} has no vehicles: profiles are for CACC, ring and figure-eight")
-        policy = acting(restore_agent(config, env, state, env_id))
+        policy = acting(agent)
         obs, headways, speeds = env.reset(seed=seed), [], []
         for _ in range(env.max_episode_steps):
             headway, speed = env.vehicle_states()
