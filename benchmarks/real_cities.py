@@ -96,11 +96,15 @@ def run_name(run_dir: Path) -> dict[str, str] | None:
     return None if match is None else {**match.groupdict(), "tag": match["tag"] or ""}
 
 
+def variant(algo: str, run_dir: Path, separator: str = "-") -> str:
+    """``algo`` and the run's variant tag, if it has one: ``dppo-wave`` (``separator`` between them)."""
+    parts = run_name(run_dir)
+    return algo + (f"{separator}{parts['tag']}" if parts and parts["tag"] else "")
+
+
 def controller_name(config: cfg.RunConfig, run_dir: Path, play: str) -> str:
     """``DPPO, argmax``; a variant's tag follows the algorithm: ``DPPO wave, argmax``."""
-    parts = run_name(run_dir)
-    tag = f" {parts['tag']}" if parts and parts["tag"] else ""
-    return f"{config.algo.upper()}{tag}, {play}"
+    return f"{variant(config.algo.upper(), run_dir, ' ')}, {play}"
 
 
 def play_learned(run_dir: Path, config: cfg.RunConfig, steps: int, label: str, city: str, play: str, episodes: int,
@@ -130,8 +134,7 @@ def learned_cells(run_dirs: list[Path], maps: list[str], plays: list[str]) -> li
         source = trained_on(config)
         own = source.removeprefix("resco:") if source.startswith("resco:") else None
         label, tag = ("in place", "inplace") if own else (source, config.env.id)
-        parts = run_name(run_dir)
-        algo = config.algo + (f"-{parts['tag']}" if parts and parts["tag"] else "")
+        algo = variant(config.algo, run_dir)
         for city in [own] if own else maps:
             for play in plays:
                 cells.append((run_dir, config, steps, label, city, play,
@@ -228,17 +231,16 @@ def learning_curves(training: Path, out: Path, window: int = 5) -> str:
         parts = run_name(run)
         if parts is None:
             continue
-        city, seed = parts["city"], "s" + parts["seed"]
-        algo = parts["algo"] + (f"-{parts['tag']}" if parts["tag"] else "")
+        city, seed, algo = parts["city"], parts["seed"], variant(parts["algo"], run)
         _, delays = read_metric(run, "episode_resco_delay")
         _, wall = read_metric(run, "wall_s")
         if len(delays) == 0:
             continue
         delays = delays.tolist()
-        curves += [(city, algo, seed[1:], k + 1, d) for k, d in enumerate(delays)]
+        curves += [(city, algo, seed, k + 1, d) for k, d in enumerate(delays)]
         target = greedy.get(city)
         reached = first_reach(delays, target, window) if target is not None else None
-        rows.append({"map": city, "algo": algo, "seed": int(seed[1:]), "episodes": len(delays),
+        rows.append({"map": city, "algo": algo, "seed": int(seed), "episodes": len(delays),
                      "greedy_delay": target, "episodes_to_greedy": reached,
                      "first_delay": delays[0], "best_delay": best_window(delays, window),
                      "last_delay": best_window(delays[-window:], window), "wall_s": float(wall[-1])})

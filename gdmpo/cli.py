@@ -15,13 +15,12 @@ import threading
 from pathlib import Path
 from typing import Any, Sequence
 
-
 import gdmpo
 from gdmpo.config import parse_value
 from gdmpo.envs import registry
 
 # Each command imports what it needs (torch, SUMO, the trainer) itself: --help, `gdmpo envs` and argument
-# errors answer without them (tests/test_cli.py checks that torch stays unimported).
+# errors answer without them (tests/test_trainer.py checks that torch stays unimported).
 
 
 def parse_assignments(pairs: Sequence[str], what: str = "--set") -> dict[str, Any]:
@@ -150,8 +149,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
     out = args.out or str(Path("runs") / "sweeps" / Path(args.config).stem)
-    run_sweep(config_path(args.config), args.seeds, parse_grid(args.grid), out, steps=args.steps, episodes=args.episodes,
-              address=args.address, cpus_per_trial=args.cpus_per_trial)
+    run_sweep(config_path(args.config), args.seeds, parse_grid(args.grid), out, steps=args.steps,
+              episodes=args.episodes, address=args.address, cpus_per_trial=args.cpus_per_trial)
     return 0
 
 

@@ -32,9 +32,9 @@ def config_path(name: str | Path) -> Path:
     path = Path(name)
     if path.is_file():
         return path
-    shipped = shipped_folder("configs") / (path if path.suffix in (".yaml", ".yml") else path.with_suffix(".yaml"))
+    configs = shipped_folder("configs")
+    shipped = configs / (path if path.suffix in (".yaml", ".yml") else path.with_suffix(".yaml"))
     if not path.is_absolute() and len(path.parts) == 2 and shipped.is_file():
         return shipped
-    names = sorted(str(p.relative_to(shipped_folder("configs")).with_suffix(""))
-                   for p in shipped_folder("configs").glob("*/*.yaml"))
+    names = sorted(str(p.relative_to(configs).with_suffix("")) for p in configs.glob("*/*.yaml"))
     raise FileNotFoundError(f"{name}: no such config file, nor a shipped config (shipped: {', '.join(names)})")

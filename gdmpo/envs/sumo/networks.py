@@ -64,10 +64,11 @@ def _generate(name: str, make: Any) -> Path:
 def grid_files(size: int) -> tuple[Path, Path]:
     """``(net, routes)`` of the ``size`` x ``size`` grid with its peak-hour flows: shipped in ``graphs/``
     or made (once, into the cache) by the shipped ``graphs/make_grid.py``."""
-    shipped = shipped_folder("graphs") / f"grid{size}x{size}.net.xml"
+    graphs = shipped_folder("graphs")
+    shipped = graphs / f"grid{size}x{size}.net.xml"
     if shipped.is_file():
         return shipped, shipped.with_name(f"grid{size}x{size}.rou.xml")
-    script = shipped_folder("graphs") / "make_grid.py"
+    script = graphs / "make_grid.py"
     if not script.is_file():
         raise FileNotFoundError(f"{script}: needed to make a {size}x{size} grid; reinstall gdmpo")
 
