@@ -177,9 +177,8 @@ class Trainer:
                 }
                 broken = non_finite_tensors(self.agent.state_dict())
                 if broken:  # stop before the checkpoint: last.pt keeps the last finite policy
-                    kept = (f"{self.checkpoint_dir / 'last.pt'} keeps iteration {self._saved_counters.iteration}"
-                            if self._saved_counters.iteration or not self._fresh else
-                            f"nothing was kept ({self.run_dir} is removed)")
+                    kept = (f"nothing was kept ({self.run_dir} is removed)" if self._nothing_finished else
+                            f"{self.checkpoint_dir / 'last.pt'} keeps iteration {self._saved_counters.iteration}")
                     raise TrainingDiverged(
                         f"iteration {self.counters.iteration}: training diverged: {len(broken)} of the policy's "
                         f"tensors hold NaN or infinite values ({', '.join(broken[:3])}); "
@@ -195,7 +194,7 @@ class Trainer:
                     bar.update(result.env_steps)
                     bar.set_postfix(ret=f"{last_return:.4g}", sps=f"{row['steps_per_s']:.0f}")
         except Exception:
-            self._discard = self._fresh and self._saved_counters.iteration == 0  # no iteration finished
+            self._discard = self._nothing_finished
             raise
         except KeyboardInterrupt:
             raise TrainingInterrupted(f"interrupted; {resume_hint(self)}") from None
@@ -207,6 +206,11 @@ class Trainer:
         return {"run_dir": str(self.run_dir), "iterations": self.counters.iteration,
                 "env_steps": self.counters.env_steps, "last_return": self.counters.last_return,
                 "best_return": self.counters.best_return, "wall_s": self.counters.wall_s}
+
+    @property
+    def _nothing_finished(self) -> bool:
+        """A fresh run whose checkpoint still holds iteration 0: failing now, it leaves nothing worth keeping."""
+        return self._fresh and self._saved_counters.iteration == 0
 
     def close(self) -> None:
         """Stop the environment's workers and unlock the run directory (safe to call twice); a fresh run
@@ -274,7 +278,7 @@ def train(config: RunConfig, run_dir: str | os.PathLike[str], total_env_steps: i
 def resume_hint(trainer: Trainer) -> str:
     """What ``checkpoints/last.pt`` holds and the command that continues from it ("" where a failed fresh
     run left nothing)."""
-    if getattr(trainer, "_discard", False):  # removed at close(): nothing to resume
+    if trainer._discard:  # removed at close(): nothing to resume
         return ""
     saved = trainer._saved_counters
     return (f"{trainer.checkpoint_dir / 'last.pt'} holds iteration {saved.iteration} ({saved.env_steps} env steps); "
