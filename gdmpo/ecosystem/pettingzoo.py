@@ -23,6 +23,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from gdmpo.ecosystem.agents import action_mask, agent_names
 from gdmpo.envs.base import NetworkedVecEnv
 from gdmpo.envs.registry import make
 
@@ -45,8 +46,7 @@ class GdmpoParallelEnv(ParallelEnv):
             raise ValueError(f"a PettingZoo environment is one copy; got an environment of {env.num_envs}")
         self.env = env
         env.autoreset = False  # the episode's last step is delivered as it ended; reset() starts the next
-        names = getattr(env.graph, "names", None)
-        self.possible_agents = [str(x) for x in names] if names is not None else [f"agent_{i}" for i in range(env.num_agents)]
+        self.possible_agents = agent_names(env)
         if len(set(self.possible_agents)) != env.num_agents:
             raise ValueError(f"{name or type(env).__name__}: agent names are not unique")
         self.agents: list[str] = []
@@ -54,11 +54,9 @@ class GdmpoParallelEnv(ParallelEnv):
         self.render_mode = None
         low, high = env.observation_space.low, env.observation_space.high
         entries: dict[str, gym.Space] = {"observation": gym.spaces.Box(low, high, dtype=np.float32)}
-        mask = getattr(env, "action_mask", None)
         self._mask = None
         if isinstance(env.action_space, gym.spaces.Discrete):
-            self._mask = (np.ones((env.num_agents, env.action_space.n), dtype=np.int8) if mask is None
-                          else torch.as_tensor(mask).to(torch.int8).numpy())
+            self._mask = action_mask(env).to(torch.int8).numpy()
             entries["action_mask"] = gym.spaces.Box(0, 1, (env.action_space.n,), dtype=np.int8)
         self._observation_space = gym.spaces.Dict(entries)
         self._action_space = env.action_space

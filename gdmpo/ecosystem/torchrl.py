@@ -22,6 +22,7 @@ from typing import Any
 import gymnasium as gym
 import torch
 
+from gdmpo.ecosystem.agents import action_mask, agent_names
 from gdmpo.envs.base import NetworkedVecEnv
 from gdmpo.envs.registry import make
 
@@ -51,15 +52,12 @@ class GdmpoTorchRLEnv(EnvBase):
         b, n = env.num_envs, env.num_agents
         self.n_agents = n
         self.edge_index = env.graph.edge_index
-        names = getattr(env.graph, "names", None)
         #: TorchRL's and BenchMARL's group map: one group of every agent (names as the graph gives them)
-        self.group_map = {GROUP: [str(x) for x in names] if names is not None else [f"agent_{i}" for i in range(n)]}
+        self.group_map = {GROUP: agent_names(env)}
         observations = {"observation": Unbounded(shape=(b, n, env.obs_dim), dtype=torch.float32, device=self.device)}
         space = env.action_space
         if isinstance(space, gym.spaces.Discrete):
-            mask = getattr(env, "action_mask", None)
-            mask = torch.ones(n, space.n, dtype=torch.bool) if mask is None else torch.as_tensor(mask, dtype=torch.bool)
-            self._mask = mask.to(self.device).expand(b, n, space.n)
+            self._mask = action_mask(env).to(self.device).expand(b, n, space.n)
             observations["action_mask"] = Categorical(2, shape=(b, n, space.n), dtype=torch.bool, device=self.device)
             action = Categorical(space.n, shape=(b, n), device=self.device, mask=self._mask.clone())
         elif isinstance(space, gym.spaces.Box):
