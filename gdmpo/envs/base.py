@@ -163,11 +163,16 @@ class NetworkedVecEnv(ABC):
         if tuple(mask.shape) != (self.num_envs,):
             raise ValueError(f"reset_copies: mask must have shape [num_envs] = [{self.num_envs}], got {list(mask.shape)}")
         with self._exclusive("reset_copies"):
-            obs = self._reset_envs(mask)
+            obs = self._restart(mask)
+        self._finished &= ~mask
+        return obs
+
+    def _restart(self, mask: torch.Tensor) -> torch.Tensor:
+        """New episodes in the copies of ``mask`` and their bookkeeping zeroed (auto-reset and reset_copies)."""
+        obs = self._reset_envs(mask)
         if self._episode_return is not None:
             self._episode_return[mask] = 0.0
         self._episode_length[mask] = 0
-        self._finished &= ~mask
         return obs
 
     def step(self, actions: torch.Tensor | np.ndarray) -> StepResult:
@@ -212,9 +217,7 @@ class NetworkedVecEnv(ABC):
         }
         if bool(done.any()):
             if self.autoreset:
-                obs = self._reset_envs(done)
-                self._episode_return[done] = 0.0
-                self._episode_length[done] = 0
+                obs = self._restart(done)
             else:
                 self._finished |= done
         return obs, reward, terminated, truncated, info
