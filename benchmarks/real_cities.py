@@ -13,9 +13,9 @@ Each cell (map, timing, controller) plays ``--episodes`` one-hour episodes in th
 exists is skipped, so the command resumes where it stopped. ``summary.md`` and ``summary.csv`` are then
 rebuilt from all run files, with RESCO's published figures beside gdmpo's.
 
-``--learned`` plays trained policies (run directories of ``gdmpo train`` or of
-``benchmarks/real_city_training.py``): a policy trained on a RESCO map plays that map ("in place"), any
-other (a generalist) plays every ``--maps`` map zero-shot; each run and play mode is one cell
+``--learned`` plays trained policies (run directories of ``gdmpo train``, ``benchmarks/real_city_training.py``
+or ``benchmarks/real_city_finetune.py``): a policy trained on a RESCO map plays that map ("in place", or
+fine-tuned there from a generalist), any other (a generalist) plays every ``--maps`` map zero-shot; each run and play mode is one cell
 (``<algo>-<trained>-s<seed>-<play>.json``), and the summary pools the seeds of a row. ``--curves``
 turns the training runs' ``metrics.csv`` (``episode_resco_delay``, one training episode per iteration)
 into ``learning.md``/``learning.csv``/``learning.png``: per run, the training episodes it needed until
@@ -134,6 +134,10 @@ def learned_cells(run_dirs: list[Path], maps: list[str], plays: list[str]) -> li
         source = trained_on(config)
         own = source.removeprefix("resco:") if source.startswith("resco:") else None
         label, tag = ("in place", "inplace") if own else (source, config.env.id)
+        if config.init_from:  # fine-tuned here from a policy trained elsewhere
+            start = cfg.from_dict(load_checkpoint(config.init_from)["config"], config.init_from)
+            episodes = steps // config.rollout_steps  # one iteration = one episode in configs/atsc
+            label, tag = f"{trained_on(start)}, then {episodes} episodes here", f"finetune{episodes}"
         algo = variant(config.algo, run_dir)
         for city in [own] if own else maps:
             for play in plays:

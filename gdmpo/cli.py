@@ -115,19 +115,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.steps is not None and args.steps < 0:
         raise ValueError(f"--steps must be >= 0, got {args.steps}")
     if args.resume:
-        if args.config or args.set or args.seed is not None or args.out:
-            raise SystemExit("gdmpo: --resume continues a run as it was configured; drop CONFIG, --set, --seed, --out")
+        if args.config or args.set or args.seed is not None or args.out or args.init_from:
+            raise SystemExit("gdmpo: --resume continues a run as it was configured; drop CONFIG, --set, --seed, "
+                             "--out, --init-from")
         trainer = Trainer.resume(args.resume)
     else:
         overrides = parse_assignments(args.set)
         if args.seed is not None:
             overrides["seed"] = args.seed
+        if args.init_from:
+            overrides["init_from"] = args.init_from
         if args.config:
             config = cfg.load(config_path(args.config), overrides)
         else:  # the embedded default: DPPO on CACC Catch-up, the recipe of configs/cacc-catchup/dppo.yaml
             config = cfg.from_dict(cfg.apply_overrides(cfg.EMBEDDED_DEFAULT, overrides), "--set")
         trainer = Trainer(config, args.out or default_run_dir(config))
     print(f"run directory: {trainer.run_dir}", flush=True)
+    if trainer.initialised_from:
+        print(f"fine-tuning from {trainer.config.init_from}: {', '.join(trainer.initialised_from)}", flush=True)
     try:
         summary = trainer.train(args.steps, progress=not args.no_progress)
     except Exception as err:  # what the run kept, and how to go on once the cause is fixed
@@ -233,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="run directory (default: runs/<env>/<algo>-s<seed>-<time>)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config key, e.g. --set ppo.lr_policy=1e-3 (repeatable)")
+    train.add_argument("--init-from", metavar="CHECKPOINT",
+                       help="fine-tune: start from a checkpoint's policy and critic (and DMPO's model)")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its checkpoints/last.pt")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)

@@ -195,6 +195,7 @@ class RunConfig:
     seed: int = 0
     device: str = "cpu"  # cpu | cuda | cuda:N | auto (a GPU when there is one); see gdmpo.device
     threads: int | None = None  # torch CPU threads; null: the CPUs this process may use (gdmpo.threads)
+    init_from: str | None = None  # a checkpoint whose trained weights a fresh run starts from (gdmpo.finetune)
 
 
 def to_dict(config: RunConfig) -> dict[str, Any]:

@@ -44,6 +44,7 @@ from gdmpo.config import RunConfig
 from gdmpo.device import resolve_device
 from gdmpo.envs import make
 from gdmpo.envs.base import NetworkedVecEnv
+from gdmpo.finetune import initialise
 from gdmpo.metrics_file import number, read_rows
 from gdmpo.run_lock import RunLock
 from gdmpo.threads import configure_threads, single_thread
@@ -97,6 +98,8 @@ class Trainer:
                                                       device=resolve_device(config.device), **config.env.options))
             self.algorithm: Algorithm = build_algorithm(config, self.env)
             self.agent: PPO = self.algorithm.agent
+            #: what a fine-tuning run took from ``config.init_from`` (policy, critic, dynamics model)
+            self.initialised_from = initialise(self.algorithm, config) if config.init_from and not _resuming else []
             self.figure_names = tuple(self.env.episode_figure_names)
             self.columns = [*BASE_COLUMNS, *self.algorithm.metric_names, *(f"episode_{k}" for k in self.figure_names)]
             self.counters = Counters()
@@ -261,14 +264,12 @@ class Trainer:
 
 
 def train(config: RunConfig, run_dir: str | os.PathLike[str], total_env_steps: int | None = None,
-          progress: bool = True, initial_agent: dict[str, Any] | None = None) -> dict[str, Any]:
+          progress: bool = True) -> dict[str, Any]:
     """Train ``config`` into ``run_dir`` and return a summary (see :meth:`Trainer.train`).
 
-    ``initial_agent`` (a checkpoint's ``agent`` state) starts from trained weights: fine-tuning.
+    A config with ``init_from`` starts from that checkpoint's trained weights (:mod:`gdmpo.finetune`).
     """
     trainer = Trainer(config, run_dir)
-    if initial_agent is not None:
-        trainer.agent.load_state_dict(initial_agent)
     try:
         return trainer.train(total_env_steps, progress)
     finally:

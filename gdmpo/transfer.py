@@ -85,9 +85,10 @@ def transfer(checkpoint: str | os.PathLike[str], *, env_id: str | None = None, n
         graph, vehicles = env.graph, hasattr(env, "set_car_following")
     if finetune_steps > 0:
         tuned = dataclasses.replace(config, env=dataclasses.replace(config.env, id=target_id, options=options,
-                                                                    eval_options={}), device=str(device))
+                                                                    eval_options={}), device=str(device),
+                                    init_from=str(checkpoint))
         run_dir = out_dir / "finetune"
-        train(tuned, run_dir, finetune_steps, progress=False, initial_agent=state["agent"])
+        train(tuned, run_dir, finetune_steps, progress=False)
         with prepare_env(tuned, make(target_id, num_envs=num_envs, seed=seed, device=device, **options)) as env:
             agent = restore_agent(tuned, env, load_checkpoint(run_dir / "checkpoints/last.pt"), target)
             played = run_episodes(env, acting(agent, deterministic), episodes, seed=seed)

@@ -48,6 +48,11 @@ class Algorithm(ABC):
         return {"policy_optimizer": self.agent.policy_optimizer.state_dict(),
                 "value_optimizer": self.agent.value_optimizer.state_dict()}
 
+    def initialise_from(self, state: dict[str, Any]) -> list[str]:
+        """Take the trained weights beyond the agent's (a learned model) from another run's
+        :meth:`state_dict`, to fine-tune from them; returns what was taken. Optimisers start afresh."""
+        return []
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.agent.policy_optimizer.load_state_dict(state["policy_optimizer"])
         self.agent.value_optimizer.load_state_dict(state["value_optimizer"])

@@ -201,6 +201,13 @@ class DMPO(Algorithm):
                              "model_fitted": self.model_fitted},
                 "handoff": self.handoff.state_dict()}
 
+    def initialise_from(self, state: dict[str, Any]) -> list[str]:
+        """The other run's dynamics model, if it had one; its buffer and counters stay behind."""
+        if "model" not in state:
+            return []
+        self.model.load_state_dict(state["model"])
+        return ["dynamics model"]
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.model.load_state_dict(state["model"])
