@@ -104,7 +104,7 @@ def evaluation_env(config: cfg.RunConfig, env_id: str | None = None) -> tuple[st
 def restore_agent(config: cfg.RunConfig, env: NetworkedVecEnv, state: dict[str, Any], target: str) -> PPO:
     """``config``'s agent for ``env`` (after ``prepare_env``) with the weights of checkpoint ``state``, in
     eval mode. Raises :class:`~gdmpo.checkpoints.LayoutError` naming what differs when they cannot fit."""
-    check_fits(state, env.obs_dim, env.action_space, target, getattr(env, "lane_features", None))
+    check_fits(state, env.obs_dim, env.action_space, target, env.lane_features)
     agent = build_agent(config, env)
     try:
         agent.load_state_dict(state["agent"])

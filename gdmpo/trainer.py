@@ -256,7 +256,7 @@ class Trainer:
             "counters": self.counters.__dict__.copy(),
             "rng": capture_rng(self.env),
             "spaces": {"obs_dim": self.env.obs_dim, "action_space": repr(self.env.action_space),
-                       "lane_features": getattr(self.env, "lane_features", None)},
+                       "lane_features": self.env.lane_features},
         }
         save_checkpoint(state, path)
         if path.name == "last.pt":

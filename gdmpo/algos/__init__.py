@@ -43,7 +43,7 @@ def prepare_env(config: RunConfig, env: NetworkedVecEnv) -> NetworkedVecEnv:
 
 def signal_layout(env: NetworkedVecEnv, what: str) -> tuple[int, SignalStructure]:
     """``(lane features, structure)`` of a traffic-signal environment, for a ``movements`` network."""
-    structure = getattr(env, "signal_structure", None)
+    structure = env.signal_structure
     if structure is None:
         raise ValueError(f"{what}.input 'movements' needs a traffic-signal environment (ATSC); this one has no "
                          "signal structure")
@@ -85,7 +85,7 @@ def build_agent(config: RunConfig, env: NetworkedVecEnv) -> PPO:
         ppo = spec.adapt_ppo(ppo)
     if spec.wrap_critic is not None:
         critic = spec.wrap_critic(critic, obs_dim)
-    mask = getattr(env, "action_mask", None)
+    mask = env.action_mask
     agent = PPO(policy, critic, ppo, env.graph.edge_index, env.num_agents, advantage_hops,
                 None if mask is None else torch.as_tensor(mask, dtype=torch.bool)).to(env.device)
     if spec.bind is not None:

@@ -20,5 +20,5 @@ def action_mask(env: NetworkedVecEnv) -> torch.Tensor:
     space = env.action_space
     if not isinstance(space, gym.spaces.Discrete):
         raise TypeError(f"action masks are for discrete actions, not {space!r}")
-    mask = getattr(env, "action_mask", None)
+    mask = env.action_mask
     return torch.ones(env.num_agents, space.n, dtype=torch.bool) if mask is None else torch.as_tensor(mask, dtype=torch.bool)

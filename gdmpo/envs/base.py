@@ -22,12 +22,15 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 from torch_geometric.data import Data
+
+if TYPE_CHECKING:
+    from gdmpo.graph.signals import SignalStructure
 
 Info = dict[str, torch.Tensor]
 StepResult = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, Info]
@@ -63,6 +66,14 @@ class NetworkedVecEnv(ABC):
     #: finished copies start their next episode within the step that ended theirs (Gymnasium's SAME_STEP);
     #: False: they stay finished until :meth:`reset_copies`, and stepping them before is an error
     autoreset: bool = True
+    #: what agents may read beyond the two spaces, None where an environment has no such thing (every
+    #: consumer reads these attributes; none probes for them): ``[n, K]`` bool of each agent's real
+    #: actions of a padded discrete space (a light's own phases)
+    action_mask: torch.Tensor | None = None
+    #: traffic signals: features per lane row of an observation, and the lanes-and-phases layout that
+    #: movement networks read (:class:`gdmpo.graph.signals.SignalStructure`)
+    lane_features: int | None = None
+    signal_structure: SignalStructure | None = None
 
     @property
     def metadata(self) -> dict[str, Any]:

@@ -29,7 +29,7 @@ class RandomPolicy:
 
     def __init__(self, env: NetworkedVecEnv, seed: int = 0) -> None:
         self.space, self.shape = env.action_space, (env.num_envs, env.num_agents)
-        mask = getattr(env, "action_mask", None)
+        mask = env.action_mask
         self.weights = None if mask is None else torch.as_tensor(mask, dtype=torch.float).repeat(env.num_envs, 1)
         self.generator = torch.Generator().manual_seed(seed)
 
