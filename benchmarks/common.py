@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import csv
-import multiprocessing as mp
-import signal
-import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 from gdmpo import config as cfg
 from gdmpo.plot import read_curve
+from gdmpo.distributed import run_each
 from gdmpo.run_lock import SkipLocked, Skipped
 from gdmpo.sweep import finish_run
 
@@ -94,15 +91,14 @@ def run_jobs(jobs: list[dict[str, Any]], workers: int, fn=train_one, ray: str | 
         say(f"{result['env']} {result['name']} seed {result['seed']}: final return {result['final_return']:.4g} "
             f"({result['train_s']:.0f} s)")
 
-    work = SkipLocked(fn)
-    if ray is not None:
-        from gdmpo.distributed import connect, map_unordered
-
-        connect(None if ray == "local" else ray)
+    if ray is None:
+        runner = run_each(SkipLocked(fn), jobs, processes=workers)
+    else:
         cpus = max(int(job.get("threads", 1)) for job in jobs) if jobs else 1
-        for result in map_unordered(work, jobs, cpus_per_item=cpus):
-            report(result)
-        return results
+        runner = run_each(SkipLocked(fn), jobs, address=None if ray == "local" else ray, cpus_per_item=cpus)
+    for result in runner:
+        report(result)
+    return results
     previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     # not multiprocessing.Pool: its daemonic workers could not start the SUMO worker processes
     pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))

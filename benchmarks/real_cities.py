@@ -223,19 +223,25 @@ def best_window(delays: list[float], window: int = 5) -> float:
 
 def learning_curves(training: Path, out: Path, window: int = 5) -> str:
     """``learning.csv`` (every training episode's delay), ``learning.md`` (episodes to greedy's delay,
-    best delay, wall-clock per run) and ``learning.png`` from the runs under ``training/runs/atsc``."""
+    best delay, wall-clock per run) and ``learning.png`` from the runs under ``training/runs/atsc`` and, as
+    ``<algo> fine-tuned``, under ``training/runs/finetune`` (:mod:`real_city_finetune`)."""
     greedy, greedy_episodes = {}, set()
     for path in (out / "runs").glob("*/resco/greedy.json"):
         cell = json.loads(path.read_text())
         greedy[cell["map"]] = mean_std([e["resco_delay"] for e in cell["episodes"]])[0]
         greedy_episodes.add(len(cell["episodes"]))
-    runs = sorted(p for p in (training / "runs" / "atsc").glob("*-s*") if (p / "metrics.csv").is_file())
+    runs = [(p, "") for p in sorted((training / "runs" / "atsc").glob("*-s*")) if (p / "metrics.csv").is_file()]
+    finetuned: dict[str, Path] = {}  # each fine-tuning's longest budget holds all its episodes
+    for p in sorted((training / "runs" / "finetune").glob("e*/*-s*")):
+        if (p / "metrics.csv").is_file():
+            finetuned[p.name] = p
+    runs += [(p, " fine-tuned") for p in finetuned.values()]
     rows, curves = [], []
-    for run in runs:
+    for run, kind in runs:
         parts = run_name(run)
         if parts is None:
             continue
-        city, seed, algo = parts["city"], parts["seed"], variant(parts["algo"], run)
+        city, seed, algo = parts["city"], parts["seed"], variant(parts["algo"], run) + kind
         _, delays = read_metric(run, "episode_resco_delay")
         _, wall = read_metric(run, "wall_s")
         if len(delays) == 0:
@@ -282,8 +288,10 @@ def plot_learning(curves: list[tuple], greedy: dict[str, float], path: Path) -> 
         runs = sorted({(c[1], c[2]) for c in curves if c[0] == city})
         for algo, seed in runs:
             points = [(c[3], c[4]) for c in curves if c[0] == city and c[1] == algo and c[2] == seed]
-            base, _, variant = algo.partition("-")
-            ax.plot(*zip(*points), color=colours.get(base, "tab:grey"), alpha=0.8, lw=1, ls=":" if variant else "-",
+            name, _, kind = algo.partition(" ")  # "dmpo fine-tuned": from a generalist
+            base, _, variant = name.partition("-")
+            ax.plot(*zip(*points), color=colours.get(base, "tab:grey"), alpha=0.8, lw=1,
+                    ls="--" if kind else ":" if variant else "-",
                     label=algo.upper() if seed == min(s for a, s in runs if a == algo) else None)
         if city in greedy:
             ax.axhline(greedy[city], color="black", ls="--", lw=1, label="greedy")

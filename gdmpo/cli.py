@@ -154,8 +154,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
     out = args.out or str(Path("runs") / "sweeps" / Path(args.config).stem)
+    if args.processes is not None and (args.processes < 1 or args.address):
+        raise ValueError("--processes runs trials locally without Ray: a number >= 1, and no --address")
     run_sweep(config_path(args.config), args.seeds, parse_grid(args.grid), out, steps=args.steps,
-              episodes=args.episodes, address=args.address, cpus_per_trial=args.cpus_per_trial)
+              episodes=args.episodes, address=args.address, cpus_per_trial=args.cpus_per_trial,
+              processes=args.processes)
     return 0
 
 
@@ -254,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--out", help="sweep directory (default runs/sweeps/<config name>)")
     sweep.add_argument("--address", help="join this Ray cluster (default: RAY_ADDRESS, else a local Ray)")
     sweep.add_argument("--cpus-per-trial", type=int, default=1, help="Ray CPUs and torch threads per trial")
+    sweep.add_argument("--processes", type=int, help="run the trials in this many local processes, without Ray")
     sweep.set_defaults(func=cmd_sweep)
 
     evaluate = commands.add_parser("eval", help="team return of a trained checkpoint")

@@ -1,15 +1,19 @@
-"""Ray, the one distributed engine gdmpo builds on: connecting to a cluster and mapping jobs over it.
+"""Running jobs side by side: Ray, the one distributed engine gdmpo builds on, or local processes.
 
-Ray is an optional dependency (``pip install gdmpo[ray]``). Two things use it: ``gdmpo sweep`` (and the
-benchmarks' job pool), which runs whole training runs as Ray tasks, and ``env.options.workers: ray``,
-which places SUMO simulations on Ray actors (:mod:`gdmpo.envs.sumo.ray_workers`).
+Ray is an optional dependency (``pip install gdmpo[ray]``). Two things use it: ``gdmpo sweep`` and the
+benchmarks, which run whole training runs as tasks (:func:`run_each`: Ray tasks, or without Ray a pool of
+local processes), and ``env.options.workers: ray``, which places SUMO simulations on Ray actors
+(:mod:`gdmpo.envs.sumo.ray_workers`).
 """
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
+import signal
 import socket
 import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Callable, Iterator, Sequence
 
 from gdmpo.threads import available_cpus
@@ -119,3 +123,42 @@ def map_unordered(fn: Callable[[Any], Any], items: Sequence[Any], cpus_per_item:
         for ref in pending:  # stopped early (an error, Ctrl-C): do not leave runs going on the cluster
             ray.cancel(ref, force=True)
 
+
+
+def map_processes(fn: Callable[[Any], Any], items: Sequence[Any], workers: int) -> Iterator[Any]:
+    """Run ``fn(item)`` for every item in ``workers`` local processes; yield each result as it finishes.
+
+    Stopping early (an error, Ctrl-C, SIGTERM) stops the processes too: they would otherwise train on,
+    orphaned, and skew every timing taken afterwards on the machine. ``fn`` must be importable by name
+    (the processes are spawned).
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    # not multiprocessing.Pool: its daemonic workers could not start the SUMO worker processes
+    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
+    try:
+        for future in as_completed([pool.submit(fn, item) for item in items]):
+            yield future.result()
+    except BaseException:
+        for process in list(getattr(pool, "_processes", {}).values()):  # the executor offers no public kill
+            process.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_each(fn: Callable[[Any], Any], items: Sequence[Any], *, processes: int | None = None,
+             address: str | None = None, cpus_per_item: float = 1.0, retries: int = 2) -> Iterator[Any]:
+    """The one runner of sweeps and benchmarks: ``fn(item)`` for every item, each result as it finishes.
+
+    With ``processes`` in that many local processes (no Ray needed); otherwise as Ray tasks on the
+    cluster at ``address`` (None: ``RAY_ADDRESS``, else a local Ray), ``cpus_per_item`` CPUs each and
+    ``retries`` reruns of a task whose process died (:func:`map_unordered`).
+    """
+    if processes is not None:
+        yield from map_processes(fn, items, processes)
+        return
+    connect(address)
+    yield from map_unordered(fn, items, cpus_per_item, retries)

@@ -126,14 +126,16 @@ def finish_run(job: dict[str, Any]) -> dict[str, Any]:
 
 def run_sweep(config_path: str | os.PathLike[str], seeds: Sequence[int], grid: dict[str, list[Any]],
               out: str | os.PathLike[str], steps: int | None = None, episodes: int = 16,
-              address: str | None = None, cpus_per_trial: int = 1, retries: int = 2) -> list[dict[str, Any]]:
-    """Run every trial not finished yet on Ray, then write ``summary.md`` and ``curves.png`` into ``out``.
+              address: str | None = None, cpus_per_trial: int = 1, retries: int = 2,
+              processes: int | None = None) -> list[dict[str, Any]]:
+    """Run every trial not finished yet on Ray (or, with ``processes``, in that many local processes: no
+    Ray needed), then write ``summary.md`` and ``curves.png`` into ``out``.
 
     Every configuration is built and checked here first, so a bad key or value fails before any trial
     starts. A trial that another process is running (a second sweep over the same ``out``) is skipped
     with a line saying who holds it. Returns the results of all finished trials, finished now or before.
     """
-    from gdmpo.distributed import cluster_cpus, connect, map_unordered
+    from gdmpo.distributed import cluster_cpus, connect, run_each
 
     out = Path(out).resolve()
     trials = plan(out, seeds, grid)
@@ -147,10 +149,15 @@ def run_sweep(config_path: str | os.PathLike[str], seeds: Sequence[int], grid: d
     print(f"sweep {config_path}: {len(trials)} trials ({len(trials) - len(todo)} finished before), "
           f"results in {out}", flush=True)
     if todo:
-        connect(address)
-        print(f"Ray cluster: {cluster_cpus():g} CPUs, {cpus_per_trial} per trial", flush=True)
+        if processes is None:
+            connect(address)
+            print(f"Ray cluster: {cluster_cpus():g} CPUs, {cpus_per_trial} per trial", flush=True)
+        else:
+            print(f"{processes} local processes, {cpus_per_trial} torch threads per trial", flush=True)
         start = time.perf_counter()
-        for count, result in enumerate(map_unordered(SkipLocked(finish_run), todo, cpus_per_trial, retries), 1):
+        runner = run_each(SkipLocked(finish_run), todo, processes=processes, address=address,
+                          cpus_per_item=cpus_per_trial, retries=retries)
+        for count, result in enumerate(runner, 1):
             what = (f"skipped: {result.reason}" if isinstance(result, Skipped) else
                     f"{result['name']} seed {result['seed']}: final return {result['final_return']:.4g} "
                     f"({result['env_steps']} steps, {result['train_s']:.0f} s training)")

@@ -547,3 +547,18 @@ def test_a_damaged_metrics_file_is_named(tmp_path, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert "is not a YAML value" in err and err.count("\n") == 1, err
+
+
+def test_a_sweep_runs_in_local_processes_without_ray_and_skips_finished_trials_when_rerun(tmp_path, capsys):
+    config = str(Path(__file__).parents[1] / "configs/cacc-catchup/dppo.yaml")
+    out = tmp_path / "local"
+    args = ["sweep", config, "--seeds", "0", "1", "--steps", "300", "--episodes", "1", "--out", str(out),
+            "--processes", "2"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "2 local processes" in printed and "Ray" not in printed
+    assert (out / "base/s0/result.json").exists() and (out / "base/s1/result.json").exists()
+    assert main(args) == 0
+    assert "2 trials (2 finished before)" in capsys.readouterr().out
+    assert main(["sweep", config, "--processes", "0", "--out", str(out)]) == 2
+    assert "--processes runs trials locally without Ray" in capsys.readouterr().err
