@@ -10,7 +10,8 @@
 Each cell (map, timing, controller) plays ``--episodes`` one-hour episodes in the map's own window
 (``resco:<map>``, RESCO's ``.sumocfg``), each with its own SUMO seed, and writes
 ``runs/<map>/<timing>/<controller>.json`` with every episode's traffic figures. A cell whose file
-exists is skipped, so the command resumes where it stopped. ``summary.md`` and ``summary.csv`` are then
+holds ``--episodes`` episodes is skipped, so the command resumes where it stopped (and plays a cell
+again with more episodes when asked for them). ``summary.md`` and ``summary.csv`` are then
 rebuilt from all run files, with RESCO's published figures beside gdmpo's.
 
 ``--learned`` plays trained policies (run directories of ``gdmpo train``, ``benchmarks/real_city_training.py``
@@ -333,7 +334,7 @@ def main() -> None:
         todo = [(c, t, p) for c in args.maps for t in args.timings for p in args.policies]
         for k, (city, timing, policy) in enumerate(todo, 1):
             path = cell_path(out, city, timing, policy)
-            if path.is_file():
+            if path.is_file() and len(json.loads(path.read_text())["episodes"]) >= args.episodes:
                 print(f"[{k}/{len(todo)}] {city} {timing} {policy}: done already", flush=True)
                 continue
             write_cell(path, play_cell(city, timing, policy, args.episodes, args.seed), f"[{k}/{len(todo)}]")

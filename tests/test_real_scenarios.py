@@ -345,3 +345,27 @@ def test_a_learned_cell_is_played_again_when_its_run_trained_further(monkeypatch
     assert bench.is_current(path, 36000, 2) and not bench.is_current(path, 36000, 4)  # too few episodes
     path.write_text(json.dumps({"episodes": [{}] * 4}))  # a cell from before cells recorded their checkpoint
     assert not bench.is_current(path, 36000, 4)
+
+
+def test_learning_curves_take_each_fine_tuning_from_its_longest_budget(monkeypatch, tmp_path):
+    bench = _real_cities(monkeypatch)
+    figures = dict.fromkeys(bench.FIGURES, 0.0)
+    greedy = tmp_path / "out/runs/cologne8/resco/greedy.json"
+    greedy.parent.mkdir(parents=True)
+    greedy.write_text(json.dumps({"map": "cologne8", "episodes": [{**figures, "resco_delay": 18.0}] * 2}))
+
+    def run(path: Path, delays: list[float]) -> None:
+        path.mkdir(parents=True)
+        lines = ["iteration,env_steps,wall_s,episode_resco_delay"]
+        lines += [f"{k},{360 * k},{60.0 * k},{d}" for k, d in enumerate(delays, 1)]
+        (path / "metrics.csv").write_text("\n".join(lines) + "\n")
+
+    training = tmp_path / "training/runs"
+    run(training / "atsc/cologne8-dppo-s0", [25.0] * 6)
+    run(training / "finetune/e05/cologne8-dmpo-s0", [19.0] * 5)
+    run(training / "finetune/e10/cologne8-dmpo-s0", [19.0] * 5 + [17.0] * 5)  # the e05 run, 5 episodes more
+    text = bench.learning_curves(tmp_path / "training", tmp_path / "out")
+    rows = [line for line in text.splitlines() if line.startswith("| cologne8")]
+    # fine-tuned: episodes 4-8 average (2 x 19 + 3 x 17) / 5 = 17.8 <= greedy's 18, the first such five
+    assert rows == ["| cologne8 | dppo | 0 | 6 | 18.0 | not reached | 25.0 | 25.0 | 25.0 | 6 |",
+                    "| cologne8 | dmpo fine-tuned | 0 | 10 | 18.0 | 8 | 19.0 | 17.0 | 17.0 | 10 |"]
