@@ -57,6 +57,11 @@ RESCO_PUBLISHED = {
 }
 
 
+#: decisions per one-hour episode at RESCO's timing, and the in-place budget (RESCO's 100 episodes)
+EPISODE_STEPS = 360
+IN_PLACE_EPISODES = 100
+
+
 def cell_path(out: Path, city: str, timing: str, policy: str) -> Path:
     return out / "runs" / city / timing / f"{policy}.json"
 
@@ -82,9 +87,20 @@ def trained_on(config: cfg.RunConfig) -> str:
         return Path(str(options.get("sumocfg") or options["net_file"])).name
     networks = options.get("networks")
     if networks:
-        kinds = ", ".join(sorted({next(iter(entry)) for entry in networks if isinstance(entry, dict)}))
-        return f"{config.env.id} ({len(networks)} networks: {kinds})"
+        entries = [entry for entry in networks if isinstance(entry, dict)]
+        kinds = ", ".join(sorted({next(iter(e)) for e in entries} - {"scenario"}))
+        cities = [str(e["scenario"]).removeprefix("resco:") for e in entries if "scenario" in e]
+        return f"{config.env.id} ({len(networks)} networks: {kinds}" + (f"; {', '.join(cities)}" if cities else "") + ")"
     return config.env.id
+
+
+def seen_maps(trained_on_label: str) -> set[str]:
+    """The RESCO maps a policy was trained on, read from its :func:`trained_on` label (before any fine-tuning)."""
+    generalist = trained_on_label.split(", then ")[0]
+    if generalist.startswith("resco:"):
+        return {generalist.removeprefix("resco:")}
+    named = generalist.partition("; ")[2].rstrip(")")
+    return {name.strip() for name in named.split(",") if name.strip()}
 
 
 #: a run folder of real_city_training.py: ``<map>-<algo>[-<variant tag>]-s<seed>``
@@ -168,8 +184,10 @@ def summarise(out: Path) -> str:
         cells = groups[key]
         episodes = [e for cell in cells for e in cell["episodes"]]
         seeds = {cell["training_seed"] for cell in cells if "training_seed" in cell}
+        trained = [cell["checkpoint_env_steps"] // EPISODE_STEPS for cell in cells if "checkpoint_env_steps" in cell]
         row = {"map": key[0], "timing": key[1], "controller": key[2], "trained_on": key[3],
-               "training_seeds": len(seeds), "episodes": len(episodes)}
+               "training_seeds": len(seeds), "episodes": len(episodes),
+               "trained_episodes": min(trained) if trained else None}
         for name in FIGURES:
             row[name], row[f"{name}_std"] = mean_std([e[name] for e in episodes])
         row["resco_published_delay"] = RESCO_PUBLISHED.get(key[0], {}).get(key[2]) if key[1] == "resco" else None
@@ -204,7 +222,70 @@ def summarise(out: Path) -> str:
         lines += [f"| {city} | {name} | {delay:.1f} |" for city, name, delay in published_learned]
     text = "\n".join(lines) + "\n"
     (out / "summary.md").write_text(text)
+    (out / "overview.md").write_text(overview(rows))
     return text
+
+
+def overview_column(row: dict) -> str | None:
+    """Which column of the overview a summary row fills (argmax play at RESCO's timing only)."""
+    if row["timing"] != "resco":
+        return None
+    if row["controller"] in POLICIES:
+        return row["controller"]
+    algo, _, play = row["controller"].partition(", ")
+    if play != "argmax" or " " in algo:  # sampled play and tagged variants stay in summary.md
+        return None
+    label = row["trained_on"]
+    if label == "in place":
+        return f"{algo} in place"
+    if ", then " in label:
+        return f"{algo} fine-tuned {label.rsplit(', then ', 1)[1].split()[0]}"
+    if row["map"] in seen_maps(label):
+        return None  # a generalist on a map it was trained on: neither zero-shot nor left out
+    return f"{algo} generalist, leave-out" if seen_maps(label) else f"{algo} generalist, zero-shot"
+
+
+def overview(rows: list[dict]) -> str:
+    """One line per map: every controller's RESCO delay (argmax, mean over seeds and episodes) side by side,
+    with the vehicles never inserted where any were left out."""
+    cells: dict[str, dict[str, str]] = {}
+    columns: list[str] = list(POLICIES)
+    for row in rows:
+        column = overview_column(row)
+        if column is None:
+            continue
+        if column not in columns:
+            columns.append(column)
+        notes = [f"{row['waiting_to_insert']:.0f} never inserted"] if row["waiting_to_insert"] >= 10 else []
+        if column.endswith("in place") and row["trained_episodes"] < IN_PLACE_EPISODES:
+            notes.append(f"after {row['trained_episodes']} of {IN_PLACE_EPISODES} episodes")
+        cells.setdefault(row["map"], {})[column] = f"{row['resco_delay']:.1f}" + (f" ({'; '.join(notes)})" if notes else "")
+    fixed = list(POLICIES)
+
+    def order(column: str) -> tuple:  # in place, generalists, then fine-tuning by budget; DPPO before DMPO
+        algo, _, kind = column.partition(" ")
+        tuned = kind.startswith("fine-tuned")
+        budget = int(kind.rsplit(" ", 1)[1]) if tuned else 0
+        return (tuned, "generalist" in kind, "" if tuned else kind, algo != "DPPO", budget)
+
+    learned = sorted(columns[len(fixed):], key=order)
+    columns = fixed + learned
+    trained = sorted({row["trained_on"] for row in rows if row["trained_on"] not in ("", "in place")})
+    lines = ["# Real cities at a glance: RESCO delay (s), argmax play, RESCO's timing", "",
+             "Mean over training seeds and episodes (SUMO seeds); every controller plays the same hours. "
+             "Fine-tuned N: the generalist trained N more episodes on the map. RESCO's published figures are "
+             "its own runs (blank: not transcribed). Details, spreads and sampled play: `summary.md`.", "",
+             "| map | " + " | ".join(columns) + " | RESCO greedy | RESCO best learned |",
+             "| --- |" + " --- |" * (len(columns) + 2)]
+    for city in [c for c in SCENARIOS if c in cells]:
+        published = RESCO_PUBLISHED.get(city, {})
+        learned_published = {k: v for k, v in published.items() if k not in POLICIES}
+        best = min(learned_published.items(), key=lambda kv: kv[1]) if learned_published else None
+        lines.append(f"| {city} | " + " | ".join(cells[city].get(c, "") for c in columns) + " | "
+                     f"{published.get('greedy', '')} | {'' if best is None else f'{best[0]} {best[1]}'} |")
+    lines += ["", "Generalists (what each was trained on):", ""] + [f"- {label}" for label in trained
+                                                                     if ", then " not in label]
+    return "\n".join(lines) + "\n"
 
 
 def first_reach(delays: list[float], target: float, window: int = 5) -> int | None:

@@ -369,3 +369,34 @@ def test_learning_curves_take_each_fine_tuning_from_its_longest_budget(monkeypat
     # fine-tuned: episodes 4-8 average (2 x 19 + 3 x 17) / 5 = 17.8 <= greedy's 18, the first such five
     assert rows == ["| cologne8 | dppo | 0 | 6 | 18.0 | not reached | 25.0 | 25.0 | 25.0 | 6 |",
                     "| cologne8 | dmpo fine-tuned | 0 | 10 | 18.0 | 8 | 19.0 | 17.0 | 17.0 | 10 |"]
+
+
+def test_the_overview_puts_each_learned_row_in_its_column_and_a_generalist_on_its_own_maps_nowhere(monkeypatch):
+    bench = _real_cities(monkeypatch)
+    loo = "atsc-generalist (11 networks: grid, irregular, spider; cologne1, grid4x4)"
+    assert bench.seen_maps(loo) == {"cologne1", "grid4x4"}
+    assert bench.seen_maps("atsc-generalist (5 networks: grid, irregular, spider)") == set()
+    assert bench.seen_maps(f"{loo}, then 5 episodes here") == {"cologne1", "grid4x4"}
+
+    def row(city, controller, trained_on="", **extra):
+        return {"map": city, "timing": "resco", "controller": controller, "trained_on": trained_on,
+                "resco_delay": 20.0, "waiting_to_insert": 0.0, "trained_episodes": 100, **extra}
+
+    assert bench.overview_column(row("cologne8", "greedy")) == "greedy"
+    assert bench.overview_column(row("cologne8", "DMPO, argmax", "in place")) == "DMPO in place"
+    assert bench.overview_column(row("cologne8", "DMPO, sampled", "in place")) is None
+    assert bench.overview_column(row("cologne8", "DPPO wave, argmax", "in place")) is None
+    assert bench.overview_column(row("cologne8", "DMPO, argmax", loo)) == "DMPO generalist, leave-out"
+    assert bench.overview_column(row("grid4x4", "DMPO, argmax", loo)) is None  # trained there: not left out
+    assert bench.overview_column(row("cologne8", "DPPO, argmax", "atsc-generalist (5 networks: grid)")) == \
+        "DPPO generalist, zero-shot"
+    assert bench.overview_column(row("cologne8", "DPPO, argmax", f"{loo}, then 10 episodes here")) == \
+        "DPPO fine-tuned 10"
+    text = bench.overview([row("cologne8", "greedy", waiting_to_insert=12.0),
+                           row("cologne8", "DMPO, argmax", "in place", trained_episodes=41),
+                           row("cologne8", "DPPO, argmax", f"{loo}, then 10 episodes here"),
+                           row("cologne8", "DPPO, argmax", f"{loo}, then 5 episodes here")])
+    header = next(line for line in text.splitlines() if line.startswith("| map"))
+    assert header.split(" | ")[4:7] == ["DMPO in place", "DPPO fine-tuned 5", "DPPO fine-tuned 10"]
+    line = next(line for line in text.splitlines() if line.startswith("| cologne8"))
+    assert "| 20.0 (12 never inserted) |" in line and "| 20.0 (after 41 of 100 episodes) |" in line
