@@ -365,7 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         hint = getattr(err, "gdmpo_hint", None)
         if hint:
             print(f"gdmpo: {hint}", file=sys.stderr)
-        if not isinstance(err, EXPECTED_ERRORS):
+        if not _expected(err):
             print("gdmpo: this looks like a bug in gdmpo; rerun with --debug for the traceback", file=sys.stderr)
         return 2
     finally:
@@ -380,8 +380,13 @@ def _interruptions() -> tuple[type[BaseException], ...]:
     return (KeyboardInterrupt,) if trainer is None else (KeyboardInterrupt, trainer.TrainingInterrupted)
 
 
-#: errors that describe bad input or a failed run in their own words (anything else is a bug)
-EXPECTED_ERRORS = (KeyError, ValueError, TypeError, OSError, RuntimeError)
+#: built-in errors that describe bad input in their own words; beside them, every exception class gdmpo
+#: defines (a SUMO failure, a locked run, a diverged run, ...) is expected. Anything else is a bug.
+EXPECTED_ERRORS = (KeyError, ValueError, OSError)
+
+
+def _expected(err: BaseException) -> bool:
+    return isinstance(err, EXPECTED_ERRORS) or any(kind.__module__.startswith("gdmpo.") for kind in type(err).__mro__)
 
 
 def _message(err: BaseException) -> str:

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from gdmpo.envs.base import NetworkedVecEnv
+from gdmpo.envs.registry import OptionError
 from gdmpo.graph import chain
 
 Scenario = Literal["catchup", "slowdown"]
@@ -111,7 +112,7 @@ class CACCEnv(NetworkedVecEnv):
         known = {f.name for f in fields(CACCParams)}
         unknown = sorted(set(params) - known)
         if unknown:
-            raise TypeError(f"unknown CACC parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise OptionError(f"unknown CACC parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         self.params = replace(CACCParams(), **params)
         for name in ("num_vehicles", "episode_steps", "slowdown_points"):
             value = getattr(self.params, name)

@@ -18,6 +18,11 @@ if TYPE_CHECKING:
 EntryPoint = Union[Callable[..., "NetworkedVecEnv"], str]
 
 
+
+class OptionError(TypeError):
+    """An environment option it does not take (a TypeError, as for any unknown keyword argument)."""
+
+
 @dataclass(frozen=True)
 class EnvSpec:
     """How to build one registered environment: a constructor and the keywords it is given."""
@@ -83,5 +88,5 @@ def make(env_id: str, num_envs: int = 1, seed: int | None = None, **kwargs: Any)
         unknown = sorted(set(options) - set(accepted))
         if unknown:
             valid = sorted(name for name in accepted if name not in ("num_envs", "seed"))
-            raise TypeError(f"{env_id}: unknown option(s) {', '.join(unknown)}; valid options: {', '.join(valid)}")
+            raise OptionError(f"{env_id}: unknown option(s) {', '.join(unknown)}; valid options: {', '.join(valid)}")
     return constructor(num_envs=num_envs, seed=seed, **options)

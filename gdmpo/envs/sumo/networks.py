@@ -87,7 +87,7 @@ def _netgenerate(args: list[str], out: Path) -> None:
     result = subprocess.run([sumo_binary("netgenerate"), *args, "--tls.guess", "--tls.guess.threshold", "25",
                              "--default.lanenumber", "2", "-o", str(out)], capture_output=True, text=True)
     if result.returncode != 0 or not out.is_file():
-        raise RuntimeError(f"netgenerate {' '.join(args)} failed: {result.stderr.strip()[-1000:]}")
+        raise SumoError(f"netgenerate {' '.join(args)} failed: {result.stderr.strip()[-1000:]}")
 
 
 def irregular_network(seed: int) -> Path:
