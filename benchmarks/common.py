@@ -99,20 +99,6 @@ def run_jobs(jobs: list[dict[str, Any]], workers: int, fn=train_one, ray: str | 
     for result in runner:
         report(result)
     return results
-    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    # not multiprocessing.Pool: its daemonic workers could not start the SUMO worker processes
-    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
-    try:
-        for future in as_completed([pool.submit(work, job) for job in jobs]):
-            report(future.result())
-    except BaseException:
-        for process in list(getattr(pool, "_processes", {}).values()):  # the executor offers no public kill
-            process.terminate()
-        raise
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-        signal.signal(signal.SIGTERM, previous)
-    return results
 
 
 def write_summary(lines: list[str], out: Path) -> None:
