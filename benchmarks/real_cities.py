@@ -257,8 +257,9 @@ def overview(rows: list[dict]) -> str:
         if column not in columns:
             columns.append(column)
         notes = [f"{row['waiting_to_insert']:.0f} never inserted"] if row["waiting_to_insert"] >= 10 else []
-        if column.endswith("in place") and row["trained_episodes"] < IN_PLACE_EPISODES:
-            notes.append(f"after {row['trained_episodes']} of {IN_PLACE_EPISODES} episodes")
+        trained = row["trained_episodes"]  # None: cells from before cells recorded their checkpoint
+        if column.endswith("in place") and trained is not None and trained < IN_PLACE_EPISODES:
+            notes.append(f"after {trained} of {IN_PLACE_EPISODES} episodes")
         cells.setdefault(row["map"], {})[column] = f"{row['resco_delay']:.1f}" + (f" ({'; '.join(notes)})" if notes else "")
     fixed = list(POLICIES)
 
