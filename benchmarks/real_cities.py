@@ -233,9 +233,10 @@ def overview_column(row: dict) -> str | None:
     if row["controller"] in POLICIES:
         return row["controller"]
     algo, _, play = row["controller"].partition(", ")
-    if play != "argmax" or " " in algo:  # sampled play and tagged variants stay in summary.md
-        return None
     label = row["trained_on"]
+    if play != "argmax" or (" " in algo and label == "in place"):  # sampled play, in-place variants: summary.md
+        return None
+    algo = algo.split()[0]  # a generalist's run tag (``loo``) is said by what it was trained on
     if label == "in place":
         return f"{algo} in place"
     if ", then " in label:
