@@ -116,6 +116,16 @@ def non_finite_tensors(tree: Any, prefix: str = "") -> list[str]:
     return []
 
 
+def load_weights(module: torch.nn.Module, weights: dict[str, Any], what: str) -> None:
+    """Load a checkpoint's ``weights`` into ``module``, or raise :class:`LayoutError` saying ``what`` does not
+    fit and torch's first reason (the first tensor whose shape or name differs)."""
+    try:
+        module.load_state_dict(weights)
+    except RuntimeError as err:
+        reasons = [line.strip() for line in str(err).splitlines() if line.strip()]
+        raise LayoutError(f"{what}: {reasons[1] if len(reasons) > 1 else reasons[0]}") from None
+
+
 def check_fits(state: dict[str, Any], obs_dim: int, action_space: gym.spaces.Space, target: str,
                lane_features: int | None = None) -> None:
     """Raise :class:`LayoutError` unless one agent's observation and actions fit the checkpoint's policy.

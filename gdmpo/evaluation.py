@@ -12,7 +12,7 @@ import torch
 
 from gdmpo import config as cfg
 from gdmpo.algos import PPO, build_agent, prepare_env
-from gdmpo.checkpoints import LayoutError, check_fits, load_checkpoint
+from gdmpo.checkpoints import check_fits, load_checkpoint, load_weights
 from gdmpo.device import resolve_device
 from gdmpo.envs import make, registry
 from gdmpo.envs.base import NetworkedVecEnv
@@ -106,10 +106,7 @@ def restore_agent(config: cfg.RunConfig, env: NetworkedVecEnv, state: dict[str, 
     eval mode. Raises :class:`~gdmpo.checkpoints.LayoutError` naming what differs when they cannot fit."""
     check_fits(state, env.obs_dim, env.action_space, target, env.lane_features)
     agent = build_agent(config, env)
-    try:
-        agent.load_state_dict(state["agent"])
-    except RuntimeError as err:
-        raise LayoutError(f"the checkpoint's weights do not fit {target}: {str(err).splitlines()[0]}") from None
+    load_weights(agent, state["agent"], f"the checkpoint's weights do not fit {target}")
     return agent.eval()
 
 

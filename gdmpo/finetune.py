@@ -14,7 +14,8 @@ from typing import Any
 
 from gdmpo import config as cfg
 from gdmpo.algos.base import Algorithm
-from gdmpo.checkpoints import load_checkpoint
+from gdmpo.checkpoints import LayoutError, check_fits, load_checkpoint, load_weights
+from gdmpo.envs.base import NetworkedVecEnv
 
 #: the config sections that shape the agent's networks: they must match for the weights to mean anything
 AGENT_SHAPE = ("policy_net", "value_net", "ppo.policy_hops", "ppo.value_hops", "ppo.critic")
@@ -26,11 +27,13 @@ def _differences(source: dict[str, Any], target: dict[str, Any], prefixes: tuple
             if source.get(key) != target.get(key)]
 
 
-def initialise(algorithm: Algorithm, config: cfg.RunConfig) -> list[str]:
-    """Load ``config.init_from``'s weights into ``algorithm`` (and its agent); what was taken, in words.
+def initialise(algorithm: Algorithm, env: NetworkedVecEnv, config: cfg.RunConfig) -> list[str]:
+    """Load ``config.init_from``'s weights into ``algorithm`` (and its agent) for ``env`` (as the agent sees
+    it); what was taken, in words.
 
-    Raises ``FileNotFoundError`` for a missing checkpoint and ``ValueError`` naming the settings (or the
-    weights) that differ between the checkpoint's run and this one.
+    Raises ``FileNotFoundError`` for a missing checkpoint, ``ValueError`` naming the settings that differ
+    between the checkpoint's run and this one, and :class:`~gdmpo.checkpoints.LayoutError` (a ValueError)
+    naming what of ``env`` the weights do not fit, as evaluation and transfer do.
     """
     path = Path(str(config.init_from))
     if not path.is_file():
@@ -42,16 +45,10 @@ def initialise(algorithm: Algorithm, config: cfg.RunConfig) -> list[str]:
     if differ:
         raise ValueError(f"init_from: {path} was trained with other networks ({'; '.join(differ[:4])}); "
                          "fine-tuning needs the same policy_net, value_net and hops")
-    try:
-        algorithm.agent.load_state_dict(state["agent"])
-    except RuntimeError as err:  # same settings, other shapes: other observations or actions
-        first = str(err).strip().splitlines()[-1].strip()
-        raise ValueError(f"init_from: {path}: its weights do not fit this environment ({first})") from None
-    taken = ["policy", "critic"]
-    if not _differences(source, target, ("model.hops", "model.net", "model.ensemble_size")):
-        try:
-            taken += algorithm.initialise_from(state.get("algorithm", {}))
-        except RuntimeError as err:
-            first = str(err).strip().splitlines()[-1].strip()
-            raise ValueError(f"init_from: {path}: its dynamics model does not fit this environment ({first})") from None
-    return taken
+    try:  # same settings, other shapes: other observations or actions
+        check_fits(state, env.obs_dim, env.action_space, "this environment", env.lane_features)
+        load_weights(algorithm.agent, state["agent"], "its weights do not fit this environment")
+        same_model = not _differences(source, target, ("model.hops", "model.net", "model.ensemble_size"))
+        return ["policy", "critic"] + (algorithm.initialise_from(state.get("algorithm", {})) if same_model else [])
+    except LayoutError as err:
+        raise LayoutError(f"init_from: {path}: {err}") from None

@@ -99,7 +99,7 @@ class Trainer:
             self.algorithm: Algorithm = build_algorithm(config, self.env)
             self.agent: PPO = self.algorithm.agent
             #: what a fine-tuning run took from ``config.init_from`` (policy, critic, dynamics model)
-            self.initialised_from = initialise(self.algorithm, config) if config.init_from and not _resuming else []
+            self.initialised_from = initialise(self.algorithm, self.env, config) if config.init_from and not _resuming else []
             self.figure_names = tuple(self.env.episode_figure_names)
             self.columns = [*BASE_COLUMNS, *self.algorithm.metric_names, *(f"episode_{k}" for k in self.figure_names)]
             self.counters = Counters()

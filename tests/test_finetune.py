@@ -7,7 +7,7 @@ import torch
 
 import gdmpo
 from gdmpo import config as cfg
-from gdmpo.checkpoints import load_checkpoint
+from gdmpo.checkpoints import LayoutError, load_checkpoint
 from gdmpo.cli import main
 from gdmpo.trainer import Trainer
 
@@ -66,6 +66,14 @@ def test_other_networks_are_refused_by_setting_before_any_weight_loads(tmp_path)
     config = cfg.from_dict(cfg.apply_overrides({}, {**SMALL, "init_from": str(tmp_path / "missing.pt")}))
     with pytest.raises(FileNotFoundError, match="init_from: .*missing.pt: no such checkpoint"):
         Trainer(config, tmp_path / "missing")
+
+
+def test_weights_that_do_not_fit_the_environment_are_refused_naming_what_differs(tmp_path):
+    source = run(tmp_path, "four-gains")  # CACC's four (alpha, beta) pairs: Discrete(4)
+    two_gains = {**SMALL, "init_from": source, "env.options": {"gains": [[0.0, 0.0], [0.5, 0.5]]}}
+    with pytest.raises(LayoutError, match=r"init_from: .*four-gains.*Discrete\(4\).*Discrete\(2\)"):
+        Trainer(cfg.from_dict(cfg.apply_overrides({}, two_gains)), tmp_path / "two-gains")
+    assert not (tmp_path / "two-gains").exists()
 
 
 def test_cli_init_from_says_what_it_took(tmp_path, capsys):

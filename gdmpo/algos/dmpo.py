@@ -47,6 +47,7 @@ from gdmpo.algos.collect import EpisodeLog, collect
 from gdmpo.algos.model_learning import DynamicsEnsemble
 from gdmpo.algos.model_rollout import branched_rollout
 from gdmpo.algos.ppo import PPO, UpdateStats
+from gdmpo.checkpoints import load_weights
 from gdmpo.config import DMPOConfig, ModelConfig
 from gdmpo.envs.base import NetworkedVecEnv
 
@@ -205,7 +206,7 @@ class DMPO(Algorithm):
         """The other run's dynamics model, if it had one; its buffer and counters stay behind."""
         if "model" not in state:
             return []
-        self.model.load_state_dict(state["model"])
+        load_weights(self.model, state["model"], "its dynamics model does not fit this environment")
         return ["dynamics model"]
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
