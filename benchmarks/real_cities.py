@@ -250,19 +250,18 @@ def overview(rows: list[dict]) -> str:
     """One line per map: every controller's RESCO delay (argmax, mean over seeds and episodes) side by side,
     with the vehicles never inserted where any were left out."""
     cells: dict[str, dict[str, str]] = {}
-    columns: list[str] = list(POLICIES)
+    learned: list[str] = []
     for row in rows:
         column = overview_column(row)
         if column is None:
             continue
-        if column not in columns:
-            columns.append(column)
+        if column not in POLICIES and column not in learned:
+            learned.append(column)
         notes = [f"{row['waiting_to_insert']:.0f} never inserted"] if row["waiting_to_insert"] >= 10 else []
         trained = row["trained_episodes"]  # None: cells from before cells recorded their checkpoint
         if column.endswith("in place") and trained is not None and trained < IN_PLACE_EPISODES:
             notes.append(f"after {trained} of {IN_PLACE_EPISODES} episodes")
         cells.setdefault(row["map"], {})[column] = f"{row['resco_delay']:.1f}" + (f" ({'; '.join(notes)})" if notes else "")
-    fixed = list(POLICIES)
 
     def order(column: str) -> tuple:  # in place, generalists, then fine-tuning by budget; DPPO before DMPO
         algo, _, kind = column.partition(" ")
@@ -270,9 +269,8 @@ def overview(rows: list[dict]) -> str:
         budget = int(kind.rsplit(" ", 1)[1]) if tuned else 0
         return (tuned, "generalist" in kind, "" if tuned else kind, algo != "DPPO", budget)
 
-    learned = sorted(columns[len(fixed):], key=order)
-    columns = fixed + learned
-    trained = sorted({row["trained_on"] for row in rows if row["trained_on"] not in ("", "in place")})
+    columns = list(POLICIES) + sorted(learned, key=order)
+    generalists = sorted({row["trained_on"] for row in rows if row["trained_on"] not in ("", "in place")})
     lines = ["# Real cities at a glance: RESCO delay (s), argmax play, RESCO's timing", "",
              "Mean over training seeds and episodes (SUMO seeds); every controller plays the same hours. "
              "Fine-tuned N: the generalist trained N more episodes on the map. RESCO's published figures are "
@@ -285,7 +283,7 @@ def overview(rows: list[dict]) -> str:
         best = min(learned_published.items(), key=lambda kv: kv[1]) if learned_published else None
         lines.append(f"| {city} | " + " | ".join(cells[city].get(c, "") for c in columns) + " | "
                      f"{published.get('greedy', '')} | {'' if best is None else f'{best[0]} {best[1]}'} |")
-    lines += ["", "Generalists (what each was trained on):", ""] + [f"- {label}" for label in trained
+    lines += ["", "Generalists (what each was trained on):", ""] + [f"- {label}" for label in generalists
                                                                      if ", then " not in label]
     return "\n".join(lines) + "\n"
 

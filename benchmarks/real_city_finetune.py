@@ -24,6 +24,7 @@ from pathlib import Path
 
 from gdmpo import config as cfg
 from gdmpo.envs.sumo.resco import SCENARIOS
+from gdmpo.plot import read_metric
 from gdmpo.trainer import Trainer, resume_or_start
 
 #: decisions per one-hour episode at RESCO's timing (10 s each): one training iteration of configs/atsc
@@ -38,11 +39,10 @@ def stage_dir(out: Path, budget: int, city: str, algo: str, seed: int) -> Path:
 
 def finished(run_dir: Path, steps: int) -> bool:
     """Whether the run's last checkpoint holds ``steps`` real steps (read from metrics.csv's last row)."""
-    path = run_dir / "metrics.csv"
-    if not path.is_file() or not (run_dir / "checkpoints" / "last.pt").is_file():
+    if not (run_dir / "metrics.csv").is_file() or not (run_dir / "checkpoints" / "last.pt").is_file():
         return False
-    rows = path.read_text().strip().splitlines()
-    return len(rows) > 1 and int(rows[-1].split(",")[1]) >= steps
+    logged, _ = read_metric(run_dir, "env_steps")
+    return len(logged) > 0 and logged[-1] >= steps
 
 
 def fine_tune(generalist: Path, city: str, algo: str, seed: int, budgets: list[int], out: Path) -> None:

@@ -124,7 +124,6 @@ def map_unordered(fn: Callable[[Any], Any], items: Sequence[Any], cpus_per_item:
             ray.cancel(ref, force=True)
 
 
-
 def map_processes(fn: Callable[[Any], Any], items: Sequence[Any], workers: int) -> Iterator[Any]:
     """Run ``fn(item)`` for every item in ``workers`` local processes; yield each result as it finishes.
 

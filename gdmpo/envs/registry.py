@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 EntryPoint = Union[Callable[..., "NetworkedVecEnv"], str]
 
 
-
 class OptionError(TypeError):
     """An environment option it does not take (a TypeError, as for any unknown keyword argument)."""
 
