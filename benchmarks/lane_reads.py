@@ -26,20 +26,20 @@ OPTIONS = {"observe_wait": True, "observe_phase": True, "wait_weight": 0.01}  # 
 
 def per_lane_read(sim: ATSCSimulation) -> tuple[np.ndarray, np.ndarray]:
     """The observation and reward read lane by lane, vehicle by vehicle (the reference)."""
-    spec, lane_api, vehicle_api = sim.spec, sim.sim.lane, sim.sim.vehicle
-    lanes = spec["max_lanes"]
-    obs = np.zeros((len(spec["lanes"]), 3 * lanes), dtype=np.float32)
-    reward = np.zeros(len(spec["lanes"]), dtype=np.float32)
-    for i, (own, lengths) in enumerate(zip(spec["lanes"], spec["lane_lengths"])):
-        obs[i, [2 * lanes + k for k in spec["green_lanes"][i][sim.current[i]]]] = 1.0
+    spec, signals, lane_api, vehicle_api = sim.spec, sim.spec.signals, sim.sim.lane, sim.sim.vehicle
+    lanes = spec.max_lanes
+    obs = np.zeros((len(spec.lanes), 3 * lanes), dtype=np.float32)
+    reward = np.zeros(len(spec.lanes), dtype=np.float32)
+    for i, (own, lengths) in enumerate(zip(spec.lanes, spec.lane_lengths)):
+        obs[i, [2 * lanes + k for k in spec.green_lanes[i][sim.current[i]]]] = 1.0
         for k, (lane, length) in enumerate(zip(own, lengths)):
             vehicles = lane_api.getLastStepVehicleIDs(lane)
             positions = [vehicle_api.getLanePosition(v) for v in vehicles]
-            near = sum(1 for p in positions if length - p <= spec["wave_distance"])
+            near = sum(1 for p in positions if length - p <= signals.wave_distance)
             wait = vehicle_api.getWaitingTime(vehicles[int(np.argmax(positions))]) if vehicles else 0.0
-            obs[i, k] = min(near / spec["wave_scale"], spec["obs_clip"])
-            obs[i, lanes + k] = min(wait / spec["wait_scale"], spec["obs_clip"])
-            reward[i] -= min(lane_api.getLastStepHaltingNumber(lane), spec["max_halting"]) + spec["wait_weight"] * wait
+            obs[i, k] = min(near / signals.wave_scale, signals.obs_clip)
+            obs[i, lanes + k] = min(wait / signals.wait_scale, signals.obs_clip)
+            reward[i] -= min(lane_api.getLastStepHaltingNumber(lane), signals.max_halting) + signals.wait_weight * wait
     return obs, reward
 
 
@@ -64,7 +64,7 @@ def main() -> None:
             worst_obs = max(worst_obs, float(np.abs(obs - ref_obs).max()))
             worst_reward = max(worst_reward, float(np.abs(reward - ref_reward).max()))
             for _ in range(args.steps):
-                sim.step([int(rng.integers(len(phases))) for phases in spec["phases"]])
+                sim.step([int(rng.integers(len(phases))) for phases in spec.phases])
                 start = time.perf_counter()
                 obs, reward = sim._read_lanes()
                 middle = time.perf_counter()
@@ -77,7 +77,7 @@ def main() -> None:
     finally:
         sim.close()
     ms = {key: 1e3 * value / (args.steps * args.episodes) for key, value in seconds.items()}
-    print(f"{args.env}: {len(spec['phases'])} lights, {vehicles} vehicles at the end, {args.episodes} episodes of "
+    print(f"{args.env}: {len(spec.phases)} lights, {vehicles} vehicles at the end, {args.episodes} episodes of "
           f"{args.steps} control steps")
     print(f"read per control step: subscriptions {ms['subscriptions']:.3f} ms, per-lane calls "
           f"{ms['per-lane calls']:.3f} ms ({ms['per-lane calls'] / ms['subscriptions']:.1f}x)")

@@ -22,6 +22,7 @@ worker's simulation step (pipe round trip, pickling, tensors, bookkeeping).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import multiprocessing as mp
 import time
 
@@ -57,8 +58,7 @@ def in_process(seconds: int, queue: "mp.Queue") -> None:
     from gdmpo.envs.sumo.atsc import ATSCSimulation
 
     with gdmpo.make("atsc-grid5x5", num_envs=1, seed=0, episode_seconds=seconds) as env:
-        spec, n = dict(env.simulation_spec), env.num_agents
-    spec["workdir"] = None
+        spec, n = dataclasses.replace(env.simulation_spec, workdir=None), env.num_agents
     simulation = ATSCSimulation(spec)
     # the SUMO seed of copy 0's first episode in an environment made with seed=0: the same traffic
     simulation.reset(int(torch.randint(0, 2**31 - 1, (1,), generator=torch.Generator().manual_seed(0))))

@@ -68,19 +68,19 @@ def test_phase_change_shows_yellow_then_the_new_phase_and_reward_counts_halting(
         seen = []
         advance = sim._advance
         sim._advance = lambda seconds: (seen.append((seconds, sim.tls_states())), advance(seconds))
-        second = [min(1, len(p) - 1) for p in spec["phases"]]  # switch every light that has a second phase
+        second = [min(1, len(p) - 1) for p in spec.phases]  # switch every light that has a second phase
         obs, reward = sim.step(second)
         (yellow_s, during_yellow), (green_s, during_green) = seen
         assert (yellow_s, green_s) == (2, 3)
-        assert during_yellow == [yellow_state(p[0], p[k]) for p, k in zip(spec["phases"], second)]
-        assert during_green == [p[k] for p, k in zip(spec["phases"], second)] == sim.tls_states()
+        assert during_yellow == [yellow_state(p[0], p[k]) for p, k in zip(spec.phases, second)]
+        assert during_green == [p[k] for p, k in zip(spec.phases, second)] == sim.tls_states()
         assert any("y" in state for state in during_yellow)
         lane = sim.sim.lane
-        expected = [-sum(min(lane.getLastStepHaltingNumber(l), 10) for l in lanes) for lanes in spec["lanes"]]
+        expected = [-sum(min(lane.getLastStepHaltingNumber(l), 10) for l in lanes) for lanes in spec.lanes]
         assert reward.tolist() == expected and min(expected) < 0
         wave = [[min(sum(1 for v in lane.getLastStepVehicleIDs(l)
                          if lane.getLength(l) - sim.sim.vehicle.getLanePosition(v) <= 50) / 5, 2) for l in lanes]
-                for lanes in spec["lanes"]]
+                for lanes in spec.lanes]
         assert all(abs(obs[i, k] - w) < 1e-6 for i, row in enumerate(wave) for k, w in enumerate(row))
     finally:
         sim.close()
@@ -334,9 +334,9 @@ def test_waiting_time_observation_and_reward_match_per_lane_calls(grid3):
             ids = lane.getLastStepVehicleIDs(l)
             return vehicle.getWaitingTime(max(ids, key=vehicle.getLanePosition)) if ids else 0.0
 
-        waits = [[first_wait(l) for l in own] for own in spec["lanes"]]
+        waits = [[first_wait(l) for l in own] for own in spec.lanes]
         assert max(map(max, waits)) > 0  # queues have formed at the red approaches
-        for i, own in enumerate(spec["lanes"]):
+        for i, own in enumerate(spec.lanes):
             halting = sum(min(lane.getLastStepHaltingNumber(l), 10) for l in own)
             assert reward[i] == pytest.approx(-halting - 0.1 * sum(waits[i]), rel=1e-6)
             for k, wait in enumerate(waits[i]):

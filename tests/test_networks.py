@@ -14,7 +14,7 @@ import gdmpo
 from gdmpo import config as cfg
 from gdmpo.envs.controllers import MaxPressurePolicy
 from gdmpo.envs.sumo import ATSCSimulation
-from gdmpo.envs.sumo.networks import irregular_network, network_parts, resolve_entry
+from gdmpo.envs.sumo.networks import NetworkOptions, irregular_network, network_parts, resolve_entry
 from gdmpo.transfer import transfer
 
 GRID3 = str(Path(__file__).parents[1] / "graphs/grid3x3.net.xml")
@@ -52,12 +52,10 @@ def test_bad_network_entries_are_named(entry, words):
 
 
 def test_networks_and_a_net_file_together_are_refused():
-    own = {"net_file": GRID3, "route_file": None, "sumocfg": None, "begin": None, "end": None,
-           "warmup_seconds": 0.0, "scale": 1.0, "trip_period": 2.0}
     with pytest.raises(ValueError, match="give the network as net_file or as networks, not both"):
-        network_parts([{"grid": 3}], own, 60)
+        network_parts([{"grid": 3}], NetworkOptions(net_file=GRID3), 60)
     with pytest.raises(FileNotFoundError, match=r"networks\[1\] \(nowhere\): nowhere.net.xml: no such SUMO network"):
-        network_parts([{"grid": 3}, {"net_file": "nowhere.net.xml"}], {**own, "net_file": None}, 60)
+        network_parts([{"grid": 3}, {"net_file": "nowhere.net.xml"}], NetworkOptions(), 60)
 
 
 def test_union_keeps_networks_apart_and_routes_each_its_actions(cache):

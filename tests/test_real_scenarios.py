@@ -3,6 +3,7 @@ name, timing presets, the greedy controller and RESCO's delay."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import importlib
 import importlib.util
@@ -125,13 +126,16 @@ def test_the_configurations_step_length_and_teleport_time_are_honoured(tmp_path,
     with gdmpo.make("atsc", num_envs=1, seed=0, sumocfg=str(cfg)) as env:
         spec = env.simulation_spec
         assert play(env, 4)["departed"] > 0
+    def teleporting(seconds):  # the spec with the environment's teleport_seconds set to ``seconds``
+        return dataclasses.replace(spec, signals=dataclasses.replace(spec.signals, teleport_seconds=seconds))
+
     simulation = ATSCSimulation.__new__(ATSCSimulation)
-    simulation.scenario, simulation.spec = scenario, {**spec, "teleport_seconds": None}
+    simulation.scenario, simulation.spec = scenario, teleporting(None)
     assert simulation._stepping_args() == []  # neither overridden
-    simulation.spec = {**spec, "teleport_seconds": 300}
+    simulation.spec = teleporting(300)
     assert simulation._stepping_args() == ["--time-to-teleport", "300"]  # an explicit option wins
     simulation.scenario = make_scenario(net_file=crossing, route_file=tmp_path / "city.rou.xml")
-    simulation.spec = {**spec, "teleport_seconds": None}
+    simulation.spec = teleporting(None)
     assert simulation._stepping_args() == ["--step-length", "1", "--time-to-teleport", "600"]
 
 

@@ -9,7 +9,7 @@ import torch
 
 import gdmpo
 from gdmpo.envs.controllers import reference_policy
-from gdmpo.envs.sumo.vehicles import VehicleSimulation, figure_eight_track, ring_track
+from gdmpo.envs.sumo.vehicles import VehicleSimulation, VehicleSpec, figure_eight_track, ring_track
 
 
 def positions(obs: torch.Tensor, length: float) -> torch.Tensor:
@@ -102,8 +102,8 @@ def test_idm_reference_makes_stop_and_go_waves_and_close_stops_workers():
 
 
 def test_a_vehicle_removed_by_sumo_is_reported_not_dropped():
-    spec = {"track": "ring", "num_vehicles": 6, "length_range": (230.0, 230.0), "max_accel": 1.0, "horizon": 100,
-            "dt": 0.1, "reward": "ring", "start_jitter": 0.0, "backend": "traci", "sumo_options": []}
+    spec = VehicleSpec(track="ring", num_vehicles=6, length_range=(230.0, 230.0), max_accel=1.0, horizon=100,
+                       dt=0.1, reward="ring", start_jitter=0.0, backend="traci")
     simulation = VehicleSimulation(spec)
     try:
         simulation.reset(0)

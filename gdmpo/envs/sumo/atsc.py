@@ -31,6 +31,7 @@ import functools
 import math
 import os
 import time
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +40,10 @@ import numpy as np
 import torch
 
 from gdmpo.envs.base import ActionError
-from gdmpo.envs.sumo.base import SumoSimulation, SumoVecEnv, check_worker_kind, timed_step
+from gdmpo.envs.sumo.base import SimulationSpec, SumoSimulation, SumoVecEnv, check_worker_kind, timed_step
 from gdmpo.envs.sumo.delay import resco_delay
 from gdmpo.envs.sumo.lane_reads import LaneReader
-from gdmpo.envs.sumo.networks import GENERALIST_NETWORKS, network_parts, run_random_trips
+from gdmpo.envs.sumo.networks import GENERALIST_NETWORKS, NetworkOptions, network_parts, run_random_trips
 from gdmpo.envs.sumo.programmes import loaded_programmes, needs_loading
 from gdmpo.envs.sumo.scenario import Scenario, first_departure
 from gdmpo.envs.sumo.workers import SumoError
@@ -55,11 +56,6 @@ def yellow_state(current: str, target: str) -> str:
     """Links green now and red in ``target`` show yellow; all others keep their current state."""
     return "".join("y" if c in "Gg" and t in "rR" else c for c, t in zip(current, target))
 
-
-#: options that set what a signal policy reads and how its actions play out: a policy carries them to
-#: every network it transfers to (a target's own options still override them)
-OBSERVATION_OPTIONS = ("observe_wait", "observe_phase", "wave_distance", "wave_scale", "obs_clip", "wait_scale",
-                       "timing", "control_interval", "yellow_seconds")
 
 #: timing presets, ``(control_interval, yellow_seconds)``: gdmpo's own (NSC's grid) and RESCO's real maps
 TIMINGS = {"default": (5, 2), "resco": (10, 3)}
@@ -77,6 +73,65 @@ def resolve_timing(timing: str, control_interval: int | None, yellow_seconds: in
     if not 0 <= yellow < interval:
         raise ValueError(f"yellow_seconds must be in [0, control_interval={interval}), got {yellow}")
     return interval, yellow
+
+
+#: marks the :class:`SignalOptions` that set what a signal policy reads and how its actions play out
+OBSERVED = {"observed": True}
+
+
+@dataclass(frozen=True)
+class SignalOptions:
+    """How every light of an ATSC environment is timed, observed and rewarded: the options all its
+    networks share (see :class:`ATSCEnv` for each)."""
+
+    control_interval: int = field(default=TIMINGS["default"][0], metadata=OBSERVED)
+    yellow_seconds: int = field(default=TIMINGS["default"][1], metadata=OBSERVED)
+    wave_distance: float = field(default=50.0, metadata=OBSERVED)
+    wave_scale: float = field(default=5.0, metadata=OBSERVED)
+    obs_clip: float = field(default=2.0, metadata=OBSERVED)
+    observe_wait: bool = field(default=False, metadata=OBSERVED)
+    observe_phase: bool = field(default=False, metadata=OBSERVED)
+    wait_scale: float = field(default=60.0, metadata=OBSERVED)
+    max_halting: int = 10
+    wait_weight: float = 0.0
+    teleport_seconds: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_halting", "wave_distance", "wave_scale", "obs_clip", "wait_scale"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"atsc option {name} must be a number > 0, got {value!r}")
+        if not 0 <= self.yellow_seconds < self.control_interval:
+            raise ValueError(f"yellow_seconds must be in [0, control_interval={self.control_interval}), "
+                             f"got {self.yellow_seconds}")
+
+    @property
+    def lane_features(self) -> int:
+        """Features observed per lane (:func:`lane_feature_count`)."""
+        return lane_feature_count(self.observe_wait, self.observe_phase)
+
+
+#: the options that set what a signal policy reads and how its actions play out (``timing`` and the
+#: observed :class:`SignalOptions`): a policy carries them to every network it transfers to (a target's
+#: own options still override them)
+OBSERVATION_OPTIONS = ("timing", *(f.name for f in fields(SignalOptions) if f.metadata.get("observed")))
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignalSpec(SimulationSpec):
+    """What a worker builds one network's :class:`ATSCSimulation` from: the scenario, its lights as the
+    learner read them from the network (in agent order) and the environment's :class:`SignalOptions`."""
+
+    scenario: Scenario
+    signals: SignalOptions
+    trip_period: float  # seconds between random trips, where the scenario has no routes
+    tls_ids: list[str]
+    lanes: list[list[str]]  # each light's incoming lanes, in observation order
+    lane_lengths: list[list[float]]
+    approaches: Any  # upstream lanes read with each incoming lane (``SignalGraph.approaches``), or None
+    phases: list[list[str]]  # each light's green phases (state strings), in action order
+    green_lanes: list[dict[str, list[int]]]  # per light: phase state -> indices of the lanes it serves
+    max_lanes: int  # lanes are padded to this
 
 
 def lane_feature_count(observe_wait: bool, observe_phase: bool = False) -> int:
@@ -107,15 +162,17 @@ def phase_green_table(phases: list[list[str]], greens: list[dict[str, list[int]]
 class ATSCSimulation(SumoSimulation):
     """One SUMO simulation of a signalised network, driven from inside a worker process."""
 
-    def __init__(self, spec: dict[str, Any]) -> None:
+    spec: SignalSpec
+
+    def __init__(self, spec: SignalSpec) -> None:
         super().__init__(spec)
-        self.scenario: Scenario = spec["scenario"]
-        self.shown = np.zeros(len(spec["phases"]), dtype=np.int64)  # the phase index each light shows now
-        self.green_of_phase = phase_green_table(spec["phases"], spec["green_lanes"], spec["max_lanes"])
+        self.scenario = spec.scenario
+        self.shown = np.zeros(len(spec.phases), dtype=np.int64)  # the phase index each light shows now
+        self.green_of_phase = phase_green_table(spec.phases, spec.green_lanes, spec.max_lanes)
         self.time = 0.0
         self.seconds = {"sumo": 0.0, "observe": 0.0}  # where step() spends its time (benchmarks)
-        self.reader = LaneReader(self.sim, spec["lanes"], spec["lane_lengths"], spec["max_lanes"],
-                                 spec["wave_distance"], spec.get("approaches"))
+        self.reader = LaneReader(self.sim, spec.lanes, spec.lane_lengths, spec.max_lanes,
+                                 spec.signals.wave_distance, spec.approaches)
 
     # ------------------------------------------------------------------ episode
     def reset(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -123,33 +180,33 @@ class ATSCSimulation(SumoSimulation):
         routes = scenario.route_files or [self._random_trips(seed)]
         self.start([*scenario.sumo_args(routes), "--seed", str(seed), *self._stepping_args(),
                     "--tripinfo-output", os.devnull,  # enables SUMO's trip statistics without writing them
-                    *spec["sumo_options"]])
+                    *spec.sumo_options])
         self.reader.reset()
         self.time = scenario.begin
         if scenario.warmup_seconds:  # the network's own programmes run until control starts
             self._advance(scenario.warmup_seconds, timed=False)
         self.shown[:] = 0
-        for tls, state in zip(spec["tls_ids"], self.current):
+        for tls, state in zip(spec.tls_ids, self.current):
             self.sim.trafficlight.setRedYellowGreenState(tls, state)
         return self._read_lanes()
 
     @timed_step
     def step(self, actions: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """One control interval; returns ``(obs [n, d], reward [n])``."""
-        spec = self.spec
-        current, targets = self.current, [phases[a] for phases, a in zip(spec["phases"], actions)]
+        spec, signals = self.spec, self.spec.signals
+        current, targets = self.current, [phases[a] for phases, a in zip(spec.phases, actions)]
         changing = [i for i, (c, t) in enumerate(zip(current, targets)) if c != t]
         try:
             if changing:
                 for i in changing:
-                    self.sim.trafficlight.setRedYellowGreenState(spec["tls_ids"][i],
+                    self.sim.trafficlight.setRedYellowGreenState(spec.tls_ids[i],
                                                                  yellow_state(current[i], targets[i]))
-                self._advance(spec["yellow_seconds"])
+                self._advance(signals.yellow_seconds)
                 for i in changing:
-                    self.sim.trafficlight.setRedYellowGreenState(spec["tls_ids"][i], targets[i])
-                self._advance(spec["control_interval"] - spec["yellow_seconds"])
+                    self.sim.trafficlight.setRedYellowGreenState(spec.tls_ids[i], targets[i])
+                self._advance(signals.control_interval - signals.yellow_seconds)
             else:
-                self._advance(spec["control_interval"])
+                self._advance(signals.control_interval)
         except Exception as err:
             raise SumoError(f"SUMO failed at t = {self.time:.0f} s: {err}\n{self.stderr()}") from None
         self.shown[:] = actions
@@ -158,7 +215,7 @@ class ATSCSimulation(SumoSimulation):
     def _stepping_args(self) -> list[str]:
         """Step length and teleport time: a scenario's configuration keeps its own, unless the
         environment's ``teleport_seconds`` is given; otherwise 1 s steps and 600 s to teleport."""
-        scenario, teleport = self.scenario, self.spec["teleport_seconds"]
+        scenario, teleport = self.scenario, self.spec.signals.teleport_seconds
         args = [] if scenario.sets("step-length") else ["--step-length", "1"]
         if teleport is None and not scenario.sets("time-to-teleport"):
             teleport = DEFAULT_TELEPORT_SECONDS
@@ -167,7 +224,7 @@ class ATSCSimulation(SumoSimulation):
     @property
     def current(self) -> list[str]:
         """The state string each light shows now (its phase ``shown``)."""
-        return [phases[p] for phases, p in zip(self.spec["phases"], self.shown)]
+        return [phases[p] for phases, p in zip(self.spec.phases, self.shown)]
 
     def _advance(self, seconds: float, timed: bool = True) -> None:
         self.time += seconds
@@ -203,20 +260,20 @@ class ATSCSimulation(SumoSimulation):
             self.seconds["observe"] += time.perf_counter() - start
 
     def _read_lanes(self) -> tuple[np.ndarray, np.ndarray]:
-        spec = self.spec
+        signals = self.spec.signals
         counts = self.reader.read()  # [n, max_lanes] each
-        blocks = [np.minimum(counts.near / spec["wave_scale"], spec["obs_clip"])]
-        if spec["observe_wait"]:
-            blocks.append(np.minimum(counts.first_wait / spec["wait_scale"], spec["obs_clip"]))
-        if spec["observe_phase"]:  # 1 on the lanes the phase shown now serves
+        blocks = [np.minimum(counts.near / signals.wave_scale, signals.obs_clip)]
+        if signals.observe_wait:
+            blocks.append(np.minimum(counts.first_wait / signals.wait_scale, signals.obs_clip))
+        if signals.observe_phase:  # 1 on the lanes the phase shown now serves
             blocks.append(self.green_of_phase[np.arange(len(self.shown)), self.shown])
-        reward = -(np.minimum(counts.halting, spec["max_halting"]).sum(1)
-                   + spec["wait_weight"] * counts.first_wait.sum(1))
+        reward = -(np.minimum(counts.halting, signals.max_halting).sum(1)
+                   + signals.wait_weight * counts.first_wait.sum(1))
         return np.concatenate(blocks, axis=1).astype(np.float32), reward.astype(np.float32)
 
     def tls_states(self) -> list[str]:
         """The signal state strings SUMO shows now, in agent order."""
-        return [self.sim.trafficlight.getRedYellowGreenState(tls) for tls in self.spec["tls_ids"]]
+        return [self.sim.trafficlight.getRedYellowGreenState(tls) for tls in self.spec.tls_ids]
 
     def metrics(self) -> dict[str, float]:
         """Traffic figures of the episode so far, counting every vehicle, not only finished trips.
@@ -288,8 +345,8 @@ class ATSCSimulation(SumoSimulation):
         """Trips between random edges at the configured rate, generated by SUMO's randomTrips tool."""
         out = Path(self.workdir) / f"trips-{seed}.xml"  # the worker's own folder: no clashes between workers
         if not out.exists():
-            run_random_trips(self.spec["net_file"], seed, out, Path(self.workdir) / f"routes-{seed}.rou.xml",
-                             self.spec["trip_period"], self.scenario.begin, self.scenario.end)
+            run_random_trips(self.scenario.net_file, seed, out, Path(self.workdir) / f"routes-{seed}.rou.xml",
+                             self.spec.trip_period, self.scenario.begin, self.scenario.end)
         return str(out)
 
 
@@ -347,25 +404,29 @@ class ATSCEnv(SumoVecEnv):
                  networks: list[dict[str, Any]] | None = None) -> None:
         super().__init__(num_envs, seed, device)
         check_worker_kind(workers)  # before the network is read: a typo costs nothing
-        for name, value in (("max_halting", max_halting), ("wave_distance", wave_distance), ("wave_scale", wave_scale),
-                            ("obs_clip", obs_clip), ("wait_scale", wait_scale), ("scale", scale),
-                            ("trip_period", trip_period), ("neighbour_distance", neighbour_distance)):
+        for name, value in (("scale", scale), ("trip_period", trip_period), ("neighbour_distance", neighbour_distance)):
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ValueError(f"atsc option {name} must be a number > 0, got {value!r}")
         control_interval, yellow_seconds = resolve_timing(timing, control_interval, yellow_seconds)
+        signals = SignalOptions(control_interval=control_interval, yellow_seconds=yellow_seconds,
+                                wave_distance=wave_distance, wave_scale=wave_scale, obs_clip=obs_clip,
+                                observe_wait=observe_wait, observe_phase=observe_phase, wait_scale=wait_scale,
+                                max_halting=max_halting, wait_weight=wait_weight, teleport_seconds=teleport_seconds)
+        self.signal_options = signals
         if scenario is not None:
             if net_file is not None or sumocfg is not None:
                 raise ValueError("give the network as scenario, net_file or sumocfg, not several")
             from gdmpo.envs.sumo import resco
 
             sumocfg = resco.sumocfg(scenario)
-        own = {"net_file": net_file, "route_file": route_file, "sumocfg": sumocfg, "begin": begin, "end": end,
-               "warmup_seconds": warmup_seconds, "scale": scale, "trip_period": trip_period}
-        parts = network_parts(networks, own, episode_seconds, sumo_options)
-        self.network_names = [name for name, _, _ in parts]
-        self.scenarios = [scenario for _, scenario, _ in parts]
+        own = NetworkOptions(net_file=None if net_file is None else str(net_file), route_file=route_file,
+                             sumocfg=None if sumocfg is None else str(sumocfg), begin=begin, end=end,
+                             warmup_seconds=warmup_seconds, scale=scale, trip_period=trip_period)
+        parts = network_parts(networks, own, episode_seconds, tuple(sumo_options))
+        self.network_names = [part.name for part in parts]
+        self.scenarios = [part.scenario for part in parts]
         self.scenario = self.scenarios[0]
-        steps = {name: int(scenario.episode_seconds // control_interval) for name, scenario, _ in parts}
+        steps = {part.name: int(part.scenario.episode_seconds // control_interval) for part in parts}
         if len(set(steps.values())) > 1:
             raise ValueError(f"networks: every network needs the same control window, got control steps {steps}")
         graphs = [from_sumo(part.net_file, neighbours, neighbour_distance,
@@ -385,23 +446,17 @@ class ATSCEnv(SumoVecEnv):
         for i in range(self.num_agents):
             self.lane_mask[i, : len(lanes[i])] = True
             self.action_mask[i, : len(phases[i])] = True
-        self.lane_features = lane_feature_count(observe_wait, observe_phase)
+        self.lane_features = signals.lane_features
         self.observation_space = gym.spaces.Box(0.0, obs_clip, (self.max_lanes * self.lane_features,), dtype=np.float32)
         self.signal_structure = SignalStructure.from_graph(self.graph, self.max_lanes)
         self.action_space = gym.spaces.Discrete(self.max_phases)
-        shared = {
-            "max_lanes": self.max_lanes, "control_interval": control_interval, "yellow_seconds": yellow_seconds,
-            "wave_distance": wave_distance, "wave_scale": wave_scale,
-            "obs_clip": obs_clip, "max_halting": max_halting, "observe_wait": observe_wait,
-            "observe_phase": observe_phase, "wait_scale": wait_scale,
-            "wait_weight": wait_weight, "teleport_seconds": teleport_seconds,
-            "backend": backend, "sumo_options": list(sumo_options),
-        }
-        specs = [{**shared, "scenario": scenario, "net_file": scenario.net_file, "tls_ids": list(graph.names),
-                  "lanes": graph.lanes, "phases": graph.phases, "lane_lengths": graph.lane_lengths,
-                  "approaches": graph.approaches,
-                  "green_lanes": [green_lanes(*light) for light in zip(graph.lanes, graph.links, graph.phases)],
-                  "trip_period": period} for (_, scenario, period), graph in zip(parts, graphs)]
+        specs = [SignalSpec(backend=backend, sumo_options=tuple(sumo_options), scenario=part.scenario,
+                            signals=signals, trip_period=part.trip_period, tls_ids=list(graph.names),
+                            lanes=graph.lanes, lane_lengths=graph.lane_lengths, approaches=graph.approaches,
+                            phases=graph.phases,
+                            green_lanes=[green_lanes(*light) for light in zip(graph.lanes, graph.links, graph.phases)],
+                            max_lanes=self.max_lanes)
+                 for part, graph in zip(parts, graphs)]
         self._start_workers(specs, workers, worker_cpus, [graph.num_nodes for graph in graphs])
 
     def _step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

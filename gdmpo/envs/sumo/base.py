@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,23 +38,34 @@ def timed_step(step):
     return wrapper
 
 
+BACKENDS = ("libsumo", "traci")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimulationSpec:
+    """What a worker builds its :class:`SumoSimulation` from: plain, picklable, read-only data (it
+    crosses process and machine boundaries). Each task's spec adds its own fields."""
+
+    backend: str = "libsumo"  # libsumo (fast, in-process) or traci (a SUMO subprocess)
+    sumo_options: tuple[str, ...] = ()  # extra SUMO command-line options
+    workdir: str | None = None  # the folder in which the simulation makes its own directory
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be 'libsumo' or 'traci', got {self.backend!r}")
+
+
 class SumoSimulation:
-    """One SUMO run inside a worker process: backend, private work directory, error log, start/close.
+    """One SUMO run inside a worker process: backend, private work directory, error log, start/close."""
 
-    ``spec`` is a picklable dict; it must hold ``backend`` (``libsumo`` or ``traci``) and may hold
-    ``workdir`` (the folder in which to make this simulation's own directory).
-    """
-
-    def __init__(self, spec: dict[str, Any]) -> None:
+    def __init__(self, spec: SimulationSpec) -> None:
         self.spec = spec
-        if spec["backend"] == "libsumo":
+        if spec.backend == "libsumo":
             import libsumo as sim
-        elif spec["backend"] == "traci":
-            import traci as sim
         else:
-            raise ValueError(f"backend must be 'libsumo' or 'traci', got {spec['backend']!r}")
+            import traci as sim
         self.sim = sim
-        root = spec.get("workdir")
+        root = spec.workdir
         self.workdir = tempfile.mkdtemp(prefix="gdmpo-sumo-worker-", dir=root if root and os.path.isdir(root) else None)
         self.error_log = os.path.join(self.workdir, "sumo-errors.log")
         self.running = False
@@ -129,21 +141,21 @@ class SumoVecEnv(NetworkedVecEnv):
 
     simulation_class: type[SumoSimulation]
 
-    def _start_workers(self, specs: dict[str, Any] | list[dict[str, Any]], workers: str = "process",
+    def _start_workers(self, specs: SimulationSpec | list[SimulationSpec], workers: str = "process",
                        worker_cpus: float = 1.0, part_sizes: list[int] | None = None) -> None:
         """Start one worker per copy and part: a local process (``workers="process"``) or a Ray actor
         (``"ray"``, ``worker_cpus`` Ray CPUs each), both behind the same interface. ``part_sizes``:
         the agents of each part (default: one part holding all agents)."""
         check_worker_kind(workers)
-        specs = [specs] if isinstance(specs, dict) else list(specs)
+        specs = [specs] if isinstance(specs, SimulationSpec) else list(specs)
         self.part_sizes = list(part_sizes) if part_sizes is not None else [self.num_agents]
         if len(self.part_sizes) != len(specs) or sum(self.part_sizes) != self.num_agents:
             raise ValueError(f"{len(specs)} simulation specs for parts of {self.part_sizes} agents "
                              f"({self.num_agents} in all)")
         self._part_bounds = np.cumsum([0, *self.part_sizes]).tolist()
         self._tmp = tempfile.TemporaryDirectory(prefix="gdmpo-sumo-")  # workers' files; gone at close()
-        for spec in specs:
-            spec["workdir"] = self._tmp.name  # where it exists: a Ray actor on another node uses its own temp dir
+        # where it exists: a Ray actor on another node uses its own temp dir
+        specs = [replace(spec, workdir=self._tmp.name) for spec in specs]
         self.simulation_specs = specs  # what each part's simulation is built from (picklable)
         self.simulation_spec = specs[0]
         args = [(specs[k],) for _ in range(self.num_envs) for k in range(len(specs))]

@@ -27,16 +27,52 @@ import os
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
+from gdmpo.envs.sumo.scenario import Scenario, make_scenario
 from gdmpo.envs.sumo.workers import SumoError
 from gdmpo.graph.sumo import sumo_binary
 from gdmpo.resources import shipped_folder
 
 KINDS = ("grid", "irregular", "spider", "net_file", "sumocfg", "scenario")
+
+
+@dataclass(frozen=True)
+class NetworkOptions:
+    """One network's files, time window and demand: an ATSC environment's own options, or one
+    ``networks`` entry's on top of them (see :class:`~gdmpo.envs.sumo.atsc.ATSCEnv`)."""
+
+    net_file: str | None = None
+    route_file: Any = None  # one path, several (a list or comma-separated) or None: random trips
+    sumocfg: str | None = None
+    begin: float | None = None
+    end: float | None = None
+    warmup_seconds: float = 0.0
+    scale: float = 1.0
+    trip_period: float = 2.0  # seconds between random trips, where there are no routes
+
+    def scenario(self, episode_seconds: float | None, sumo_options: Sequence[str] = ()) -> Scenario:
+        """The :class:`~gdmpo.envs.sumo.scenario.Scenario` these options describe."""
+        return make_scenario(net_file=self.net_file, route_file=self.route_file, sumocfg=self.sumocfg,
+                             begin=self.begin, end=self.end, episode_seconds=episode_seconds,
+                             warmup_seconds=self.warmup_seconds, scale=self.scale, sumo_options=sumo_options)
+
+
+#: the options naming a network's files (an entry names its own; the environment's are not inherited)
+FILE_OPTIONS = ("net_file", "route_file", "sumocfg")
 #: options an entry may set besides its kind; everything else is the environment's, shared by all parts
-PER_NETWORK = ("route_file", "scale", "trip_period", "begin", "end", "warmup_seconds", "name", "circles")
+PER_NETWORK = (*(f.name for f in fields(NetworkOptions) if f.name not in ("net_file", "sumocfg")), "name", "circles")
+
+
+class NetworkPart(NamedTuple):
+    """One network an ATSC environment simulates: its name (light names are prefixed with it in a
+    union), its resolved scenario and its random-trip period."""
+
+    name: str
+    scenario: Scenario
+    trip_period: float
 
 
 def cache_dir() -> Path:
@@ -184,33 +220,23 @@ def resolve_entry(entry: dict[str, Any], where: str) -> dict[str, Any]:
     return {**options, "net_file": str(net), "name": str(entry.get("name", name))}
 
 
-def network_parts(networks: list[dict[str, Any]] | None, own: dict[str, Any], episode_seconds: float | None,
-                  sumo_options: Any = ()) -> list[tuple[str, Any, float]]:
-    """``(name, Scenario, trip_period)`` of each network an ATSC environment simulates.
+def network_parts(networks: list[dict[str, Any]] | None, own: NetworkOptions, episode_seconds: float | None,
+                  sumo_options: Sequence[str] = ()) -> list[NetworkPart]:
+    """Each network an ATSC environment simulates: ``own`` alone, or the ``networks`` entries, for which
+    ``own`` gives the defaults every entry may override (its files must then come from the entries)."""
 
-    ``own`` holds the environment's single-network options (``net_file``, ``route_file``, ``sumocfg``,
-    ``begin``, ``end``, ``warmup_seconds``, ``scale``, ``trip_period``); with ``networks`` they are the
-    defaults every entry may override, and the files must come from the entries alone.
-    """
-    from gdmpo.envs.sumo.scenario import make_scenario
-
-    files = ("net_file", "route_file", "sumocfg")
-
-    def part(options: dict[str, Any], name: str) -> tuple[str, Any, float]:
-        period = float(options["trip_period"])
+    def part(options: NetworkOptions, name: str) -> NetworkPart:
+        period = float(options.trip_period)
         if period <= 0:
             raise ValueError(f"{name}: trip_period must be > 0 s, got {period}")
-        scenario = make_scenario(options.get("net_file"), options.get("route_file"), options.get("sumocfg"),
-                                 options.get("begin"), options.get("end"), episode_seconds,
-                                 options["warmup_seconds"], options["scale"], sumo_options)
-        return name, scenario, period
+        return NetworkPart(name, options.scenario(episode_seconds, sumo_options), period)
 
     if networks is None:
-        name = Path(own["net_file"] or own["sumocfg"] or "network").name.split(".")[0]
+        name = Path(own.net_file or own.sumocfg or "network").name.split(".")[0]
         return [part(own, name)]
     if not isinstance(networks, (list, tuple)) or not networks:
         raise ValueError(f"networks: a non-empty list of network entries, got {networks!r}")
-    given = [key for key in files if own.get(key) is not None]
+    given = [key for key in FILE_OPTIONS if getattr(own, key) is not None]
     if given:
         raise ValueError(f"give the network as {' or '.join(given)} or as networks, not both")
     parts, seen = [], {}
@@ -219,9 +245,8 @@ def network_parts(networks: list[dict[str, Any]] | None, own: dict[str, Any], ep
         name = resolved.pop("name")
         seen[name] = seen.get(name, 0) + 1
         name = name if seen[name] == 1 else f"{name}-{seen[name]}"  # the same network twice, other demand
-        defaults = {key: value for key, value in own.items() if key not in files}
         try:
-            parts.append(part({**defaults, **resolved}, name))
+            parts.append(part(replace(own, **resolved), name))
         except (ValueError, FileNotFoundError) as err:
             raise type(err)(f"networks[{index}] ({name}): {err}") from None
     return parts

@@ -43,7 +43,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from gdmpo.envs.sumo.base import SumoSimulation, SumoVecEnv, timed_step
+from gdmpo.envs.sumo.base import SimulationSpec, SumoSimulation, SumoVecEnv, timed_step
 from gdmpo.envs.sumo.workers import SumoError
 from gdmpo.graph import ring
 from gdmpo.graph.sumo import sumo_binary
@@ -133,12 +133,28 @@ def build_track(kind: str, length: float | None) -> Track:
     raise ValueError(f"unknown track {kind!r}; expected 'ring' or 'figure-eight'")
 
 
+@dataclass(frozen=True, kw_only=True)
+class VehicleSpec(SimulationSpec):
+    """One closed-track simulation (the options of :class:`VehicleEnv`, checked there)."""
+
+    track: str
+    num_vehicles: int
+    length_range: tuple[float, float]
+    max_accel: float
+    horizon: int
+    dt: float
+    reward: str
+    start_jitter: float
+
+
 class VehicleSimulation(SumoSimulation):
     """One closed-track SUMO run in a worker: vehicles ``v0 … v{n-1}`` are the agents, in order."""
 
-    def __init__(self, spec: dict[str, Any]) -> None:
+    spec: VehicleSpec
+
+    def __init__(self, spec: VehicleSpec) -> None:
         super().__init__(spec)
-        self.ids = [f"v{i}" for i in range(spec["num_vehicles"])]
+        self.ids = [f"v{i}" for i in range(spec.num_vehicles)]
         self.car_following = False
         self.track: Track | None = None
         self.offsets: dict[str, float] = {}
@@ -147,24 +163,24 @@ class VehicleSimulation(SumoSimulation):
     # ------------------------------------------------------------------ episode
     def reset(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
         spec, rng = self.spec, np.random.default_rng(seed)
-        low, high = spec["length_range"]
-        length = round(float(rng.uniform(low, high)), 2) if spec["track"] == "ring" else None
-        self.track = build_track(spec["track"], length)
+        low, high = spec.length_range
+        length = round(float(rng.uniform(low, high)), 2) if spec.track == "ring" else None
+        self.track = build_track(spec.track, length)
         self.offsets = dict(zip(self.track.lap, np.cumsum((0.0,) + self.track.lengths[:-1])))
         net = self._network(self.track)
         routes = self._routes(self.track, rng)
-        self.start(["-n", net, "-r", routes, "--seed", str(seed), "--step-length", str(spec["dt"]),
+        self.start(["-n", net, "-r", routes, "--seed", str(seed), "--step-length", str(spec.dt),
                     "--time-to-teleport", "-1", "--collision.action", "warn", "--collision.check-junctions", "true",
-                    *spec["sumo_options"]])
+                    *spec.sumo_options])
         self.sim.simulationStep()  # inserts every vehicle at its start position
         absent = self._missing()
         missing = [v for v in self.ids if v in absent]
         if missing:
-            raise SumoError(f"{spec['track']} of {self.track.length:.1f} m: SUMO could not insert {len(missing)} of "
+            raise SumoError(f"{spec.track} of {self.track.length:.1f} m: SUMO could not insert {len(missing)} of "
                             f"{len(self.ids)} vehicles ({', '.join(missing[:5])}); use fewer vehicles\n{self.stderr()}")
         if not self.car_following:
             for vehicle in self.ids:
-                self.sim.vehicle.setSpeedMode(vehicle, SPEED_MODE[spec["track"]])
+                self.sim.vehicle.setSpeedMode(vehicle, SPEED_MODE[spec.track])
         self.figures = {"speed_sum": 0.0, "speed_sq_sum": 0.0, "samples": 0, "collisions": 0, "teleports": 0,
                         "vehicles_lost": 0}
         self.last_obs = np.zeros((len(self.ids), 2), dtype=np.float32)
@@ -176,13 +192,13 @@ class VehicleSimulation(SumoSimulation):
     def step(self, accelerations: list[float]) -> tuple[np.ndarray, np.ndarray, bool]:
         """Apply one acceleration per vehicle for ``dt``; returns ``(obs [n, 2], reward [n], lost)``."""
         spec, vehicle_api = self.spec, self.sim.vehicle
-        commanded = np.clip(np.asarray(accelerations, dtype=np.float64), -spec["max_accel"], spec["max_accel"])
+        commanded = np.clip(np.asarray(accelerations, dtype=np.float64), -spec.max_accel, spec.max_accel)
         try:
             if not self.car_following:
                 missing = self._missing()
                 for vehicle, speed, a in zip(self.ids, self.speeds, commanded):
                     if vehicle not in missing:
-                        vehicle_api.setSpeed(vehicle, max(0.0, speed + a * spec["dt"]))
+                        vehicle_api.setSpeed(vehicle, max(0.0, speed + a * spec.dt))
             self.sim.simulationStep()
         except Exception as err:
             raise SumoError(f"SUMO failed at t = {self.sim.simulation.getTime():.1f} s: {err}\n{self.stderr()}") from None
@@ -221,7 +237,7 @@ class VehicleSimulation(SumoSimulation):
     def _reward(self, speed: float, accel: float) -> float:
         n = len(self.ids)
         closeness = TARGET_SPEED - abs(TARGET_SPEED - speed)
-        if self.spec["reward"] == "ring":
+        if self.spec.reward == "ring":
             return 4.0 * closeness / (TARGET_SPEED * n) - 4.0 * abs(accel) / n
         return closeness
 
@@ -264,7 +280,7 @@ class VehicleSimulation(SumoSimulation):
                                      "-o", base + ".net.xml", "--no-internal-links", "true", "--no-turnarounds", "true"],
                                     capture_output=True, text=True)
             if result.returncode != 0:
-                raise SumoError(f"netconvert failed for the {self.spec['track']} track: {result.stderr[-2000:]}")
+                raise SumoError(f"netconvert failed for the {self.spec.track} track: {result.stderr[-2000:]}")
             self._nets[key] = base + ".net.xml"
         return self._nets[key]
 
@@ -272,8 +288,8 @@ class VehicleSimulation(SumoSimulation):
         """Vehicle i at i L / n (+ jitter), each on a route of laps starting from its own edge."""
         spec, n = self.spec, len(self.ids)
         spacing = track.length / n
-        jitter = min(spec["start_jitter"], 0.25 * spacing)
-        laps = math.ceil(spec["horizon"] * spec["dt"] * SPEED_LIMIT / track.length) + 2
+        jitter = min(spec.start_jitter, 0.25 * spacing)
+        laps = math.ceil(spec.horizon * spec.dt * SPEED_LIMIT / track.length) + 2
         items, kind = [AGENT_TYPE, IDM_TYPE], "idm" if self.car_following else "agent"
         for i, vehicle in enumerate(self.ids):
             edge, position = track.locate(i * spacing + rng.uniform(-jitter, jitter))
@@ -329,10 +345,10 @@ class VehicleEnv(SumoVecEnv):
         self.has_terminal_states = False
         self.observation_space = gym.spaces.Box(0.0, 1.0, (2,), dtype=np.float32)
         self.action_space = gym.spaces.Box(-max_accel, max_accel, (1,), dtype=np.float32)
-        self._start_workers({"track": track, "num_vehicles": num_vehicles, "length_range": (low, high),
-                             "max_accel": float(max_accel), "horizon": horizon, "dt": dt, "reward": reward,
-                             "start_jitter": float(start_jitter), "backend": backend,
-                             "sumo_options": list(sumo_options)}, workers, worker_cpus)
+        self._start_workers(VehicleSpec(track=track, num_vehicles=num_vehicles, length_range=(low, high),
+                                        max_accel=float(max_accel), horizon=horizon, dt=dt, reward=reward,
+                                        start_jitter=float(start_jitter), backend=backend,
+                                        sumo_options=tuple(sumo_options)), workers, worker_cpus)
 
     def _step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         obs, reward, extras = self._step_workers(actions[..., 0].tolist())
