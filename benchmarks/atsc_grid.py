@@ -11,7 +11,7 @@ Run on the shipped 5x5 grid, on your own network, or on an irregular one generat
 Trains each algorithm with ``configs/atsc-grid5x5/<algo>.yaml`` for ``--steps`` real control steps, then
 plays its final policy and the fixed-time and max-pressure controllers for ``--episodes`` episodes on
 the same seeds. Writes ``runs/``, ``curves.csv``, ``<env>.png`` and ``summary.md`` into ``--out``
-(default ``benchmarks/results/atsc/<name>``). The table leads with the figures no policy can game by
+(default ``benchmarks/results/exploration/atsc/<name>``). The table leads with the figures no policy can game by
 leaving vehicles stuck: delay and trip time over all vehicles (unfinished ones with their time so
 far), vehicles left in or waiting to enter the network, and throughput.
 """
@@ -82,14 +82,14 @@ def main() -> None:
     name = args.env
     if args.irregular is not None:
         name = f"irregular{args.irregular}"
-        options.update(irregular_network(args.irregular, Path(args.out or f"benchmarks/results/atsc/{name}")))
+        options.update(irregular_network(args.irregular, Path(args.out or f"benchmarks/results/exploration/atsc/{name}")))
     elif args.net or args.sumocfg:
         name = Path(args.net or args.sumocfg).name.split(".")[0]
         options.update({"net_file": args.net} if args.net else {"sumocfg": args.sumocfg})
         if args.routes:
             options["route_file"] = [str(Path(r).resolve()) for r in args.routes]
     env_id = "atsc" if options.get("net_file") or options.get("sumocfg") else args.env
-    out = Path(args.out or f"benchmarks/results/atsc/{name}")
+    out = Path(args.out or f"benchmarks/results/exploration/atsc/{name}")
     sets = parse_sets(args.sets)
     jobs = [{"env": env_id, "algo": a, "name": a, "seed": s, "steps": args.steps, "episodes": args.episodes,
              "out": str(out), "overrides": {"env.options": options, **sets.get(a, {})},

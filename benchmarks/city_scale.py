@@ -13,7 +13,7 @@ per light and per control step:
 - policy inference;
 - simulated seconds per wall second, and the memory of the worker (SUMO) and of the learner.
 
-    python benchmarks/city_scale.py [--sizes 5 10 20 32] [--seconds 3600] [--out benchmarks/results/city_scale]
+    python benchmarks/city_scale.py [--sizes 5 10 20 32] [--seconds 3600] [--out benchmarks/results/city-scale]
 
 Writes ``city_scale.csv`` and ``city_scale.md`` into ``--out``.
 """
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="demand: random trips per light per hour (72: the 5x5 grid's 1,800 veh/h)")
     parser.add_argument("--trip-length", type=float, default=1500.0, help="longest random trip (m)")
     parser.add_argument("--cache", default=str(Path.home() / ".cache/gdmpo/grids"))
-    parser.add_argument("--out", default=str(ROOT / "benchmarks/results/city_scale"))
+    parser.add_argument("--out", default=str(ROOT / "benchmarks/results/city-scale"))
     args = parser.parse_args(argv)
     configure_threads(1)
     cache, out = Path(args.cache), Path(args.out)

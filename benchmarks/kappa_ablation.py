@@ -60,7 +60,7 @@ def main() -> None:
                         help="with --summary-only: only the runs that finished (recorded their final evaluation)")
     add_run_arguments(parser)
     args = parser.parse_args()
-    out = Path(args.out or f"benchmarks/results/kappa_ablation/{args.env}")
+    out = Path(args.out or f"benchmarks/results/kappa-ablation/{args.env}")
     threshold = THRESHOLDS.get(args.env, 0.0) if args.threshold is None else args.threshold
     common = {key: parse_value(value) for key, _, value in (item.partition("=") for item in args.sets)}
     jobs = [{"env": args.env, "algo": "dmpo", "name": f"dmpo-kappa{k}", "kappa": k, "seed": s, "steps": args.steps,

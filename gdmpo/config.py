@@ -202,7 +202,7 @@ def to_dict(config: RunConfig) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-#: knobs measured and retired (no gain; their results stay in benchmarks/results/paper-variants/README.md),
+#: knobs measured and retired (no gain; their results stay in benchmarks/results/exploration/paper-variants/README.md),
 #: with the value that meant "off": configs saved before keep loading with it, any other value is refused
 RETIRED = {("ppo", "lr_anneal"): False, ("dmpo", "fresh_update"): False, ("dmpo", "branch_from_newest"): None,
            ("", "eval_episodes"): 0}
@@ -397,7 +397,7 @@ def _without_retired(data: Any, source: str) -> Any:
             continue
         name = f"{section}.{key}" if section else key
         if holder[key] != off:
-            raise ConfigError(f"{source}: {name} was retired (measured no gain: benchmarks/results/paper-variants/"
+            raise ConfigError(f"{source}: {name} was retired (measured no gain: benchmarks/results/exploration/paper-variants/"
                               f"README.md); remove it")
         del holder[key]
     return data
