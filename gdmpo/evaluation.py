@@ -16,7 +16,6 @@ from gdmpo.checkpoints import check_fits, load_checkpoint, load_weights
 from gdmpo.device import resolve_device
 from gdmpo.envs import make, registry
 from gdmpo.envs.base import NetworkedVecEnv
-from gdmpo.envs.sumo.atsc import OBSERVATION_OPTIONS
 from gdmpo.reports import agent_layout
 
 Policy = Callable[[torch.Tensor], torch.Tensor]
@@ -35,7 +34,7 @@ def run_episodes(env: NetworkedVecEnv, policy: Policy, episodes: int, seed: int 
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
-    device = torch.device(getattr(env, "device", "cpu"))
+    device = torch.device(env.device)
     cuda = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):
         if seed is not None:
@@ -90,14 +89,16 @@ def withheld_options(config: cfg.RunConfig) -> list[str]:
 def evaluation_env(config: cfg.RunConfig, env_id: str | None = None) -> tuple[str, dict[str, Any]]:
     """``(env_id, options)`` to evaluate ``config``'s policy on: its own environment with the
     ``eval_options`` (e.g. no training-only reward shaping), or ``env_id`` when that names another, with
-    the trained options that set what a signal policy reads when both are signal networks. ``config``
+    the trained options its environment registers as carried (what a signal policy reads) when both have
+    the same kind of agents. ``config``
     comes from a checkpoint, which anyone may have written: :data:`PASS_THROUGH_OPTIONS` are left out."""
     if env_id is None or env_id == config.env.id:
         options = {**config.env.options, **config.env.eval_options}
         return config.env.id, {key: value for key, value in options.items() if key not in PASS_THROUGH_OPTIONS}
-    if registry.spec(config.env.id).agents == registry.spec(env_id).agents == "signals":
-        trained = config.env.options  # another signal network: the policy reads it as it was trained to
-        return env_id, {key: trained[key] for key in OBSERVATION_OPTIONS if key in trained}
+    source, target = registry.spec(config.env.id), registry.spec(env_id)
+    if source.agents == target.agents:
+        trained = config.env.options  # e.g. another signal network: the policy reads it as it was trained to
+        return env_id, {key: trained[key] for key in source.carried_options if key in trained}
     return env_id, {}
 
 
@@ -154,7 +155,7 @@ def vehicle_profiles(checkpoint: str | os.PathLike[str], seed: int = 0) -> dict:
     """One episode of a trained vehicle policy (CACC, ring, figure-eight), recorded step by step:
     ``headway`` and ``speed`` ``[steps, n]`` (m, m/s) before each step, ``dt`` (s), ``env`` and ``algo``."""
     with restored(checkpoint, seed, num_envs=1) as (config, env, agent, env_id, _):
-        if not hasattr(env, "vehicle_states"):
+        if registry.spec(env_id).agents != "vehicles":
             raise ValueError(f"{env_id} has no vehicles: profiles are for CACC, ring and figure-eight")
         policy = acting(agent)
         obs, headways, speeds = env.reset(seed=seed), [], []

@@ -20,7 +20,7 @@ from gdmpo.algos import prepare_env
 from gdmpo.device import resolve_device
 from gdmpo.envs import make, registry
 from gdmpo.envs.controllers import reference_policy
-from gdmpo.envs.sumo.atsc import lane_feature_count
+from gdmpo.envs.signal_options import lane_feature_count
 from gdmpo.graph import from_sumo
 from gdmpo.checkpoints import LayoutError, check_fits, check_lane_features, is_movement_policy, load_checkpoint
 from gdmpo.evaluation import acting, evaluation_env, restore_agent, run_episodes

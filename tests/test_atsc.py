@@ -12,7 +12,9 @@ import gdmpo
 from gdmpo.envs import SumoError
 from gdmpo.envs.sumo import ATSCSimulation, yellow_state
 from gdmpo.envs.sumo.atsc import green_lanes
+from gdmpo.envs.signal_options import SignalOptions
 from gdmpo.envs.sumo.lane_reads import VARIABLES, LaneReader
+from gdmpo.evaluation import evaluation_env
 
 FAST = {"episode_seconds": 60, "trip_period": 0.5}
 
@@ -25,6 +27,21 @@ def grid3(tmp_path_factory):
 def random_phases(env, generator):
     return torch.stack([torch.multinomial(env.action_mask.float(), 1, generator=generator).squeeze(1)
                         for _ in range(env.num_envs)])
+
+
+def test_signal_options_are_checked_where_made_and_a_policy_carries_only_what_it_reads():
+    with pytest.raises(ValueError, match="atsc option wave_scale must be a number > 0, got 0"):
+        SignalOptions(wave_scale=0)
+    with pytest.raises(ValueError, match=r"yellow_seconds must be in \[0, control_interval=10\), got 10"):
+        SignalOptions(control_interval=10, yellow_seconds=10)
+    assert SignalOptions(observe_wait=True, observe_phase=True).lane_features == 3
+    carried = gdmpo.envs.spec("atsc-grid5x5").carried_options
+    assert {"timing", "control_interval", "observe_phase", "wave_distance"} <= set(carried)
+    assert not {"wait_weight", "max_halting", "teleport_seconds"} & set(carried)  # reward and SUMO: the target's own
+    trained = SimpleNamespace(env=SimpleNamespace(id="atsc-grid5x5", options={
+        "timing": "resco", "observe_phase": True, "wait_weight": 0.1, "scenario": "resco:cologne8"}))
+    assert evaluation_env(trained, "atsc") == ("atsc", {"timing": "resco", "observe_phase": True})
+    assert evaluation_env(trained, "cacc-catchup") == ("cacc-catchup", {})  # other agents: nothing carried
 
 
 def test_yellow_only_where_right_of_way_is_lost():

@@ -157,7 +157,7 @@ def test_gdmpo_graph_shows_the_programme_sumo_loads(tmp_path, crossing, capsys):
 
 
 def test_timing_presets_and_their_overrides(crossing):
-    from gdmpo.envs.sumo.atsc import resolve_timing
+    from gdmpo.envs.signal_options import resolve_timing
 
     assert resolve_timing("default", None, None) == (5, 2)
     assert resolve_timing("resco", None, None) == (10, 3)

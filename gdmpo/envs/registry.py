@@ -31,6 +31,9 @@ class EnvSpec:
     description: str
     kwargs: dict[str, Any] = field(default_factory=dict)
     agents: str = "vehicles"  # what its agents are ("vehicles" or "signals"): a policy serves one kind
+    #: options a policy trained here keeps when it plays another environment with the same kind of agents
+    #: (what it reads and how its actions play out)
+    carried_options: tuple[str, ...] = ()
 
     def constructor(self) -> Callable[..., "NetworkedVecEnv"]:
         """The entry point, imported first where it is a ``"module:attribute"`` string."""
@@ -47,15 +50,16 @@ _REGISTRY: dict[str, EnvSpec] = {}
 
 
 def register(env_id: str, entry_point: EntryPoint, description: str, *, agents: str = "vehicles",
-             **kwargs: Any) -> None:
+             carried_options: tuple[str, ...] = (), **kwargs: Any) -> None:
     """Register ``env_id``; ``entry_point`` is a callable or ``"module:attribute"`` (imported at :func:`make`);
     ``kwargs`` are defaults that :func:`make` passes to it; ``agents`` says what its agents are
-    (``vehicles`` or ``signals``), so a mismatched checkpoint is refused early."""
+    (``vehicles`` or ``signals``), so a mismatched checkpoint is refused early; ``carried_options`` are
+    the options a policy trained here takes along to another environment of that kind."""
     if env_id in _REGISTRY:
         raise ValueError(f"environment id {env_id!r} is already registered")
     if not callable(entry_point) and (not isinstance(entry_point, str) or ":" not in entry_point):
         raise TypeError(f"{env_id}: entry_point must be a callable or 'module:attribute', got {entry_point!r}")
-    _REGISTRY[env_id] = EnvSpec(env_id, entry_point, description, dict(kwargs), agents)
+    _REGISTRY[env_id] = EnvSpec(env_id, entry_point, description, dict(kwargs), agents, tuple(carried_options))
 
 
 def registered() -> list[str]:

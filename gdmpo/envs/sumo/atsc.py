@@ -31,7 +31,7 @@ import functools
 import math
 import os
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from gdmpo.envs.base import ActionError
+from gdmpo.envs.signal_options import SignalOptions, resolve_timing
 from gdmpo.envs.sumo.base import SimulationSpec, SumoSimulation, SumoVecEnv, check_worker_kind, timed_step
 from gdmpo.envs.sumo.delay import resco_delay
 from gdmpo.envs.sumo.lane_reads import LaneReader
@@ -57,64 +58,8 @@ def yellow_state(current: str, target: str) -> str:
     return "".join("y" if c in "Gg" and t in "rR" else c for c, t in zip(current, target))
 
 
-#: timing presets, ``(control_interval, yellow_seconds)``: gdmpo's own (NSC's grid) and RESCO's real maps
-TIMINGS = {"default": (5, 2), "resco": (10, 3)}
 #: SUMO's time-to-teleport (s) where neither the options nor the scenario's configuration set one
 DEFAULT_TELEPORT_SECONDS = 600
-
-
-def resolve_timing(timing: str, control_interval: int | None, yellow_seconds: int | None) -> tuple[int, int]:
-    """``(control_interval, yellow_seconds)`` of a timing preset, either overridden where given."""
-    if timing not in TIMINGS:
-        raise ValueError(f"timing must be one of {', '.join(TIMINGS)}, got {timing!r}")
-    interval, yellow = TIMINGS[timing]
-    interval = interval if control_interval is None else control_interval
-    yellow = yellow if yellow_seconds is None else yellow_seconds
-    if not 0 <= yellow < interval:
-        raise ValueError(f"yellow_seconds must be in [0, control_interval={interval}), got {yellow}")
-    return interval, yellow
-
-
-#: marks the :class:`SignalOptions` that set what a signal policy reads and how its actions play out
-OBSERVED = {"observed": True}
-
-
-@dataclass(frozen=True)
-class SignalOptions:
-    """How every light of an ATSC environment is timed, observed and rewarded: the options all its
-    networks share (see :class:`ATSCEnv` for each)."""
-
-    control_interval: int = field(default=TIMINGS["default"][0], metadata=OBSERVED)
-    yellow_seconds: int = field(default=TIMINGS["default"][1], metadata=OBSERVED)
-    wave_distance: float = field(default=50.0, metadata=OBSERVED)
-    wave_scale: float = field(default=5.0, metadata=OBSERVED)
-    obs_clip: float = field(default=2.0, metadata=OBSERVED)
-    observe_wait: bool = field(default=False, metadata=OBSERVED)
-    observe_phase: bool = field(default=False, metadata=OBSERVED)
-    wait_scale: float = field(default=60.0, metadata=OBSERVED)
-    max_halting: int = 10
-    wait_weight: float = 0.0
-    teleport_seconds: int | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("max_halting", "wave_distance", "wave_scale", "obs_clip", "wait_scale"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"atsc option {name} must be a number > 0, got {value!r}")
-        if not 0 <= self.yellow_seconds < self.control_interval:
-            raise ValueError(f"yellow_seconds must be in [0, control_interval={self.control_interval}), "
-                             f"got {self.yellow_seconds}")
-
-    @property
-    def lane_features(self) -> int:
-        """Features observed per lane (:func:`lane_feature_count`)."""
-        return lane_feature_count(self.observe_wait, self.observe_phase)
-
-
-#: the options that set what a signal policy reads and how its actions play out (``timing`` and the
-#: observed :class:`SignalOptions`): a policy carries them to every network it transfers to (a target's
-#: own options still override them)
-OBSERVATION_OPTIONS = ("timing", *(f.name for f in fields(SignalOptions) if f.metadata.get("observed")))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -132,12 +77,6 @@ class SignalSpec(SimulationSpec):
     phases: list[list[str]]  # each light's green phases (state strings), in action order
     green_lanes: list[dict[str, list[int]]]  # per light: phase state -> indices of the lanes it serves
     max_lanes: int  # lanes are padded to this
-
-
-def lane_feature_count(observe_wait: bool, observe_phase: bool = False) -> int:
-    """Features observed per lane: the wave; the first vehicle's waiting time with ``observe_wait``;
-    whether the lane has green now with ``observe_phase``."""
-    return 1 + int(observe_wait) + int(observe_phase)
 
 
 def green_lanes(lanes: list[str], links: list[tuple[str, str]], phases: list[str]) -> dict[str, list[int]]:
