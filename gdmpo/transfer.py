@@ -45,11 +45,10 @@ def _target_options(config: cfg.RunConfig, env_id: str | None, net_file: str | N
     return env_id, {**base, **extra, **(options or {})}
 
 
-def _references(env_id: str, options: dict[str, Any], episodes: int, seed: int, num_envs: int,
-                graph: Any, vehicles: bool) -> dict[str, dict]:
-    names = ["fixed-time", "max-pressure", "greedy"] if hasattr(graph, "phases") else ["idm"] if vehicles else []
+def _references(env_id: str, options: dict[str, Any], episodes: int, seed: int, num_envs: int) -> dict[str, dict]:
+    """The hand-written controllers ``env_id`` registers, each played on the same episodes."""
     out = {}
-    for name in names:
+    for name in registry.spec(env_id).references:
         with make(env_id, num_envs=num_envs, seed=seed, **options) as env:
             out[name] = run_episodes(env, reference_policy(env, name, seed=seed), episodes, seed=seed)
     return out
@@ -82,7 +81,6 @@ def transfer(checkpoint: str | os.PathLike[str], *, env_id: str | None = None, n
         report["num_agents"] = env.num_agents
         report["layout"] = agent_layout(env.graph)
         report["zero_shot"] = run_episodes(env, acting(agent, deterministic), episodes, seed=seed)
-        graph, vehicles = env.graph, hasattr(env, "set_car_following")
     if finetune_steps > 0:
         tuned = dataclasses.replace(config, env=dataclasses.replace(config.env, id=target_id, options=options,
                                                                     eval_options={}), device=str(device),
@@ -94,7 +92,7 @@ def transfer(checkpoint: str | os.PathLike[str], *, env_id: str | None = None, n
             played = run_episodes(env, acting(agent, deterministic), episodes, seed=seed)
             report["finetuned"] = {"env_steps": finetune_steps, **played}
     if references:
-        report["references"] = _references(target_id, options, episodes, seed, num_envs, graph, vehicles)
+        report["references"] = _references(target_id, options, episodes, seed, num_envs)
     write_report(out_dir, "report", report, markdown(report))
     report["out"] = str(out_dir)
     return report

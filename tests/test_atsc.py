@@ -42,6 +42,9 @@ def test_signal_options_are_checked_where_made_and_a_policy_carries_only_what_it
         "timing": "resco", "observe_phase": True, "wait_weight": 0.1, "scenario": "resco:cologne8"}))
     assert evaluation_env(trained, "atsc") == ("atsc", {"timing": "resco", "observe_phase": True})
     assert evaluation_env(trained, "cacc-catchup") == ("cacc-catchup", {})  # other agents: nothing carried
+    # the controllers a transfer report plays beside the policy, by what the agents are
+    assert gdmpo.envs.spec("atsc").references == ("fixed-time", "max-pressure", "greedy")
+    assert gdmpo.envs.spec("ring-attenuation").references == ("idm",) and gdmpo.envs.spec("cacc-catchup").references == ()
 
 
 def test_yellow_only_where_right_of_way_is_lost():

@@ -16,24 +16,27 @@ from gdmpo.envs.signal_options import OBSERVATION_OPTIONS
 
 list = registered  # noqa: A001 - ``gdmpo.envs.list()`` is the documented spelling
 
+#: what every traffic-signal environment registers: the options its policies carry, the controllers they face
+_SIGNALS = {"carried_options": OBSERVATION_OPTIONS, "references": ("fixed-time", "max-pressure", "greedy")}
+
 register("cacc-catchup", "gdmpo.envs.cacc:CACCEnv", "CACC Catch-up: 8-vehicle platoon, vehicle 1 starts far behind",
          scenario="catchup")
 register("cacc-slowdown", "gdmpo.envs.cacc:CACCEnv", "CACC Slow-down: 8-vehicle platoon behind a decelerating leader",
          scenario="slowdown")
 register("atsc", "gdmpo.envs.sumo.atsc:ATSCEnv", "Traffic signal control on SUMO for any .net.xml (options: net_file=, "
-         "route_file=, sumocfg=, begin=, warmup_seconds=, scale=)", agents="signals", carried_options=OBSERVATION_OPTIONS)
+         "route_file=, sumocfg=, begin=, warmup_seconds=, scale=)", agents="signals", **_SIGNALS)
 for _size in (3, 5, 10):
     register(f"atsc-grid{_size}x{_size}", "gdmpo.envs.sumo.atsc:atsc_shipped",
              f"Traffic signal control on the {_size}x{_size} grid (graphs/) with its peak-hour flows", agents="signals",
-             carried_options=OBSERVATION_OPTIONS,
+             **_SIGNALS,
              shipped=f"grid{_size}x{_size}")
 register("atsc-generalist", "gdmpo.envs.sumo.atsc:atsc_generalist", "Traffic signal control on five networks at once "
          "(3x3 and 4x4 grids, two irregular, a spider; 109 lights of 2-6 phases), to train policies for networks "
-         "they never saw", agents="signals", carried_options=OBSERVATION_OPTIONS)
+         "they never saw", agents="signals", **_SIGNALS)
 register("ring-attenuation", "gdmpo.envs.sumo.vehicles:ring_attenuation",
-         "SUMO ring of 220-270 m, 22 vehicles as agents damping stop-and-go waves")
+         "SUMO ring of 220-270 m, 22 vehicles as agents damping stop-and-go waves", references=("idm",))
 register("figure-eight", "gdmpo.envs.sumo.vehicles:figure_eight",
-         "SUMO figure eight (radius 30 m, one crossing), 14 vehicles as agents")
+         "SUMO figure eight (radius 30 m, one crossing), 14 vehicles as agents", references=("idm",))
 
 #: public names imported on first use: ``from gdmpo.envs import ATSCEnv`` works as before
 _LAZY = {name: (module, name) for module, names in {

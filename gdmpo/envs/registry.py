@@ -34,6 +34,9 @@ class EnvSpec:
     #: options a policy trained here keeps when it plays another environment with the same kind of agents
     #: (what it reads and how its actions play out)
     carried_options: tuple[str, ...] = ()
+    #: hand-written controllers (:func:`gdmpo.envs.controllers.reference_policy` names) a learned policy
+    #: is compared with on it
+    references: tuple[str, ...] = ()
 
     def constructor(self) -> Callable[..., "NetworkedVecEnv"]:
         """The entry point, imported first where it is a ``"module:attribute"`` string."""
@@ -50,16 +53,18 @@ _REGISTRY: dict[str, EnvSpec] = {}
 
 
 def register(env_id: str, entry_point: EntryPoint, description: str, *, agents: str = "vehicles",
-             carried_options: tuple[str, ...] = (), **kwargs: Any) -> None:
+             carried_options: tuple[str, ...] = (), references: tuple[str, ...] = (), **kwargs: Any) -> None:
     """Register ``env_id``; ``entry_point`` is a callable or ``"module:attribute"`` (imported at :func:`make`);
     ``kwargs`` are defaults that :func:`make` passes to it; ``agents`` says what its agents are
     (``vehicles`` or ``signals``), so a mismatched checkpoint is refused early; ``carried_options`` are
-    the options a policy trained here takes along to another environment of that kind."""
+    the options a policy trained here takes along to another environment of that kind; ``references`` the
+    hand-written controllers reports compare a learned policy with."""
     if env_id in _REGISTRY:
         raise ValueError(f"environment id {env_id!r} is already registered")
     if not callable(entry_point) and (not isinstance(entry_point, str) or ":" not in entry_point):
         raise TypeError(f"{env_id}: entry_point must be a callable or 'module:attribute', got {entry_point!r}")
-    _REGISTRY[env_id] = EnvSpec(env_id, entry_point, description, dict(kwargs), agents, tuple(carried_options))
+    _REGISTRY[env_id] = EnvSpec(env_id, entry_point, description, dict(kwargs), agents, tuple(carried_options),
+                                tuple(references))
 
 
 def registered() -> list[str]:
