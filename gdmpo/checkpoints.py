@@ -24,6 +24,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from gdmpo.envs.base import action_layout
+
 FORMAT = 2
 _reconstruct = (getattr(np, "_core", None) or np.core).multiarray._reconstruct
 #: numpy's RNG state in format-1 checkpoints: uint32 array reconstruction only, nothing callable besides
@@ -126,6 +128,35 @@ def load_weights(module: torch.nn.Module, weights: dict[str, Any], what: str) ->
         raise LayoutError(f"{what}: {reasons[1] if len(reasons) > 1 else reasons[0]}") from None
 
 
+def stored_action(state: dict[str, Any]) -> dict[str, Any] | None:
+    """The action layout (:func:`gdmpo.envs.base.action_layout`) a checkpoint was trained with; checkpoints
+    written before gdmpo stored it as data hold the space's ``repr`` (``Discrete(5)``, ``Box(...)``)."""
+    spaces = state.get("spaces") or {}
+    if isinstance(spaces.get("action"), dict):
+        return spaces["action"]
+    text = spaces.get("action_space")
+    if not isinstance(text, str) or not text:
+        return None
+    discrete = re.fullmatch(r"Discrete\((\d+)\)", text)
+    if discrete:
+        return {"kind": "discrete", "n": int(discrete.group(1))}
+    return {"kind": "continuous", "repr": text}
+
+
+def describe_action(layout: dict[str, Any]) -> str:
+    """An action layout as a person reads it: ``Discrete(5)``, or a Box's bounds and shape."""
+    if layout["kind"] == "discrete":
+        return f"Discrete({layout['n']})"
+    return layout.get("repr") or f"Box({layout['low']}, {layout['high']}, {tuple(layout['shape'])})"
+
+
+def same_actions(trained: dict[str, Any], target: gym.spaces.Space) -> bool:
+    """Whether ``target`` offers exactly the actions a policy trained with layout ``trained`` chooses from."""
+    if "repr" in trained:  # an older checkpoint: compare as it was written
+        return trained["repr"] == repr(target)
+    return trained == action_layout(target)
+
+
 def check_fits(state: dict[str, Any], obs_dim: int, action_space: gym.spaces.Space, target: str,
                lane_features: int | None = None) -> None:
     """Raise :class:`LayoutError` unless one agent's observation and actions fit the checkpoint's policy.
@@ -134,20 +165,18 @@ def check_fits(state: dict[str, Any], obs_dim: int, action_space: gym.spaces.Spa
     lanes carry the same features (``lane_features``), whatever its lane and phase counts; any other
     policy needs the same observation size and action space.
     """
-    spaces = state.get("spaces") or {}
     source = state["config"]["env"]["id"]
-    trained_obs = spaces.get("obs_dim")
-    trained_action = spaces.get("action_space", "")
-    discrete_target = isinstance(action_space, gym.spaces.Discrete)
-    if trained_action and trained_action.startswith("Discrete") != discrete_target:
-        kind = "discrete" if discrete_target else "continuous"
-        raise LayoutError(f"checkpoint trained on {source} with action space {trained_action}; {target} has "
-                          f"{kind} actions {action_space}: a policy cannot switch action kinds")
+    trained_obs = (state.get("spaces") or {}).get("obs_dim")
+    trained = stored_action(state)
+    wanted = action_layout(action_space)
+    if trained is not None and trained["kind"] != wanted["kind"]:
+        raise LayoutError(f"checkpoint trained on {source} with action space {describe_action(trained)}; {target} has "
+                          f"{wanted['kind']} actions {action_space}: a policy cannot switch action kinds")
     if is_movement_policy(state):
         check_lane_features(state, lane_features, target)
         return
-    if trained_action and trained_action != repr(action_space):
-        raise LayoutError(f"checkpoint trained on {source} with action space {trained_action}; {target} has "
+    if trained is not None and not same_actions(trained, action_space):
+        raise LayoutError(f"checkpoint trained on {source} with action space {describe_action(trained)}; {target} has "
                           f"{action_space!r} (for traffic lights: the same largest phase count is needed, or "
                           "a policy with policy_net.input: movements)")
     if trained_obs is not None and trained_obs != obs_dim:

@@ -255,8 +255,7 @@ class Trainer:
             "algorithm": self.algorithm.state_dict(),
             "counters": self.counters.__dict__.copy(),
             "rng": capture_rng(self.env),
-            "spaces": {"obs_dim": self.env.obs_dim, "action_space": repr(self.env.action_space),
-                       "lane_features": self.env.lane_features},
+            "spaces": self.env.agent_interface,
         }
         save_checkpoint(state, path)
         if path.name == "last.pt":

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 
 import gdmpo
 from gdmpo import config as cfg
-from gdmpo.checkpoints import LayoutError, load_checkpoint
+from gdmpo.checkpoints import LayoutError, check_fits, load_checkpoint
+from gdmpo.envs.base import action_layout
 from gdmpo.cli import main
 from gdmpo.trainer import Trainer
 
@@ -83,3 +86,21 @@ def test_cli_init_from_says_what_it_took(tmp_path, capsys):
                  *sets]) == 0
     assert f"fine-tuning from {source}: policy, critic" in capsys.readouterr().out
     assert cfg.load(tmp_path / "cli/config.yaml").init_from == source
+
+
+def test_checkpoints_store_actions_as_data_and_older_ones_still_fit():
+    config = {"env": {"id": "ring-attenuation"}, "policy_net": {}}
+    box = gym.spaces.Box(-1.0, 1.0, (1,), dtype=np.float32)
+    assert action_layout(box) == {"kind": "continuous", "shape": [1], "low": [-1.0], "high": [1.0]}
+    state = {"config": config, "spaces": {"obs_dim": 2, "action": action_layout(box), "lane_features": None}}
+    check_fits(state, 2, box, "a ring")
+    with pytest.raises(LayoutError, match=r"action space Box\(\[-1.0\], \[1.0\], \(1,\)\); a figure eight has Box"):
+        check_fits(state, 2, gym.spaces.Box(-3.0, 3.0, (1,), dtype=np.float32), "a figure eight")
+    with pytest.raises(LayoutError, match="cannot switch action kinds"):
+        check_fits(state, 2, gym.spaces.Discrete(4), "a platoon")
+    # written before the layout was data: the space's repr
+    older = {"config": config, "spaces": {"obs_dim": 5, "action_space": "Discrete(4)"}}
+    check_fits(older, 5, gym.spaces.Discrete(4), "a platoon")
+    with pytest.raises(LayoutError, match=r"Discrete\(4\); a grid has Discrete\(3\)"):
+        check_fits(older, 5, gym.spaces.Discrete(3), "a grid")
+    check_fits({"config": config, "spaces": {"obs_dim": 2, "action_space": repr(box)}}, 2, box, "a ring")

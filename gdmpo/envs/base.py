@@ -40,6 +40,17 @@ class ActionError(ValueError):
     """Actions passed to ``step`` do not match the environment's action space."""
 
 
+def action_layout(space: gym.spaces.Space) -> dict[str, Any]:
+    """One agent's action space as plain data: ``{"kind": "discrete", "n": K}`` or ``{"kind": "continuous",
+    "shape": [...], "low": [...], "high": [...]}`` (bounds flattened)."""
+    if isinstance(space, gym.spaces.Discrete):
+        return {"kind": "discrete", "n": int(space.n)}
+    if isinstance(space, gym.spaces.Box):
+        return {"kind": "continuous", "shape": list(space.shape), "low": space.low.ravel().tolist(),
+                "high": space.high.ravel().tolist()}
+    raise TypeError(f"agents act in a Discrete or a Box space, got {space!r}")
+
+
 class NetworkedVecEnv(ABC):
     """``B`` copies of an ``n``-agent networked environment, stepped as one batch of tensors.
 
@@ -146,6 +157,14 @@ class NetworkedVecEnv(ABC):
     @property
     def obs_dim(self) -> int:
         return int(self.observation_space.shape[0])
+
+    @property
+    def agent_interface(self) -> dict[str, Any]:
+        """What one agent reads and does, as plain data (what a checkpoint stores and
+        :func:`gdmpo.checkpoints.check_fits` compares): ``obs_dim``, ``action`` (:func:`action_layout`) and,
+        for traffic signals, ``lane_features``."""
+        return {"obs_dim": self.obs_dim, "action": action_layout(self.action_space),
+                "lane_features": self.lane_features}
 
     def reset(self, seed: int | None = None) -> torch.Tensor:
         """Start a new episode in every copy; ``seed`` re-seeds the environment's generator."""
