@@ -1,0 +1,41 @@
+"""The committed benchmark summaries rebuild, byte for byte, from the run files committed beside them: a
+change to a summary function that would alter a published figure fails here, not in a reader's checkout."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+RESULTS = ROOT / "benchmarks/results"
+
+#: (results folder, the command that rebuilds it with ``--out FOLDER`` appended, the files it must reproduce)
+CASES = [
+    ("paper", ["benchmarks/paper.py", "--summary-only"], ["summary.md", "curves.csv", "fig4.png", "fig6.png"]),
+    ("dppo-5e5", ["benchmarks/paper.py", "--envs", "cacc-catchup", "ring-attenuation", "--algos", "dppo", "--steps",
+                  "500000", "--summary-only"], ["summary.md", "curves.csv", "fig4.png"]),
+    ("kappa-ablation/ring-attenuation", ["benchmarks/kappa_ablation.py", "--env", "ring-attenuation", "--kappas", "1",
+                                         "2", "3", "4", "--seeds", "0", "1", "2", "--steps", "100000", "--summary-only",
+                                         "--finished-only"], ["summary.md", "curves.csv"]),
+    ("real-cities", ["benchmarks/real_cities.py", "--summary-only"], ["summary.md", "summary.csv", "overview.md"]),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("folder, command, files", CASES, ids=[case[0] for case in CASES])
+def test_committed_summaries_rebuild_byte_for_byte(tmp_path, folder, command, files):
+    copy = tmp_path / "results"
+    shutil.copytree(RESULTS / folder, copy)
+    for name in files:
+        (copy / name).unlink()  # nothing kept from the committed files: all of them made again
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    done = subprocess.run([sys.executable, *command, "--out", str(copy)], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    differ = [name for name in files if (copy / name).read_bytes() != (RESULTS / folder / name).read_bytes()]
+    assert not differ, f"{folder}: {differ} rebuilt differently from the committed files"
