@@ -148,6 +148,11 @@ class RecurrentCommEnv:
     def obs_dim(self) -> int:
         return int(self.observation_space.shape[0])
 
+    @property
+    def agent_interface(self) -> dict[str, Any]:
+        """The inner environment's, with the observation widened by the recurrent state."""
+        return {**self.env.agent_interface, "obs_dim": self.obs_dim}
+
     def bind(self, policy: IC3NetPolicy, graph_of) -> None:
         """Use ``policy``'s LSTM to advance the state; ``graph_of(B)`` gives the batched graph."""
         self.policy, self._graph_of = policy, graph_of
