@@ -2,7 +2,7 @@
 
     pip install -e ".[benchmarl]"
     python benchmarks/peers.py [--tasks catchup grid] [--algos mappo ippo] [--seeds 0 1 2] [--steps 100000]
-        [--episodes 16] [--out benchmarks/results/peers]
+        [--episodes 16] [--out benchmarks/results/peers] [--summary-only]
 
 Each run trains BenchMARL's algorithm (its own default YAML: networks, learning rates, PPO settings) on the
 same environment gdmpo trains on (:mod:`gdmpo.ecosystem.benchmarl`, the batched TorchRL view), with the
@@ -144,9 +144,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/peers"))
     parser.add_argument("--paper", type=Path, default=Path("benchmarks/results/paper"),
                         help="gdmpo's runs on the same tasks (runs/<env>/<algo>-s<seed>/result.json)")
+    parser.add_argument("--summary-only", action="store_true", help="rebuild summary.md from the run files")
     args = parser.parse_args()
     (args.out / "runs").mkdir(parents=True, exist_ok=True)
-    for seed in args.seeds:
+    for seed in [] if args.summary_only else args.seeds:
         for task in args.tasks:
             for algo in args.algos:
                 path = args.out / "runs" / f"{task}-{algo}-s{seed}.json"

@@ -23,6 +23,7 @@ CASES = [
                                          "2", "3", "4", "--seeds", "0", "1", "2", "--steps", "100000", "--summary-only",
                                          "--finished-only"], ["summary.md", "curves.csv"]),
     ("real-cities", ["benchmarks/real_cities.py", "--summary-only"], ["summary.md", "summary.csv", "overview.md"]),
+    ("peers", ["benchmarks/peers.py", "--summary-only"], ["summary.md"]),
 ]
 
 
