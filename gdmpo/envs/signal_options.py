@@ -11,6 +11,18 @@ from dataclasses import dataclass, field, fields
 TIMINGS = {"default": (5, 2), "resco": (10, 3)}
 
 
+def check_positive(name: str, value: object) -> None:
+    """Refuse an ATSC option that must be a finite number > 0, naming it."""
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ValueError(f"atsc option {name} must be a number > 0, got {value!r}")
+
+
+def check_yellow(control_interval: int, yellow_seconds: int) -> None:
+    """Refuse a yellow time that leaves no green in the control interval."""
+    if not 0 <= yellow_seconds < control_interval:
+        raise ValueError(f"yellow_seconds must be in [0, control_interval={control_interval}), got {yellow_seconds}")
+
+
 def resolve_timing(timing: str, control_interval: int | None, yellow_seconds: int | None) -> tuple[int, int]:
     """``(control_interval, yellow_seconds)`` of a timing preset, either overridden where given."""
     if timing not in TIMINGS:
@@ -18,8 +30,7 @@ def resolve_timing(timing: str, control_interval: int | None, yellow_seconds: in
     interval, yellow = TIMINGS[timing]
     interval = interval if control_interval is None else control_interval
     yellow = yellow if yellow_seconds is None else yellow_seconds
-    if not 0 <= yellow < interval:
-        raise ValueError(f"yellow_seconds must be in [0, control_interval={interval}), got {yellow}")
+    check_yellow(interval, yellow)
     return interval, yellow
 
 
@@ -46,12 +57,8 @@ class SignalOptions:
 
     def __post_init__(self) -> None:
         for name in ("max_halting", "wave_distance", "wave_scale", "obs_clip", "wait_scale"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"atsc option {name} must be a number > 0, got {value!r}")
-        if not 0 <= self.yellow_seconds < self.control_interval:
-            raise ValueError(f"yellow_seconds must be in [0, control_interval={self.control_interval}), "
-                             f"got {self.yellow_seconds}")
+            check_positive(name, getattr(self, name))
+        check_yellow(self.control_interval, self.yellow_seconds)
 
     @property
     def lane_features(self) -> int:

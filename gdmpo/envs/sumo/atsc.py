@@ -28,7 +28,6 @@ Each copy runs in its own worker process (libsumo allows one simulation per proc
 from __future__ import annotations
 
 import functools
-import math
 import os
 import time
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ import numpy as np
 import torch
 
 from gdmpo.envs.base import ActionError
-from gdmpo.envs.signal_options import SignalOptions, resolve_timing
+from gdmpo.envs.signal_options import SignalOptions, check_positive, resolve_timing
 from gdmpo.envs.sumo.base import SimulationSpec, SumoSimulation, SumoVecEnv, check_worker_kind, timed_step
 from gdmpo.envs.sumo.delay import resco_delay
 from gdmpo.envs.sumo.lane_reads import LaneReader
@@ -344,8 +343,7 @@ class ATSCEnv(SumoVecEnv):
         super().__init__(num_envs, seed, device)
         check_worker_kind(workers)  # before the network is read: a typo costs nothing
         for name, value in (("scale", scale), ("trip_period", trip_period), ("neighbour_distance", neighbour_distance)):
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"atsc option {name} must be a number > 0, got {value!r}")
+            check_positive(name, value)
         control_interval, yellow_seconds = resolve_timing(timing, control_interval, yellow_seconds)
         signals = SignalOptions(control_interval=control_interval, yellow_seconds=yellow_seconds,
                                 wave_distance=wave_distance, wave_scale=wave_scale, obs_clip=obs_clip,
