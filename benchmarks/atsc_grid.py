@@ -23,12 +23,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import add_run_arguments, parse_value, run_jobs, write_curves, write_summary
-from sample_efficiency import parse_sets
 
 import gdmpo
+from gdmpo.config import parse_assignments
 from gdmpo.envs.controllers import reference_policy
+from gdmpo.envs.sumo.networks import irregular_scenario
 from gdmpo.evaluation import run_episodes
+from gdmpo.experiments import add_run_arguments, parse_algo_assignments, run_jobs, write_curves, write_summary
 from gdmpo.plot import plot_runs
 
 CONTROLLERS = ("fixed-time", "max-pressure", "greedy")
@@ -56,14 +57,6 @@ def row(name: str, returns: list[float], traffic: list[dict], note: str) -> str:
             f"{np.mean(returns):.5g} ± {np.std(returns):.2g} | {note} |")
 
 
-def irregular_network(seed: int, out: Path) -> dict:
-    """An irregular network (``netgenerate --rand``, lights guessed) and a fixed random-trips demand in ``out``."""
-    from gdmpo.envs.sumo import networks
-
-    net = networks.irregular_network(seed)
-    return {"net_file": str(net), "route_file": str(networks.random_trips(net, seed, out))}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="atsc-grid5x5")
@@ -78,11 +71,11 @@ def main() -> None:
     add_run_arguments(parser, steps=30_000)
     parser.set_defaults(seeds=[0], episodes=4)
     args = parser.parse_args()
-    options = {key: parse_value(value) for key, value in (o.split("=", 1) for o in args.option)}
+    options = parse_assignments(args.option, "--option")
     name = args.env
     if args.irregular is not None:
         name = f"irregular{args.irregular}"
-        options.update(irregular_network(args.irregular, Path(args.out or f"benchmarks/results/exploration/atsc/{name}")))
+        options.update(irregular_scenario(args.irregular, Path(args.out or f"benchmarks/results/exploration/atsc/{name}")))
     elif args.net or args.sumocfg:
         name = Path(args.net or args.sumocfg).name.split(".")[0]
         options.update({"net_file": args.net} if args.net else {"sumocfg": args.sumocfg})
@@ -90,7 +83,7 @@ def main() -> None:
             options["route_file"] = [str(Path(r).resolve()) for r in args.routes]
     env_id = "atsc" if options.get("net_file") or options.get("sumocfg") else args.env
     out = Path(args.out or f"benchmarks/results/exploration/atsc/{name}")
-    sets = parse_sets(args.sets)
+    sets = parse_algo_assignments(args.sets)
     jobs = [{"env": env_id, "algo": a, "name": a, "seed": s, "steps": args.steps, "episodes": args.episodes,
              "out": str(out), "overrides": {"env.options": options, **sets.get(a, {})},
              "config": f"configs/atsc-grid5x5/{a}.yaml"} for a in args.algos for s in args.seeds]

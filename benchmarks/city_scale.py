@@ -15,7 +15,8 @@ per light and per control step:
 
     python benchmarks/city_scale.py [--sizes 5 10 20 32] [--seconds 3600] [--out benchmarks/results/city-scale]
 
-Writes ``city_scale.csv`` and ``city_scale.md`` into ``--out``.
+Writes ``city_scale.csv`` and ``city_scale.md`` into ``--out``; ``--summary-only`` rebuilds the table from the CSV
+(with the ``--seconds``, ``--vehicles-per-light-hour`` and ``--trip-length`` it was measured with).
 """
 
 from __future__ import annotations
@@ -116,9 +117,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--trip-length", type=float, default=1500.0, help="longest random trip (m)")
     parser.add_argument("--cache", default=str(Path.home() / ".cache/gdmpo/grids"))
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/city-scale"))
+    parser.add_argument("--summary-only", action="store_true",
+                        help="rebuild city_scale.md from the city_scale.csv in --out, measuring nothing")
     args = parser.parse_args(argv)
-    configure_threads(1)
     cache, out = Path(args.cache), Path(args.out)
+    if args.summary_only:
+        write_table(read_rows(out / "city_scale.csv"), args, out)
+        return
+    configure_threads(1)
     cache.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -136,6 +142,18 @@ def main(argv: list[str] | None = None) -> None:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    write_table(rows, args, out)
+
+
+def read_rows(path: Path) -> list[dict[str, float]]:
+    """The rows of a ``city_scale.csv`` as :func:`measure` returned them (counts as integers)."""
+    with path.open(newline="") as handle:
+        return [{key: int(value) if key in ("lights", "steps") else float(value) for key, value in row.items()}
+                for row in csv.DictReader(handle)]
+
+
+def write_table(rows: list[dict[str, float]], args: argparse.Namespace, out: Path) -> None:
+    """``city_scale.md``: the rows per light and control step, with the settings they were measured under."""
     lines = [f"# City scale: {args.seconds} simulated s per grid, {args.vehicles_per_light_hour:g} trips per light "
              f"per hour of at most {args.trip_length:g} m, max-pressure control, one copy, one torch thread", "",
              "Per light and control step (ms): the environment step (SUMO's simulation step, reading observations, "

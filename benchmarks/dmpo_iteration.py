@@ -11,13 +11,19 @@ same-shape matrix product timed in the same run. Each part runs as the trainer r
 for small work, and the PPO update's policy and critic loops side by side with ``--threads 2``::
 
     python benchmarks/dmpo_iteration.py [--config configs/cacc-catchup/dmpo-paper.yaml] [--threads 2]
+    python benchmarks/dmpo_iteration.py --compare BASE.log OTHER.log [--out comparison.md]
+
+``--compare`` reads the parts table that two runs printed (their logs) and writes them side by side with
+the speed-up, as ``benchmarks/results/dmpo-iteration/comparison.md`` does for one CPU thread against a GPU.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import time
+from pathlib import Path
 
 import gdmpo  # first: it sets OpenMP's passive wait policy before torch loads it
 import torch
@@ -66,13 +72,50 @@ def matmul_peak(rows: int, width: int, repeats: int = 30, device: str = "cpu") -
     return 2 * rows * width * width * repeats / (time.perf_counter() - start) / 1e9
 
 
+def read_parts(log: Path) -> tuple[str, dict[str, float]]:
+    """The device a logged run timed on and its parts table (``part -> seconds``), as :func:`main` prints them."""
+    text = log.read_text()
+    settings = re.search(r"^\S+, n = .*, (\S+); KL stop", text, re.M)
+    table = re.search(r"^part +seconds.*\n((?:.+\n)+)", text, re.M)
+    if not settings or not table:
+        raise SystemExit(f"{log}: no parts table of benchmarks/dmpo_iteration.py in it")
+    parts = {}
+    for line in table[1].splitlines():
+        name, seconds = re.match(r"^(.+?) {2,}(\d+\.\d+)", line).groups()
+        parts[name] = float(seconds)
+    return settings[1], parts
+
+
+def speed_up(ratio: float) -> str:
+    """``0.27x``, ``6.1x``: two figures below one, one decimal above."""
+    return f"{ratio:.2f}x" if ratio < 1 else f"{ratio:.1f}x"
+
+
+def comparison(base_log: Path, other_log: Path) -> str:
+    """Markdown: every part's seconds in both logs and the second's speed-up over the first."""
+    (base, first), (other, second) = read_parts(base_log), read_parts(other_log)
+    lines = [f"| part | {base} (s) | {other} (s) | speed-up |", "| --- | --- | --- | --- |"]
+    lines += [f"| {name} | {first[name]:.3f} | {second[name]:.3f} | {speed_up(first[name] / second[name])} |"
+              for name in first if name in second]
+    lines.append(f"\nFrom `{base_log.name}` and `{other_log.name}`.")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--compare", nargs=2, metavar=("BASE_LOG", "OTHER_LOG"),
+                        help="write two logged runs' parts side by side (to --out) instead of timing")
+    parser.add_argument("--out", default="comparison.md", help="with --compare: the Markdown file to write")
     parser.add_argument("--config", default="configs/cacc-catchup/dmpo-paper.yaml")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--iterations", type=int, default=2)
     parser.add_argument("--device", default="cpu", help="where networks and torch environments run (e.g. cuda)")
     args = parser.parse_args()
+    if args.compare:
+        table = comparison(*map(Path, args.compare))
+        Path(args.out).write_text(table)
+        print(table, end="")
+        return
     configure_threads(args.threads)
     torch.manual_seed(0)
     config = cfg.load(args.config)

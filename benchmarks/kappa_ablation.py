@@ -16,9 +16,11 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from common import add_run_arguments, parse_value, run_dir_of, run_jobs, write_curves, write_summary
-from sample_efficiency import THRESHOLDS, steps_to_threshold
 
+from gdmpo.config import parse_assignments
+from gdmpo.experiments import (
+    THRESHOLDS, add_run_arguments, run_dir_of, run_jobs, steps_to_threshold, write_curves, write_summary,
+)
 from gdmpo.plot import plot_runs, read_curve, read_metric
 from gdmpo.sweep import recorded_result
 
@@ -62,7 +64,7 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out or f"benchmarks/results/kappa-ablation/{args.env}")
     threshold = THRESHOLDS.get(args.env, 0.0) if args.threshold is None else args.threshold
-    common = {key: parse_value(value) for key, _, value in (item.partition("=") for item in args.sets)}
+    common = parse_assignments(args.sets)
     jobs = [{"env": args.env, "algo": "dmpo", "name": f"dmpo-kappa{k}", "kappa": k, "seed": s, "steps": args.steps,
              "episodes": args.episodes, "out": str(out), "overrides": {**common, **{key: k for key in KEYS[args.vary]}}}
             for k in args.kappas for s in args.seeds]

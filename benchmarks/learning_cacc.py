@@ -18,11 +18,11 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from common import add_run_arguments, run_jobs, write_curves, write_summary
 
 import gdmpo
 from gdmpo.envs.controllers import ConstantPolicy
 from gdmpo.evaluation import run_episodes
+from gdmpo.experiments import add_run_arguments, run_jobs, write_curves, write_summary
 from gdmpo.plot import plot_runs
 
 ENVS = ("cacc-catchup", "cacc-slowdown")

@@ -31,11 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import add_ray_argument, run_dir_of, run_jobs, write_curves, write_summary
-from sample_efficiency import THRESHOLDS, steps_to_threshold
 
 from gdmpo import config as cfg
-from gdmpo.cli import parse_assignments
+from gdmpo.config import parse_assignments
+from gdmpo.experiments import (
+    THRESHOLDS, add_ray_argument, run_dir_of, run_jobs, steps_to_threshold, write_curves, write_summary,
+)
 from gdmpo.plot import aggregate, pyplot, read_curve, read_metric
 from gdmpo.sweep import RESULT_FILE, finish_run, recorded_result
 from gdmpo.threads import available_cpus

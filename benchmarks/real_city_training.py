@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import argparse
 
-from common import add_ray_argument, run_jobs
-
-from gdmpo.cli import parse_assignments
+from gdmpo.config import parse_assignments
 from gdmpo.envs.sumo.resco import SCENARIOS
+from gdmpo.experiments import add_ray_argument, run_jobs
 
 
 def jobs_for(maps: list[str], algos: list[str], seeds: list[int], steps: int, episodes: int, out: str,

@@ -20,37 +20,13 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from common import add_run_arguments, parse_value, run_jobs, write_curves, write_summary
 
-from gdmpo.plot import plot_runs, read_curve
+from gdmpo.experiments import (
+    THRESHOLDS, add_run_arguments, parse_algo_assignments, run_jobs, steps_to_threshold, write_curves, write_summary,
+)
+from gdmpo.plot import plot_runs
 
 ALGOS = ("dmpo", "dppo", "cppo", "ic3net", "ia2c")
-#: team-return thresholds for "steps to reach": about a tenth of the way from random play to the best
-#: policies measured here (CACC: no collision; ring and figure eight: well above the stop-and-go
-#: baseline; the 5x5 grid: better than max-pressure's -1 057)
-THRESHOLDS = {"cacc-catchup": -1.0e5, "cacc-slowdown": -3.0e5, "ring-attenuation": 200.0,
-              "figure-eight": 1.5e5, "atsc-grid5x5": -1.0e3}
-
-
-def steps_to_threshold(run_dir: str, threshold: float, window: int = 3) -> float:
-    """First real env step at which the mean of the last ``window`` logged returns reaches ``threshold``."""
-    steps, returns = read_curve(run_dir)
-    for i in range(len(returns)):
-        if i + 1 >= window and np.mean(returns[i + 1 - window:i + 1]) >= threshold:
-            return float(steps[i])
-    return float("nan")
-
-
-def parse_sets(items: list[str]) -> dict[str, dict]:
-    """``["dmpo:dmpo.rollouts=512"]`` → ``{"dmpo": {"dmpo.rollouts": 512}}`` (values parsed as JSON)."""
-    out: dict[str, dict] = {}
-    for item in items:
-        algo, _, assignment = item.partition(":")
-        key, _, value = assignment.partition("=")
-        if not key or not value:
-            raise SystemExit(f"--set {item!r}: expected ALGO:KEY=VALUE")
-        out.setdefault(algo, {})[key] = parse_value(value)
-    return out
 
 
 def main() -> None:
@@ -63,7 +39,7 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out or f"benchmarks/results/sample_efficiency/{args.env}")
     threshold = THRESHOLDS.get(args.env, 0.0) if args.threshold is None else args.threshold
-    sets = parse_sets(args.sets)
+    sets = parse_algo_assignments(args.sets)
     jobs = [{"env": args.env, "algo": a, "name": a, "seed": s, "steps": args.steps, "episodes": args.episodes,
              "out": str(out), "overrides": sets.get(a, {})} for a in args.algos for s in args.seeds]
     results = run_jobs(jobs, args.jobs, ray=args.ray)

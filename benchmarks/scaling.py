@@ -25,10 +25,10 @@ import torch
 
 import gdmpo
 from gdmpo import config as cfg
+from gdmpo.algos import build_algorithm, prepare_env
 from gdmpo.algos.collect import collect
 from gdmpo.envs.sumo.workers import SumoWorkers
 from gdmpo.threads import configure_threads
-from gdmpo.algos import build_algorithm, prepare_env
 
 
 class EchoSimulation:

@@ -14,18 +14,22 @@ seed; :mod:`gdmpo.envs.sumo.networks`, cached), next to fixed-time and max-press
 same demand and seeds. Vehicles (optional): a Catch-up checkpoint (``--cacc``) on
 platoons of 16 and 32, a ring checkpoint (``--ring``) on 30 and 40 vehicles at the training density.
 Each transfer writes its ``report.json``/``report.md`` under ``--out`` (default
-``benchmarks/results/transfer``); ``summary.md`` collects the tables.
+``benchmarks/results/transfer``); ``summary.md`` collects the tables of every report there (the signal
+policy's, and the vehicle checkpoints'): registered tasks by size, then generated grids, irregular networks
+and vehicle tasks. ``--summary-only`` rebuilds it from the reports alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import re
 from pathlib import Path
-
-from common import write_summary
+from typing import Any
 
 from gdmpo import config as cfg
-from gdmpo.cli import parse_assignments
+from gdmpo.config import parse_assignments
+from gdmpo.experiments import write_summary
 from gdmpo.trainer import resume_or_start
 from gdmpo.transfer import markdown, transfer
 
@@ -50,16 +54,14 @@ def train_signals(env_id: str, steps: int, out: Path, overrides: dict, config_pa
 
 def signal_targets(args: argparse.Namespace, out: Path) -> list[tuple[str, dict]]:
     """``(name, transfer keywords)`` of every signal network to play on."""
-    from atsc_grid import irregular_network
-
-    from gdmpo.envs.sumo.networks import grid_files
+    from gdmpo.envs.sumo.networks import grid_files, irregular_scenario
 
     jobs = [(target, {"env_id": target}) for target in args.targets]
     for size in args.grids:
         net, routes = grid_files(size)
         jobs.append((f"grid{size}x{size}", {"net_file": str(net), "route_file": str(routes)}))
     for seed in args.irregular:
-        files = irregular_network(seed, out / "networks")
+        files = irregular_scenario(seed, out / "networks")
         jobs.append((f"irregular{seed}", files))
     return jobs
 
@@ -73,6 +75,36 @@ def vehicle_targets(args: argparse.Namespace) -> list[tuple[str, str, dict]]:
             length = n / RING_DENSITY
             jobs.append((args.ring, f"ring-{n}", {"num_vehicles": n, "length_range": (0.9 * length, 1.1 * length)}))
     return jobs
+
+
+def report_order(name: str, report: dict[str, Any]) -> tuple:
+    """Where a report goes in ``summary.md``: registered tasks (by size), generated grids (by size), irregular
+    networks (by seed), then vehicle tasks."""
+    if match := re.fullmatch(r"grid(\d+)x\1", name):
+        return (1, int(match[1]), name)
+    if match := re.fullmatch(r"(?:.*-)?irregular(\d+)", name):
+        return (2, int(match[1]), name)
+    if re.fullmatch(r"(cacc|ring)-\d+", name):
+        return (3, report["num_agents"], name)
+    return (0, report["num_agents"], name)
+
+
+def summary_lines(out: Path, checkpoint: str | None = None) -> list[str]:
+    """``summary.md`` of the reports directly under ``out``: the signal policy's (``checkpoint``, or the one
+    they all share) and the vehicle tasks'."""
+    reports = {path.parent.name: json.loads(path.read_text()) for path in out.glob("*/report.json")}
+    vehicles = {name for name in reports if re.fullmatch(r"(cacc|ring)-\d+", name)}
+    played = {reports[name]["checkpoint"] for name in reports if name not in vehicles}
+    if checkpoint is None:
+        if len(played) > 1:
+            raise SystemExit(f"{out}: reports of several signal policies ({', '.join(sorted(played))}); "
+                             "name one with --checkpoint")
+        checkpoint = played.pop() if played else ""
+    chosen = [name for name in reports if name in vehicles or reports[name]["checkpoint"] == checkpoint]
+    if not chosen:
+        raise SystemExit(f"{out}: no report.json of {checkpoint or 'any policy'} in its folders")
+    tables = [markdown(reports[name]) for name in sorted(chosen, key=lambda name: report_order(name, reports[name]))]
+    return [f"checkpoint: {checkpoint}", "", *tables]
 
 
 def main() -> None:
@@ -91,21 +123,23 @@ def main() -> None:
     parser.add_argument("--cacc", help="a Catch-up checkpoint to run on 16 and 32 vehicles")
     parser.add_argument("--ring", help="a ring-attenuation checkpoint to run on 30 and 40 vehicles")
     parser.add_argument("--out", default="benchmarks/results/transfer")
+    parser.add_argument("--summary-only", action="store_true",
+                        help="rebuild summary.md from the reports under --out, playing nothing")
     args = parser.parse_args()
     out = Path(args.out)
+    if args.summary_only:
+        write_summary(summary_lines(out, args.checkpoint), out)
+        return
     checkpoint = (Path(args.checkpoint) if args.checkpoint
                   else train_signals(args.train_on, args.steps, out, parse_assignments(args.set), args.config))
-    tables = []
     for name, where in signal_targets(args, out):
         report = transfer(checkpoint, episodes=args.episodes, out=out / name, seed=1000,
                           deterministic=args.deterministic, **where)
-        tables.append(markdown(report))
-        print(tables[-1], flush=True)
+        print(markdown(report), flush=True)
     for source, name, options in vehicle_targets(args):
         report = transfer(source, env_options=options, episodes=args.episodes, out=out / name, seed=1000)
-        tables.append(markdown(report))
-        print(tables[-1], flush=True)
-    write_summary([f"checkpoint: {checkpoint}", "", *tables], out)
+        print(markdown(report), flush=True)
+    write_summary(summary_lines(out, str(checkpoint)), out)
 
 
 if __name__ == "__main__":

@@ -16,22 +16,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import gdmpo
-from gdmpo.config import parse_value
+from gdmpo.config import parse_assignments
 from gdmpo.envs import registry
 
 # Each command imports what it needs (torch, SUMO, the trainer) itself: --help, `gdmpo envs` and argument
 # errors answer without them (tests/test_trainer.py checks that torch stays unimported).
-
-
-def parse_assignments(pairs: Sequence[str], what: str = "--set") -> dict[str, Any]:
-    """Turn ``key=value`` strings into a dict, values parsed as YAML scalars (``3``, ``0.5``, ``true``)."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"gdmpo: {what} expects key=value, got {pair!r}")
-        out[key.strip()] = parse_value(value, f"{what} {key.strip()}")
-    return out
 
 
 def cmd_envs(args: argparse.Namespace) -> int:

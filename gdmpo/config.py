@@ -23,7 +23,7 @@ import typing
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import Any, Callable, Literal, Union
+from typing import Any, Callable, Literal, Sequence, Union
 
 import yaml
 
@@ -352,6 +352,18 @@ def parse_value(text: str, what: str, exponent_numbers: bool = True) -> Any:
 
 
 _EXPONENT_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
+
+def parse_assignments(pairs: Sequence[str], what: str = "--set") -> dict[str, Any]:
+    """Turn ``key=value`` strings into a dict, values parsed by :func:`parse_value` (``3``, ``0.5``, ``true``):
+    ``--set`` and ``--option`` of the ``gdmpo`` command and of every benchmark."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"gdmpo: {what} expects key=value, got {pair!r}")
+        out[key.strip()] = parse_value(value, f"{what} {key.strip()}")
+    return out
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -162,7 +162,9 @@ def run_sweep(config_path: str | os.PathLike[str], seeds: Sequence[int], grid: d
                     f"{result['name']} seed {result['seed']}: final return {result['final_return']:.4g} "
                     f"({result['env_steps']} steps, {result['train_s']:.0f} s training)")
             print(f"[{time.perf_counter() - start:6.0f} s] {count}/{len(todo)} {what}", flush=True)
-    results = [r for r in (recorded_result(j["run_dir"]) for j in jobs) if r is not None]
+    # where each run is now (a sweep folder copied or moved elsewhere still reports), not where it trained
+    results = [{**r, "run_dir": j["run_dir"]} for r, j in ((recorded_result(j["run_dir"]), j) for j in jobs)
+               if r is not None]
     write_report(results, out)
     return results
 

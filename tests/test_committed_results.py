@@ -14,7 +14,8 @@ import pytest
 ROOT = Path(__file__).parents[1]
 RESULTS = ROOT / "benchmarks/results"
 
-#: (results folder, the command that rebuilds it with ``--out FOLDER`` appended, the files it must reproduce)
+#: (results folder, the command that rebuilds it (``{out}``: the copy of the folder; ``--out {out}`` appended where
+#: the command does not name it), the files it must reproduce)
 CASES = [
     ("paper", ["benchmarks/paper.py", "--summary-only"], ["summary.md", "curves.csv", "fig4.png", "fig6.png"]),
     ("dppo-5e5", ["benchmarks/paper.py", "--envs", "cacc-catchup", "ring-attenuation", "--algos", "dppo", "--steps",
@@ -24,6 +25,11 @@ CASES = [
                                          "--finished-only"], ["summary.md", "curves.csv"]),
     ("real-cities", ["benchmarks/real_cities.py", "--summary-only"], ["summary.md", "summary.csv", "overview.md"]),
     ("peers", ["benchmarks/peers.py", "--summary-only"], ["summary.md"]),
+    ("city-scale", ["benchmarks/city_scale.py", "--summary-only"], ["city_scale.md"]),
+    ("dmpo-iteration", ["benchmarks/dmpo_iteration.py", "--compare", "{out}/iter-cpu.log", "{out}/iter-cuda.log",
+                        "--out", "{out}/comparison.md"], ["comparison.md"]),
+    *[(str(summary.parent.relative_to(RESULTS)), ["benchmarks/transfer.py", "--summary-only"], ["summary.md"])
+      for summary in sorted(RESULTS.glob("transfer-*/**/summary.md"))],
 ]
 
 
@@ -35,8 +41,10 @@ def test_committed_summaries_rebuild_byte_for_byte(tmp_path, folder, command, fi
     for name in files:
         (copy / name).unlink()  # nothing kept from the committed files: all of them made again
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-    done = subprocess.run([sys.executable, *command, "--out", str(copy)], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=600)
+    args = [part.format(out=copy) for part in command]
+    if "--out" not in args:
+        args += ["--out", str(copy)]
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     differ = [name for name in files if (copy / name).read_bytes() != (RESULTS / folder / name).read_bytes()]
     assert not differ, f"{folder}: {differ} rebuilt differently from the committed files"

@@ -7,14 +7,15 @@ import json
 import math
 from pathlib import Path
 
+from gdmpo.experiments import train_one
 from gdmpo.threads import machine_description
 
-BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+from benchmark_scripts import load
+
 
 
 def test_resume_skips_finished_runs_and_continues_stopped_ones(tmp_path, capsys, monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))  # the benchmark's job processes import it by name too
-    import paper
+    paper = load("paper")
 
     args = ["--envs", "cacc-catchup", "--algos", "dppo", "--seeds", "0", "--episodes", "1", "--out", str(tmp_path)]
     first = paper.main([*args, "--steps", "4800"])
@@ -57,8 +58,7 @@ def test_resume_skips_finished_runs_and_continues_stopped_ones(tmp_path, capsys,
 
 
 def test_summary_names_each_machine_and_the_runs_it_made(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    import paper
+    paper = load("paper")
 
     runs = [{"machine": "AMD EPYC, 2 CPUs"}, {"machine": "Intel Xeon, 2 CPUs"}, {"machine": "AMD EPYC, 2 CPUs"}, {}]
     assert paper.machines_line(runs) == ("Machines: AMD EPYC, 2 CPUs: 2 runs; Intel Xeon, 2 CPUs: 1 run; not recorded "
@@ -66,8 +66,7 @@ def test_summary_names_each_machine_and_the_runs_it_made(monkeypatch):
 
 
 def test_step_ratio_is_a_bound_where_only_one_algorithm_reaches_the_threshold(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    import paper
+    paper = load("paper")
 
     nan, head = math.nan, "DPPO / DMPO real steps to threshold: "
     assert paper.step_ratio_line(2.5e4, 1e4, 100_000) == head + "2.50"
@@ -78,8 +77,7 @@ def test_step_ratio_is_a_bound_where_only_one_algorithm_reaches_the_threshold(mo
 
 
 def test_last_and_best_are_means_of_three_logged_returns(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    import paper
+    paper = load("paper")
 
     rows = [(1, 100, 1, 2), (2, 200, 5, 2), (3, 300, 5, 0), (4, 400, 9, 2), (5, 500, 1, 2), (6, 600, -2, 2)]
     (tmp_path / "metrics.csv").write_text("iteration,env_steps,episode_return,episodes\n"
@@ -92,8 +90,7 @@ def test_last_and_best_are_means_of_three_logged_returns(tmp_path, monkeypatch):
 
 
 def test_fig6_draws_atsc_curves_beside_dmpo_model_error(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    import paper
+    paper = load("paper")
 
     from gdmpo.plot import read_metric
 
@@ -116,8 +113,7 @@ def test_fig6_draws_atsc_curves_beside_dmpo_model_error(tmp_path, monkeypatch):
 
 
 def test_signal_tasks_report_delay_and_trip_time_per_algorithm(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    import paper
+    paper = load("paper")
 
     runs = [{"name": "dppo", "traffic": {"delay": 16.0, "trip_time": 86.0}},
             {"name": "dppo", "traffic": {"delay": 18.0, "trip_time": 88.0}},
@@ -129,8 +125,6 @@ def test_signal_tasks_report_delay_and_trip_time_per_algorithm(monkeypatch):
 
 
 def test_other_benchmarks_runs_resume_too(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    from common import train_one
 
     job = {"env": "cacc-catchup", "algo": "dppo", "name": "dppo-kappa1", "kappa": 1, "seed": 0, "steps": 1200,
            "episodes": 1, "out": str(tmp_path), "overrides": {"ppo.value_hops": 1}}
@@ -145,8 +139,7 @@ def test_other_benchmarks_runs_resume_too(tmp_path, monkeypatch):
 
 
 def test_a_run_another_process_trains_is_skipped_and_the_others_run(tmp_path, capsys, monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    import paper
+    paper = load("paper")
 
     from gdmpo.run_lock import RunLock
 

@@ -13,17 +13,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from gdmpo.cli import main
 from gdmpo.envs import make
 from gdmpo.envs.sumo.workers import SumoError
 from gdmpo.run_lock import RunLock
 from gdmpo.sweep import configurations, parse_grid, plan, run_sweep
 
+from benchmark_scripts import load
+
 ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
 
 CONFIG = str(Path(__file__).parents[1] / "configs/cacc-catchup/dppo.yaml")
-BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 
 
 def _alive(pid: int) -> bool:
@@ -112,8 +112,7 @@ def test_a_trial_another_sweep_runs_is_skipped_and_the_others_finish(cluster, tm
 
 def test_the_paper_benchmark_on_ray_skips_a_run_another_command_trains(cluster, tmp_path, capsys, monkeypatch):
     made, _ = cluster
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    import paper
+    paper = load("paper")
 
     held = RunLock(tmp_path / "runs/cacc-catchup/dppo-s0")
     try:

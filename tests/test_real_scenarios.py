@@ -25,6 +25,8 @@ from gdmpo.envs.sumo.delay import resco_delay, tripinfo_delay
 from gdmpo.envs.sumo.scenario import make_scenario, read_sumocfg
 from gdmpo.graph.sumo import sumo_binary
 
+from benchmark_scripts import load
+
 HAS_SUMO_RL = importlib.util.find_spec("sumo_rl") is not None
 
 NODES = """<nodes>
@@ -285,8 +287,7 @@ def test_xml_with_doctype_or_entities_never_reaches_sumo(tmp_path, crossing, cap
 
 
 def _real_cities(monkeypatch):
-    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "benchmarks"))
-    return importlib.import_module("real_cities")
+    return load("real_cities")
 
 
 def test_episodes_to_greedy_needs_five_in_a_row_at_or_below_it(monkeypatch):
@@ -321,8 +322,7 @@ def test_the_summary_pools_a_learned_rows_seeds_and_keeps_hand_written_first(mon
 
 
 def test_training_variants_are_named_and_keep_their_own_run_folders(monkeypatch):
-    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "benchmarks"))
-    training = importlib.import_module("real_city_training")
+    training = load("real_city_training")
     plain = training.jobs_for(["cologne8", "ingolstadt21"], ["dppo"], [0, 1], 360, 1, "out")
     assert [(j["name"], j["seed"]) for j in plain] == [("cologne8-dppo", 0), ("ingolstadt21-dppo", 0),
                                                        ("cologne8-dppo", 1), ("ingolstadt21-dppo", 1)]

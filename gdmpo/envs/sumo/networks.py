@@ -179,6 +179,13 @@ def random_trips(net: Path, seed: int, out: Path, period: float = 2.0, end: floa
     return routes
 
 
+def irregular_scenario(seed: int, out: Path) -> dict[str, str]:
+    """The ``net_file`` and ``route_file`` options of an irregular network (:func:`irregular_network`, cached)
+    with a fixed random-trips demand written into ``out`` (:func:`random_trips`)."""
+    net = irregular_network(seed)
+    return {"net_file": str(net), "route_file": str(random_trips(net, seed, out))}
+
+
 def resolve_entry(entry: dict[str, Any], where: str) -> dict[str, Any]:
     """The :class:`~gdmpo.envs.sumo.atsc.ATSCEnv` options of one network entry (files generated if
     needed) plus its ``name``. ``where`` names the entry in error messages (e.g. ``networks[2]``)."""
