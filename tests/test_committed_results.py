@@ -24,6 +24,8 @@ CASES = [
                                          "2", "3", "4", "--seeds", "0", "1", "2", "--steps", "100000", "--summary-only",
                                          "--finished-only"], ["summary.md", "curves.csv"]),
     ("real-cities", ["benchmarks/real_cities.py", "--summary-only"], ["summary.md", "summary.csv", "overview.md"]),
+    ("real-cities", ["benchmarks/real_cities.py", "--curves", "{out}/training"],
+     ["learning.md", "learning.csv", "learning.png"]),
     ("peers", ["benchmarks/peers.py", "--summary-only"], ["summary.md"]),
     ("city-scale", ["benchmarks/city_scale.py", "--summary-only"], ["city_scale.md"]),
     ("dmpo-iteration", ["benchmarks/dmpo_iteration.py", "--compare", "{out}/iter-cpu.log", "{out}/iter-cuda.log",
@@ -34,7 +36,7 @@ CASES = [
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("folder, command, files", CASES, ids=[case[0] for case in CASES])
+@pytest.mark.parametrize("folder, command, files", CASES, ids=[f"{case[0]}:{case[2][0]}" for case in CASES])
 def test_committed_summaries_rebuild_byte_for_byte(tmp_path, folder, command, files):
     copy = tmp_path / "results"
     shutil.copytree(RESULTS / folder, copy)
