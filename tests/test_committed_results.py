@@ -27,6 +27,9 @@ CASES = [
     ("real-cities", ["benchmarks/real_cities.py", "--curves", "{out}/training"],
      ["learning.md", "learning.csv", "learning.png"]),
     ("peers", ["benchmarks/peers.py", "--summary-only"], ["summary.md"]),
+    *[(f"sweep/{where}", ["-m", "gdmpo.cli", "sweep", "configs/cacc-catchup/dppo.yaml", "--seeds", "0", "1", "2",
+                          "--steps", "100000", "--processes", "1"], ["summary.md", "curves.png"])
+      for where in ("local", "two-nodes")],
     ("city-scale", ["benchmarks/city_scale.py", "--summary-only"], ["city_scale.md"]),
     ("dmpo-iteration", ["benchmarks/dmpo_iteration.py", "--compare", "{out}/iter-cpu.log", "{out}/iter-cuda.log",
                         "--out", "{out}/comparison.md"], ["comparison.md"]),
