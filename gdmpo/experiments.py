@@ -19,6 +19,7 @@ import numpy as np
 from gdmpo import config as cfg
 from gdmpo.distributed import run_each
 from gdmpo.plot import read_curve
+from gdmpo.resources import config_path
 from gdmpo.run_lock import SkipLocked, Skipped
 from gdmpo.sweep import finish_run
 
@@ -45,14 +46,15 @@ def run_dir_of(out: str | Path, env: str, name: str, seed: int) -> Path:
 
 
 def train_one(job: dict[str, Any]) -> dict[str, Any]:
-    """Train ``job['config']`` (default ``configs/<env>/<algo>.yaml``) on ``job['env']`` with ``job['overrides']``
-    for ``job['steps']`` real steps, then evaluate (:func:`gdmpo.sweep.finish_run`: a run with
-    ``result.json`` is returned as it is, a stopped one resumes from its checkpoint).
+    """Train ``job['config']`` (a file, or a shipped config by name; default the shipped ``<env>/<algo>``) on
+    ``job['env']`` with ``job['overrides']`` for ``job['steps']`` real steps, then evaluate
+    (:func:`gdmpo.sweep.finish_run`: a run with ``result.json`` is returned as it is, a stopped one resumes
+    from its checkpoint).
 
     Runs in a worker process with one torch thread, so ``--jobs`` workers share the cores evenly.
     """
     run_dir = run_dir_of(job["out"], job["env"], job["name"], job["seed"])
-    path = job.get("config", f"configs/{job['env']}/{job['algo']}.yaml")
+    path = config_path(job.get("config", f"{job['env']}/{job['algo']}"))
     config = cfg.load(path, {"seed": job["seed"], "env.id": job["env"], "threads": job.get("threads", 1),
                              **job.get("overrides", {})})
     result = finish_run({"config": cfg.to_dict(config), "run_dir": str(run_dir), "steps": job["steps"],
