@@ -34,6 +34,7 @@ from gdmpo.trainer import resume_or_start
 from gdmpo.transfer import markdown, transfer
 
 RING_DENSITY = 22 / 245.0  # vehicles per metre of the training rings (mean of 220-270 m)
+VEHICLE_TASK = re.compile(r"(cacc|ring)-\d+")  # the folders of --cacc and --ring transfers
 
 
 def train_signals(env_id: str, steps: int, out: Path, overrides: dict, config_path: str | None = None) -> Path:
@@ -84,7 +85,7 @@ def report_order(name: str, report: dict[str, Any]) -> tuple:
         return (1, int(match[1]), name)
     if match := re.fullmatch(r"(?:.*-)?irregular(\d+)", name):
         return (2, int(match[1]), name)
-    if re.fullmatch(r"(cacc|ring)-\d+", name):
+    if VEHICLE_TASK.fullmatch(name):
         return (3, report["num_agents"], name)
     return (0, report["num_agents"], name)
 
@@ -93,7 +94,7 @@ def summary_lines(out: Path, checkpoint: str | None = None) -> list[str]:
     """``summary.md`` of the reports directly under ``out``: the signal policy's (``checkpoint``, or the one
     they all share) and the vehicle tasks'."""
     reports = {path.parent.name: json.loads(path.read_text()) for path in out.glob("*/report.json")}
-    vehicles = {name for name in reports if re.fullmatch(r"(cacc|ring)-\d+", name)}
+    vehicles = {name for name in reports if VEHICLE_TASK.fullmatch(name)}
     played = {reports[name]["checkpoint"] for name in reports if name not in vehicles}
     if checkpoint is None:
         if len(played) > 1:
