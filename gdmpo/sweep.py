@@ -162,9 +162,11 @@ def run_sweep(config_path: str | os.PathLike[str], seeds: Sequence[int], grid: d
                     f"{result['name']} seed {result['seed']}: final return {result['final_return']:.4g} "
                     f"({result['env_steps']} steps, {result['train_s']:.0f} s training)")
             print(f"[{time.perf_counter() - start:6.0f} s] {count}/{len(todo)} {what}", flush=True)
-    # where each run is now (a sweep folder copied or moved elsewhere still reports), not where it trained
-    results = [{**r, "run_dir": j["run_dir"]} for r, j in ((recorded_result(j["run_dir"]), j) for j in jobs)
-               if r is not None]
+    results = []
+    for job in jobs:
+        recorded = recorded_result(job["run_dir"])
+        if recorded is not None:  # read where the run is now: a sweep folder copied elsewhere still reports
+            results.append({**recorded, "run_dir": job["run_dir"]})
     write_report(results, out)
     return results
 
