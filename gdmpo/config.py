@@ -152,6 +152,10 @@ class DMPOConfig:
     # ... and only once the mean of the last num_envs training episodes is within this x |best| of the
     # best such mean so far (never from a relapse)
     handoff_slack: float = 0.5
+    # from this many real steps on, hand over even from a relapse, restoring the policy and critic that
+    # had the best such mean (a map where model-based updates degrade the policy never gets back near
+    # its best, and would stay model-based to the end); null: wait for a policy near its best
+    handoff_deadline: int | None = None
     # at the hand-over, soften the (categorical) policy until its mean entropy on the fresh segment's
     # states is this fraction of the largest possible, so that the model-free updates explore again
     # (ten PPO updates per real segment leave it nearly deterministic); null: leave it as it is

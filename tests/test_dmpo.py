@@ -451,3 +451,51 @@ def test_a_negative_handoff_is_refused_by_name():
         tiny_drift_dmpo(handoff_entropy=1.5)
     with pytest.raises(ValueError, match="dmpo.handoff_entropy softens categorical policies only"):
         tiny_drift_dmpo(handoff_entropy=0.5)  # Drift's actions are continuous
+
+
+def test_the_handoff_deadline_hands_over_from_a_relapse_with_the_best_policy_restored(monkeypatch):
+    """``handoff_deadline``: a policy that stays in a relapse (-10 against its best -1) keeps DMPO model-
+    based past ``model_free_after`` (80) until the deadline (120); the iteration that begins there hands
+    over, first loading the weights the agent had when its episodes were best (the first iteration's),
+    and stays model-free. The kept weights survive a checkpoint."""
+    handoff = {"warmup_env_steps": 40, "model_data_prob": 1.0, "model_free_after": 80, "handoff_slack": 0.5,
+               "handoff_deadline": 120}
+    env, algo = tiny_drift_dmpo(**handoff)
+    agent = algo.agent
+    team_returns = iter([-1.0, -10.0, -10.0, -10.0, -10.0])
+    real_collect = gdmpo.algos.dmpo.collect
+    weights_when_collected = []
+
+    def scripted_collect(*args):
+        weights_when_collected.append({k: v.clone() for k, v in agent.state_dict().items()})
+        rollout, obs, log = real_collect(*args)
+        log.returns = [next(team_returns)] * 4
+        return rollout, obs, log
+
+    monkeypatch.setattr(gdmpo.algos.dmpo, "collect", scripted_collect)
+    real_update = agent.update
+    weights_at_update = []
+    monkeypatch.setattr(agent, "update", lambda data: weights_at_update.append(
+        {k: v.clone() for k, v in agent.state_dict().items()}) or real_update(data))
+    obs = env.reset(seed=0)
+    model_updates = []
+    for _ in range(5):  # iterations begin at 0, 40, 80, 120 and 160 real steps
+        result = algo.iteration(env, obs)
+        obs = result.obs
+        model_updates.append(result.metrics["model_updates"])
+    assert model_updates == [3, 3, 3, 0, 0]  # past 80 in a relapse; forced over at 120, for good
+    assert algo.handoff.done and algo.handoff.forced and algo.handoff.best == -1.0
+    best = weights_when_collected[0]
+    assert any(not torch.equal(best[k], weights_when_collected[3][k]) for k in best)  # it had moved on
+    restored = weights_at_update[-2]  # the hand-over's one update starts from the first iteration's weights
+    assert all(torch.equal(best[k], restored[k]) for k in best)
+    _, resumed = tiny_drift_dmpo(**handoff)
+    resumed.load_state_dict(algo.state_dict())
+    assert all(torch.equal(best[k], resumed.best_agent[k]) for k in best)
+
+
+def test_the_handoff_deadline_is_checked_by_name():
+    with pytest.raises(ValueError, match="dmpo.handoff_deadline must be >= 0 and needs dmpo.model_free_after"):
+        tiny_drift_dmpo(handoff_deadline=100)
+    with pytest.raises(ValueError, match="dmpo.handoff_deadline"):
+        tiny_drift_dmpo(model_free_after=80, handoff_deadline=-1)

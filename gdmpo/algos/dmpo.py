@@ -27,7 +27,10 @@ the model. Model data buy the early speed; the model's bias, which caps the retu
 control, no longer limits the end of training. With ``handoff_entropy`` the policy is widened once, at the
 hand-over (its logits divided by the temperature that gives that fraction of the largest entropy on the
 fresh segment's states): ten PPO updates per real segment leave it nearly deterministic, and the model-
-free updates that follow learn from what it explores.
+free updates that follow learn from what it explores. With ``handoff_deadline`` it hands over at the
+latest from that many real steps on, even from a relapse, and then from the policy and critic that had the
+best recent episodes (kept when they had them): a policy the model-based updates degraded is not left to
+them to the end.
 
 Only real transitions count as ``env_steps``; imagined ones are counted as ``model_steps``.
 """
@@ -86,7 +89,9 @@ class DMPO(Algorithm):
         self.env_steps = 0
         self.model_steps = 0
         self.model_fitted = False
-        self.handoff = Handoff(dmpo.model_free_after, dmpo.handoff_slack, window=env.num_envs)
+        self.handoff = Handoff(dmpo.model_free_after, dmpo.handoff_slack, window=env.num_envs,
+                               deadline=dmpo.handoff_deadline)
+        self.best_agent: dict[str, torch.Tensor] | None = None  # the agent's weights at the best recent episodes
         if dmpo.handoff_entropy is not None and not agent.policy.discrete:
             raise ValueError(f"dmpo.handoff_entropy softens categorical policies only; {env.action_space} "
                              "actions are not discrete (set it to null)")
@@ -99,7 +104,12 @@ class DMPO(Algorithm):
         rollout, obs, episodes = self.collect_real(env, obs, timer)
         real_steps = rollout.num_steps * rollout.num_envs
         handing_over = not self.handoff.done
-        if self.handoff.update(self.env_steps - real_steps, episodes.returns):
+        model_free = self.handoff.update(self.env_steps - real_steps, episodes.returns)
+        if self.handoff.improved and self.config.handoff_deadline is not None:
+            self.best_agent = {k: v.detach().clone() for k, v in self.agent.state_dict().items()}
+        if model_free:
+            if handing_over and self.handoff.forced and self.best_agent is not None:
+                self.agent.load_state_dict(self.best_agent)  # back to the best policy, then model-free
             metrics, stats, model_updates = self.model_free_update(rollout, handing_over, timer)
         else:
             metrics = self.fit_model(rollout, timer)
@@ -200,7 +210,7 @@ class DMPO(Algorithm):
                 "model_optimizer": self.model.optimizer.state_dict(), "buffer": self.buffer.state_dict(),
                 "counters": {"env_steps": self.env_steps, "model_steps": self.model_steps,
                              "model_fitted": self.model_fitted},
-                "handoff": self.handoff.state_dict()}
+                "handoff": self.handoff.state_dict(), "best_agent": self.best_agent}
 
     def initialise_from(self, state: dict[str, Any]) -> list[str]:
         """The other run's dynamics model, if it had one; its buffer and counters stay behind."""
@@ -219,6 +229,7 @@ class DMPO(Algorithm):
         self.model_fitted = counters["model_fitted"]
         if "handoff" in state:  # checkpoints from before the handoff start without one
             self.handoff.load_state_dict(state["handoff"])
+        self.best_agent = state.get("best_agent")
 
 
 class Handoff:
@@ -227,24 +238,32 @@ class Handoff:
     At or after ``after`` real steps, and only from a policy near its best: the mean return of its
     last ``window`` training episodes within ``slack`` x |best| of the best such mean so far. Handing
     over in a relapse (colliding again, say) leaves DPPO's updates a nearly deterministic policy to
-    climb out with, which they may never do; the model-based updates get it out first.
+    climb out with, which they may never do; the model-based updates get it out first. From ``deadline``
+    real steps on (if set) it hands over even in a relapse (``forced``): model-based updates that keep
+    the policy far from its best would otherwise run to the end.
     """
 
-    def __init__(self, after: int | None, slack: float, window: int) -> None:
-        self.after, self.slack, self.window = after, slack, window
+    def __init__(self, after: int | None, slack: float, window: int, deadline: int | None = None) -> None:
+        self.after, self.slack, self.window, self.deadline = after, slack, window, deadline
         self.recent: deque[float] = deque(maxlen=window)
         self.best = -math.inf
         self.done = False
+        self.improved = False  # whether the last update set a new best mean
+        self.forced = False  # whether the hand-over came from the deadline, in a relapse
 
     def update(self, steps_before: int, returns: list[float]) -> bool:
         """Record the episodes an iteration finished (it began at ``steps_before`` real steps); whether
         that iteration and all later ones are model-free."""
         self.recent.extend(returns)
-        if self.after is None or len(self.recent) < self.window:
+        self.improved = False
+        if self.after is None or len(self.recent) < self.window or self.done:
             return self.done
         mean = sum(self.recent) / len(self.recent)
+        self.improved = mean > self.best
         self.best = max(self.best, mean)
-        self.done = self.done or (steps_before >= self.after and mean >= self.best - self.slack * abs(self.best))
+        near_best = steps_before >= self.after and mean >= self.best - self.slack * abs(self.best)
+        self.forced = not near_best and self.deadline is not None and steps_before >= max(self.deadline, self.after)
+        self.done = near_best or self.forced
         return self.done
 
     def state_dict(self) -> dict[str, Any]:
@@ -290,6 +309,9 @@ def _check(dmpo: DMPOConfig) -> None:
         raise ValueError(f"dmpo.model_data_prob must be in [0, 1], got {dmpo.model_data_prob}")
     if dmpo.model_free_after is not None and dmpo.model_free_after < 0:
         raise ValueError(f"dmpo.model_free_after must be >= 0 or null (never), got {dmpo.model_free_after}")
+    if dmpo.handoff_deadline is not None and (dmpo.model_free_after is None or dmpo.handoff_deadline < 0):
+        raise ValueError(f"dmpo.handoff_deadline must be >= 0 and needs dmpo.model_free_after, got "
+                         f"{dmpo.handoff_deadline} with model_free_after {dmpo.model_free_after}")
     if dmpo.handoff_slack < 0:
         raise ValueError(f"dmpo.handoff_slack must be >= 0, got {dmpo.handoff_slack}")
     if dmpo.handoff_entropy is not None and not 0.0 < dmpo.handoff_entropy <= 1.0:
